@@ -1,0 +1,45 @@
+# lossmap — every target sets up what it needs on a fresh machine.
+# `make demo` runs the main job, `make test` runs the whole suite, `make bench`
+# measures speed. A second run reuses .venv and starts in seconds.
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+STAMP  := $(VENV)/.lossmap-installed
+OUT    ?= out
+
+.PHONY: demo test lint bench explore chromium clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+# torch first, from the CPU wheel on disk: a bare `torch` requirement resolved
+# later would otherwise pull a multi-GB CUDA build.
+$(STAMP): pyproject.toml requirements.lock | $(PY)
+	$(PIP) install -q torch==2.13.0
+	$(PIP) install -q -c requirements.lock -e '.[all,test]'
+	touch $(STAMP)
+
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing Debian's chromium for the browser tests"; \
+	  apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
+
+demo: $(STAMP)
+	$(PY) -m demo --out $(OUT)/demo
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests benchmarks demo
+
+test: $(STAMP) chromium lint
+	$(PY) -m pytest -q
+
+bench: $(STAMP)
+	$(PY) -m benchmarks
+
+explore: $(STAMP)
+	$(PY) -m lossmap explore
+
+clean:
+	rm -rf $(OUT) .pytest_cache .ruff_cache test-artifacts

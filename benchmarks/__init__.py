@@ -1,0 +1,1 @@
+"""Speed measurements behind ``make bench`` (ratios against in-process baselines)."""

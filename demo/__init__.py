@@ -1,0 +1,1 @@
+"""The main job behind ``make demo``: a folder of figures and stores."""

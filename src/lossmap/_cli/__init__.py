@@ -1,0 +1,1 @@
+"""Command groups of the ``lossmap`` CLI, one module per group."""

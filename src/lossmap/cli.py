@@ -1,0 +1,52 @@
+"""The ``lossmap`` command line.
+
+Each group of commands lives in its own module under ``lossmap._cli`` and adds
+itself to the one typer app here; ``lossmap --help`` lists them all.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+try:
+    import typer
+except ImportError as exc:  # pragma: no cover - depends on environment
+    raise ImportError(
+        "the lossmap command needs typer: pip install 'lossmap[cli]'"
+    ) from exc
+
+app = typer.Typer(
+    name="lossmap",
+    help="Compute, analyse and show loss landscapes.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+#: Modules under lossmap._cli, each with a ``register(app)`` function.
+COMMAND_MODULES = ("toy", "walk", "nets", "explore")
+
+for _name in COMMAND_MODULES:
+    importlib.import_module(f"lossmap._cli.{_name}").register(app)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI with ``argv`` (default: ``sys.argv[1:]``); return the exit code."""
+    try:
+        app(args=argv if argv is not None else sys.argv[1:], standalone_mode=False)
+    except SystemExit as exc:  # typer/click exits on --help
+        return int(exc.code or 0)
+    except typer.Exit as exc:
+        return int(exc.exit_code)
+    except (ValueError, TypeError, KeyError, FileNotFoundError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        return 2
+    except Exception as exc:  # click usage errors
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            return exc.exit_code
+        raise
+    return 0
