@@ -100,7 +100,8 @@ class Surface:
             arr = _frozen(values, name)
             if arr.ndim != 1 or arr.size < 1:
                 raise ValueError(
-                    f"axis {name!r} must be a non-empty 1-D array, got shape {arr.shape}"
+                    f"axis {name!r} must be a non-empty 1-D array, "
+                    f"got shape {arr.shape}"
                 )
             if arr.size > 1 and not np.all(np.diff(arr) > 0):
                 raise ValueError(f"axis {name!r} must be strictly increasing")
@@ -237,7 +238,7 @@ class Surface:
         return tuple(np.meshgrid(*(a for _, a in self.axes), indexing="ij"))
 
     def to_xarray(self) -> Any:
-        """An ``xarray.Dataset`` with one variable per field and the metadata as attrs."""
+        """An ``xarray.Dataset``: one variable per field, metadata as attrs."""
         try:
             import xarray as xr
         except ImportError as exc:  # pragma: no cover - depends on environment
