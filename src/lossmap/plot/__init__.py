@@ -1,0 +1,53 @@
+"""Figures: matplotlib displays and Plotly figure builders.
+
+Compute first, then display: every display takes results (a ``Surface``, a
+``Trajectory``, a problem) and never computes a landscape itself. matplotlib
+and plotly are imported only when a display is first used.
+
+Names are resolved lazily from the modules below, so ``import lossmap.plot``
+stays cheap.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+# name -> module under lossmap.plot. Each block belongs to one module.
+_EXPORTS: dict[str, str] = {
+    # ---- landscapes, 3-D surfaces, slices, fit panels (_landscape.py)
+    # ---- optimizer paths, loss curves, basins, critical points (_walk.py)
+    # ---- real networks: planes, lines, trajectories (_nn.py)
+    # ---- Plotly figure builders for the explorer (_plotly.py)
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        module = importlib.import_module(f"lossmap.plot.{_EXPORTS[name]}")
+        return getattr(module, name)
+    raise AttributeError(f"module 'lossmap.plot' has no attribute {name!r}")
+
+
+def require_matplotlib(what: str) -> Any:
+    """Import matplotlib.pyplot, or explain how to install it."""
+    try:
+        import matplotlib.pyplot as plt
+    except ImportError as exc:  # pragma: no cover - depends on environment
+        raise ImportError(
+            f"{what} needs matplotlib: pip install 'lossmap[plot]'"
+        ) from exc
+    return plt
+
+
+def require_plotly(what: str) -> Any:
+    """Import plotly.graph_objects, or explain how to install it."""
+    try:
+        import plotly.graph_objects as go
+    except ImportError as exc:  # pragma: no cover - depends on environment
+        raise ImportError(
+            f"{what} needs plotly: pip install 'lossmap[explorer]'"
+        ) from exc
+    return go
