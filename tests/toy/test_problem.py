@@ -1,0 +1,298 @@
+"""Exact 2-parameter problems: derivatives, minima, convexity, data and errors."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from lossmap import Surface, toy
+
+TORCH_ACT = {"line": lambda z: z, "tanh": torch.tanh, "logistic": torch.sigmoid}
+TORCH_LOSS = {
+    "mse": lambda p, y, **k: F.mse_loss(p, y, reduction="none"),
+    "mae": lambda p, y, **k: F.l1_loss(p, y, reduction="none"),
+    "huber": lambda p, y, delta=1.0: F.huber_loss(p, y, reduction="none", delta=delta),
+    "log_cosh": lambda p, y, **k: torch.log(torch.cosh(p - y)),
+    "bce": lambda p, y, **k: F.binary_cross_entropy(p, y, reduction="none"),
+    "bce_with_logits": lambda p, y, **k: F.binary_cross_entropy_with_logits(
+        p, y, reduction="none"
+    ),
+}
+
+
+def torch_loss(problem, theta):
+    """The same L(w, b), written independently with torch.nn.functional."""
+    x = torch.tensor(problem.data.x)
+    y = torch.tensor(problem.data.y)
+    pred = TORCH_ACT[problem.model.name](theta[0] * x + theta[1])
+    value = TORCH_LOSS[problem.loss_fn.name](pred, y, **problem.loss_params).mean()
+    return value + problem.l2 * (theta**2).sum() + problem.l1 * theta.abs().sum()
+
+
+SMOOTH_CASES = [
+    ("line", "noisy-line", "mse", {}),
+    ("tanh", "noisy-line", "mse", {}),
+    ("tanh", "line-with-outliers", "huber", {"delta": 0.2}),
+    ("tanh", "two-points", "log_cosh", {}),
+    ("line", "line-with-outliers", "log_cosh", {}),
+    ("logistic", "binary-overlapping", "bce", {}),
+    ("line", "binary-overlapping", "bce_with_logits", {}),
+    ("logistic", "binary-overlapping", "mse", {}),
+    ("tanh", "sloped-line-through-origin", "mse", {"l2": 0.05}),
+]
+
+
+@pytest.mark.parametrize(("model", "data", "loss", "kw"), SMOOTH_CASES)
+def test_value_grad_hessian_match_autograd(model, data, loss, kw, rng):
+    reg = {k: kw.pop(k) for k in ("l2", "l1") if k in kw}
+    p = toy.problem(model, data, loss, **reg, **kw)
+    for w, b in rng.uniform(-2, 2, size=(6, 2)):
+        theta = torch.tensor([w, b], dtype=torch.float64, requires_grad=True)
+        value = torch_loss(p, theta)
+        grad = torch.autograd.grad(value, theta)[0].numpy()
+        hess = torch.autograd.functional.hessian(lambda t: torch_loss(p, t), theta)
+        assert p.loss(w, b) == pytest.approx(value.item(), rel=1e-11, abs=1e-14)
+        np.testing.assert_allclose(p.grad(w, b), grad, rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(p.hessian(w, b), hess.numpy(), rtol=1e-8, atol=1e-11)
+
+
+def test_mae_gradient_matches_autograd_away_from_kinks(rng):
+    p = toy.problem("tanh", "noisy-line", "mae", l1=0.01)
+    for w, b in rng.uniform(-2, 2, size=(5, 2)):
+        theta = torch.tensor([w, b], dtype=torch.float64, requires_grad=True)
+        grad = torch.autograd.grad(torch_loss(p, theta), theta)[0].numpy()
+        np.testing.assert_allclose(p.grad(w, b), grad, rtol=1e-10, atol=1e-12)
+
+
+def test_vectorised_over_any_broadcast_shape(rng):
+    p = toy.problem("tanh", "noisy-line", "huber", delta=0.3)
+    w = rng.normal(size=(3, 1, 4))
+    b = rng.normal(size=(5, 1))
+    value, grad, hess = p.loss(w, b), p.grad(w, b), p.hessian(w, b)
+    assert value.shape == (3, 5, 4)
+    assert grad.shape == (3, 5, 4, 2)
+    assert hess.shape == (3, 5, 4, 2, 2)
+    ww, bb = np.broadcast_arrays(w, b)
+    for idx in [(0, 0, 0), (2, 4, 3), (1, 2, 1)]:
+        assert value[idx] == pytest.approx(float(p.loss(ww[idx], bb[idx])), rel=1e-14)
+        np.testing.assert_allclose(grad[idx], p.grad(ww[idx], bb[idx]), rtol=1e-13)
+
+
+def test_surface_values_axes_and_metadata():
+    p = toy.problem("tanh", "two-points", "mse")
+    s = p.surface(w=(-1, 2), b=(-1, 1), steps=(31, 21))
+    assert isinstance(s, Surface)
+    assert s.names == ("w", "b")
+    assert s.shape == (31, 21)
+    i, j = 7, 13
+    w, b = s.coords("w")[i], s.coords("b")[j]
+    assert s.loss[i, j] == pytest.approx(float(p.loss(w, b)), rel=1e-14)
+    assert s.metadata["landscape"]["model"] == "tanh"
+    assert s.metadata["grid"]["region"] == [[-1.0, 2.0], [-1.0, 1.0]]
+    # default region comes from the data preset
+    assert p.surface(steps=5).coords("w")[0] == p.data.region[0][0]
+
+
+@pytest.mark.parametrize("data", ["noisy-line", "line-with-outliers", "two-points"])
+def test_line_mse_minimum_is_least_squares(data):
+    p = toy.problem("line", data, "mse")
+    x, y = p.data.x, p.data.y
+    A = np.stack([x, np.ones_like(x)], axis=1)
+    (w, b), *_ = np.linalg.lstsq(A, y, rcond=None)
+    m = p.minimum()
+    assert m.converged
+    assert m.w == pytest.approx(w, abs=1e-10)
+    assert m.b == pytest.approx(b, abs=1e-10)
+    assert m.loss == pytest.approx(np.mean((A @ [w, b] - y) ** 2), abs=1e-14)
+
+
+def test_ridge_minimum_matches_closed_form():
+    # L = mean((wx+b-y)^2) + l2 (w^2 + b^2)  =>  (A^T A / n + l2 I) θ = A^T y / n
+    p = toy.problem("line", "noisy-line", "mse", l2=0.3)
+    x, y = p.data.x, p.data.y
+    A = np.stack([x, np.ones_like(x)], axis=1)
+    theta = np.linalg.solve(A.T @ A / len(x) + 0.3 * np.eye(2), A.T @ y / len(x))
+    np.testing.assert_allclose(p.minimum().theta, theta, atol=1e-10)
+
+
+def test_line_mae_minimum_is_least_absolute_deviations():
+    # LAD regression as a linear program: min sum(u+ + u-) s.t. A θ + u+ - u- = y
+    from scipy.optimize import linprog
+
+    p = toy.problem("line", "line-with-outliers", "mae")
+    x, y = p.data.x, p.data.y
+    n = len(x)
+    A = np.stack([x, np.ones(n)], axis=1)
+    c = np.concatenate([[0, 0], np.ones(2 * n)])
+    a_eq = np.hstack([A, np.eye(n), -np.eye(n)])
+    bounds = [(None, None)] * 2 + [(0, None)] * (2 * n)
+    lp = linprog(c, A_eq=a_eq, b_eq=y, bounds=bounds, method="highs")
+    m = p.minimum()
+    assert m.loss == pytest.approx(lp.fun / n, abs=1e-12)
+    np.testing.assert_allclose(m.theta, lp.x[:2], atol=1e-8)
+
+
+@pytest.mark.parametrize(
+    ("model", "data", "loss"),
+    [
+        ("tanh", "noisy-line", "mse"),
+        ("tanh", "line-with-outliers", "log_cosh"),
+        ("logistic", "binary-overlapping", "bce"),
+        ("tanh", "sloped-line-through-origin", "mse"),
+    ],
+)
+def test_smooth_minimum_is_stationary_and_a_true_minimum(model, data, loss):
+    p = toy.problem(model, data, loss)
+    m = p.minimum()
+    assert m.converged
+    assert np.linalg.norm(p.grad(m.w, m.b)) < 1e-10
+    assert np.all(np.linalg.eigvalsh(p.hessian(m.w, m.b)) > 0)
+    # no grid point of the default view is lower
+    assert m.loss <= p.surface(steps=101).loss.min() + 1e-15
+
+
+@pytest.mark.parametrize("model", ["line", "tanh"])
+def test_two_points_minimum_is_shared_by_mse_mae_huber(model):
+    minima = [
+        toy.problem(model, "two-points", loss).minimum()
+        for loss in ("mse", "mae", "huber", "log_cosh")
+    ]
+    x, y = toy.dataset("two-points").x, toy.dataset("two-points").y
+    inv = np.arctanh(y) if model == "tanh" else y
+    exact = np.linalg.solve(np.stack([x, np.ones(2)], axis=1), inv)
+    for m in minima:
+        np.testing.assert_allclose(m.theta, exact, atol=1e-8)
+        assert m.loss == pytest.approx(0.0, abs=1e-15)
+
+
+GRID = np.linspace(-3, 3, 41)
+
+
+@pytest.mark.parametrize(
+    ("model", "data", "loss"),
+    [
+        ("line", "noisy-line", "mse"),
+        ("line", "line-with-outliers", "mse"),
+        ("logistic", "binary-overlapping", "bce"),
+        ("logistic", "binary-separable", "bce"),
+    ],
+)
+def test_convex_problems_have_psd_hessians_everywhere(model, data, loss):
+    p = toy.problem(model, data, loss)
+    eig = np.linalg.eigvalsh(p.hessian(GRID[:, None], GRID[None, :]))
+    assert eig.min() >= -1e-12
+
+
+def test_tanh_mse_is_not_convex():
+    p = toy.problem("tanh", "noisy-line", "mse")
+    eig = np.linalg.eigvalsh(p.hessian(GRID[:, None], GRID[None, :]))
+    assert (eig.min(axis=-1) < -1e-6).any()
+
+
+def test_separable_logistic_has_no_minimum_until_regularised():
+    p = toy.problem("logistic", "binary-separable", "bce")
+    with pytest.raises(ValueError, match="has no minimum"):
+        p.minimum()
+    m = p.replace(l2=0.01).minimum()
+    assert m.converged
+    assert np.linalg.norm(p.replace(l2=0.01).grad(m.w, m.b)) < 1e-10
+
+
+def test_logistic_bce_is_exact_at_extreme_logits():
+    # far from the data the probabilities round to 0/1; the loss stays exact
+    p = toy.problem("logistic", "binary-overlapping", "bce")
+    x, y = p.data.x, p.data.y
+    z = 300.0 * x + 5.0
+    exact = np.mean(np.logaddexp(0, z) - y * z)
+    assert p.loss(300.0, 5.0) == pytest.approx(exact, rel=1e-13)
+    assert np.isfinite(p.grad(300.0, 5.0)).all()
+
+
+def test_predict_residuals_and_subset():
+    p = toy.problem("tanh", "noisy-line", "mse")
+    np.testing.assert_allclose(
+        p.residuals(0.4, 0.1), np.tanh(0.4 * p.data.x + 0.1) - p.data.y
+    )
+    q = p.subset([0, 3, 5])
+    assert len(q.data) == 3
+    assert q.loss(0.4, 0.1) == pytest.approx(
+        np.mean(p.residuals(0.4, 0.1)[[0, 3, 5]] ** 2)
+    )
+
+
+def test_every_preset_and_model_combination_builds():
+    for model, name in itertools.product(toy.MODELS, toy.PRESETS):
+        data = toy.dataset(name)
+        loss = "bce" if model == "logistic" and data.task == "binary" else "mse"
+        s = toy.problem(model, name, loss).surface(steps=9)
+        assert np.isfinite(s.loss).all()
+
+
+def test_user_data_as_arrays():
+    p = toy.problem("line", ([0.0, 1.0, 2.0], [1.0, 3.0, 5.0]), "mse")
+    assert p.data.task == "regression"
+    np.testing.assert_allclose(p.minimum().theta, [2.0, 1.0], atol=1e-10)
+    q = toy.problem("logistic", ([0.0, 1.0, 2.0, 3.0], [0, 1, 0, 1]), "bce")
+    assert q.data.task == "binary"
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs", "error", "message"),
+    [
+        (
+            ("line", ([1.0, 2.0], [1.0]), "mse"),
+            {},
+            ValueError,
+            "`x` and `y` must have the same length, got 2 and 1",
+        ),
+        (
+            ("line", ([1.0, np.nan], [1.0, 2.0]), "mse"),
+            {},
+            ValueError,
+            "`x` must be finite, got 1 NaN/inf",
+        ),
+        (("line", ([], []), "mse"), {}, ValueError, "at least 1 value"),
+        (("line", "nope", "mse"), {}, ValueError, "`data` must be one of"),
+        (("quad", "two-points", "mse"), {}, ValueError, "`model` must be one of"),
+        (("line", "two-points", "hinge"), {}, ValueError, "`loss` must be one of"),
+        (("tanh", "binary-overlapping", "bce"), {}, ValueError, "needs probabilities"),
+        (
+            ("line", "two-points", "bce_with_logits"),
+            {},
+            ValueError,
+            "needs binary targets",
+        ),
+        (("line", "two-points", "cross_entropy"), {}, ValueError, "several classes"),
+        (("line", "two-points", "mse"), {"l2": -1.0}, ValueError, "`l2` must be >= 0"),
+        (
+            ("line", "two-points", "mse"),
+            {"delta": 1.0},
+            TypeError,
+            "unexpected \\['delta'\\]",
+        ),
+        (("line", "two-points", "huber"), {"delta": -1.0}, ValueError, "`delta`"),
+        (("line", 42, "mse"), {}, TypeError, "`data` must be a preset name"),
+    ],
+)
+def test_bad_input(args, kwargs, error, message):
+    with pytest.raises(error, match=message):
+        toy.problem(*args, **kwargs).surface(steps=3)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"steps": 1}, ValueError, "`steps` must be >= 2, got 1"),
+        ({"steps": 2.5}, TypeError, "`steps` must be an integer"),
+        ({"w": (1.0, 0.0)}, ValueError, "`w` must satisfy lo < hi"),
+        ({"b": (0.0, np.inf)}, ValueError, r"`b\[1\]` must be finite"),
+        ({"z": (0.0, 1.0)}, TypeError, "named after the parameters"),
+    ],
+)
+def test_bad_surface_arguments(kwargs, error, message):
+    with pytest.raises(error, match=message):
+        toy.problem("line", "two-points").surface(**kwargs)
