@@ -25,7 +25,7 @@ Region = tuple[tuple[float, float], tuple[float, float]]
 
 #: Grid points evaluated per block by :meth:`Landscape.surface`; blocks keep the
 #: temporaries inside the CPU cache.
-_BLOCK_ELEMENTS = 1 << 16
+_BLOCK_ELEMENTS = 1 << 17
 
 
 class Landscape(abc.ABC):
