@@ -16,6 +16,13 @@ from typing import Any
 # name -> module under lossmap.plot. Each block belongs to one module.
 _EXPORTS: dict[str, str] = {
     # ---- landscapes, 3-D surfaces, slices, fit panels (_landscape.py)
+    "LandscapeDisplay": "_landscape",
+    "Surface3DDisplay": "_landscape",
+    "SliceDisplay": "_landscape",
+    "FitDisplay": "_fit",
+    "FitCurve": "_fit",
+    "LandscapeFitDisplay": "_fit",
+    "landscape_and_fit": "_fit",
     # ---- optimizer paths, loss curves, basins, critical points (_walk.py)
     # ---- real networks: planes, lines, trajectories (_nn.py)
     # ---- Plotly figure builders for the explorer (_plotly.py)
