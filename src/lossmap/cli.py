@@ -43,10 +43,26 @@ def main(argv: list[str] | None = None) -> int:
         typer.echo(f"error: {exc}", err=True)
         return 2
     except Exception as exc:  # click usage errors
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            return exc.exit_code
+        if _is_click_error(exc):
+            exc.show()  # type: ignore[attr-defined]
+            return int(exc.exit_code)  # type: ignore[attr-defined]
         raise
     return 0
+
+
+def _is_click_error(exc: BaseException) -> bool:
+    """Whether ``exc`` is a click usage error (typer >= 0.26 vendors its own click)."""
+    classes = []
+    try:
+        from typer._click.exceptions import ClickException as vendored
+
+        classes.append(vendored)
+    except ImportError:  # pragma: no cover - older typer
+        pass
+    try:
+        import click
+
+        classes.append(click.ClickException)
+    except ImportError:  # pragma: no cover
+        pass
+    return isinstance(exc, tuple(classes))

@@ -522,7 +522,7 @@ class Surface3DDisplay:
     surface : Surface
         A 2-D surface.
     field : str, default="loss"
-    minimum, start : (float, float) or Minimum, optional
+    minimum, start, current : (float, float) or Minimum, optional
         Points drawn on the surface (the star at θ*, a circle at θ₀); their
         height is the field interpolated (bilinearly) on the grid.
     title : str, optional
@@ -535,7 +535,7 @@ class Surface3DDisplay:
         The heights drawn: ``log10(max(field, floor))`` for ``zscale="log10"``
         (floor as in :func:`log_limits`), the field itself for ``"linear"``.
     zscale_ : {"log10", "linear"}
-    minimum_, start_ : Path3DCollection or None
+    minimum_, start_, current_ : Path3DCollection or None
     """
 
     def __init__(
@@ -545,12 +545,14 @@ class Surface3DDisplay:
         field: str = "loss",
         minimum: Any = None,
         start: Any = None,
+        current: Any = None,
         title: str | None = None,
     ) -> None:
         self.surface = check_field(surface, field, ndim=2, who="Surface3DDisplay")
         self.field = field
         self.minimum = as_point("minimum", minimum)
         self.start = as_point("start", start)
+        self.current = as_point("current", current)
         self.title = title
 
     @classmethod
@@ -561,13 +563,14 @@ class Surface3DDisplay:
         field: str = "loss",
         minimum: Any = None,
         start: Any = None,
+        current: Any = None,
         ax: Any = None,
         **plot_kw: Any,
     ) -> Surface3DDisplay:
         """Build the display from a computed surface and plot it."""
-        return cls(surface, field=field, minimum=minimum, start=start).plot(
-            ax, **plot_kw
-        )
+        return cls(
+            surface, field=field, minimum=minimum, start=start, current=current
+        ).plot(ax, **plot_kw)
 
     @classmethod
     def from_problem(
@@ -577,6 +580,7 @@ class Surface3DDisplay:
         steps: int = 121,
         region: Any = None,
         start: Any = None,
+        current: Any = None,
         ax: Any = None,
         **plot_kw: Any,
     ) -> Surface3DDisplay:
@@ -589,9 +593,11 @@ class Surface3DDisplay:
                 minimum = problem.minimum()
             except ValueError:
                 pass
-        return cls(surface, minimum=minimum, start=start).plot(ax, **plot_kw)
+        return cls(surface, minimum=minimum, start=start, current=current).plot(
+            ax, **plot_kw
+        )
 
-    def heights(self, zscale: str = "auto", floor: float = LOG_FLOOR) -> np.ndarray:
+    def heights(self, zscale: str = "auto", floor: float = 1e-3) -> np.ndarray:
         """The z values for ``zscale`` ("auto": log10 unless values are negative)."""
         check_choice("zscale", zscale, ("auto", "log10", "linear"))
         values = np.asarray(self.surface.field(self.field))
@@ -619,6 +625,7 @@ class Surface3DDisplay:
         resolution: int = 80,
         elev: float = 35.0,
         azim: float = -60.0,
+        log_floor: float = 1e-3,
         xlabel: str | None = None,
         ylabel: str | None = None,
         zlabel: str | None = None,
@@ -637,6 +644,9 @@ class Surface3DDisplay:
             Most rows/columns of polygons drawn per axis.
         elev, azim : float
             View angles in degrees.
+        log_floor : float, default=1e-3
+            For ``log10``: values below ``log_floor`` times the data range are
+            drawn at that height (a loss of exactly 0 has no logarithm).
         """
         ax = new_axes(ax, "Surface3DDisplay.plot", projection="3d")
         if getattr(ax, "name", "") != "3d":
@@ -645,7 +655,7 @@ class Surface3DDisplay:
                 "(fig.add_subplot(projection='3d')), got a 2-D one"
             )
         resolution = check_int("resolution", resolution, minimum=2)
-        z = self.heights(zscale)
+        z = self.heights(zscale, check_float("log_floor", log_floor, minimum=0.0))
         self.z_ = z
         (n0, a0), (n1, a1) = self.surface.axes
         g0, g1 = self.surface.mesh()
@@ -662,8 +672,12 @@ class Surface3DDisplay:
             alpha=0.95,
             zorder=1,
         )
-        self.minimum_ = self.start_ = None
-        for attr, style in (("minimum", MINIMUM_STYLE), ("start", START_STYLE)):
+        self.minimum_ = self.start_ = self.current_ = None
+        for attr, style in (
+            ("minimum", MINIMUM_STYLE),
+            ("start", START_STYLE),
+            ("current", CURRENT_STYLE),
+        ):
             point = getattr(self, attr)
             if point is None:
                 continue
@@ -685,7 +699,7 @@ class Surface3DDisplay:
             title=title,
             defaults=(n0, n1, default_title),
         )
-        if legend and (self.minimum or self.start):
+        if legend and (self.minimum or self.start or self.current):
             ax.legend(loc="upper right", fontsize=8)
         self.ax_, self.figure_ = ax, ax.figure
         return self
