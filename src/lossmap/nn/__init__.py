@@ -1,0 +1,68 @@
+"""Loss landscapes of real PyTorch networks.
+
+The only part of lossmap that imports torch. Directions in parameter space
+(:mod:`lossmap.nn.directions`), the batched evaluation engine
+(:mod:`lossmap.nn.engine`), lines and planes (:func:`line`, :func:`plane`),
+and training trajectories.
+
+Examples
+--------
+>>> import torch
+>>> from lossmap import nn as lnn
+>>> torch.manual_seed(0)  # doctest: +ELLIPSIS
+<torch._C.Generator object at ...>
+>>> net = torch.nn.Sequential(torch.nn.Linear(3, 8), torch.nn.Tanh(),
+...                           torch.nn.Linear(8, 1))
+>>> x, y = torch.randn(32, 3), torch.randn(32, 1)
+>>> d1, d2 = lnn.random_plane(net, seed=0)
+>>> s = lnn.plane(net, torch.nn.functional.mse_loss, (x, y), (d1, d2),
+...               steps=5, progress=False)
+>>> s.shape
+(5, 5)
+"""
+
+from __future__ import annotations
+
+from lossmap.nn._data import METRICS, accuracy
+from lossmap.nn.directions import (
+    NORMS,
+    Direction,
+    axis_directions,
+    from_tensors,
+    interpolation,
+    plane_through,
+    random_direction,
+    random_directions,
+    random_plane,
+)
+from lossmap.nn.evaluate import (
+    RandomLines,
+    evaluate_params,
+    line,
+    plane,
+    random_lines,
+)
+from lossmap.nn.params import ParamInfo, ParamSpace
+
+# ---- trajectories (trajectory.py)
+
+__all__ = [
+    "METRICS",
+    "NORMS",
+    "Direction",
+    "ParamInfo",
+    "ParamSpace",
+    "RandomLines",
+    "accuracy",
+    "axis_directions",
+    "evaluate_params",
+    "from_tensors",
+    "interpolation",
+    "line",
+    "plane",
+    "plane_through",
+    "random_direction",
+    "random_directions",
+    "random_lines",
+    "random_plane",
+]

@@ -1,0 +1,154 @@
+"""Splitting a model into the part a plane moves and the part it does not.
+
+Along a plane ``θ(a, b) = θ₀ + a·d₁ + b·d₂`` two kinds of work repeat at every
+grid point and can be done once per data tile instead:
+
+* every value that depends only on the inputs and on parameters the
+  directions leave at zero (the *frontier* of such values is cached);
+* a ``Linear`` layer whose input is such a value but whose parameters move:
+  its output is affine in the plane's coordinates,
+  ``z (W₀ + a·W₁ + b·W₂)ᵀ + (c₀ + a·c₁ + b·c₂) = Y₀ + a·Y₁ + b·Y₂``,
+  so ``Y₀, Y₁, Y₂`` are cached and each grid point costs a weighted sum
+  instead of a matrix product.
+
+The split uses ``torch.fx`` symbolic tracing; a model that cannot be traced
+(data-dependent control flow, ...) is simply evaluated whole.
+Convolutions are not turned into affine maps: a channel-expanding
+convolution's output is larger than its input, so combining cached outputs
+moves more memory than recomputing them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import fx, nn
+
+#: A Linear layer becomes an affine map only when each output costs at least
+#: this many multiply-adds (otherwise the weighted sum of cached outputs is
+#: not cheaper than the product).
+MIN_IN_FEATURES = 64
+
+
+@dataclass
+class Split:
+    """A model cut at the frontier of values constant along the plane.
+
+    ``prefix(x)`` returns the cached frontier values followed by the inputs of
+    the affine layers; ``rest(*frontier, *affine_outputs)`` returns the model
+    output.
+    """
+
+    prefix: fx.GraphModule
+    rest: fx.GraphModule
+    n_frontier: int
+    affine: tuple[tuple[str, bool], ...]  # (module path, has bias)
+
+    def rest_names(self) -> set[str]:
+        return {n for n, _ in self.rest.named_parameters()} | {
+            n for n, _ in self.rest.named_buffers()
+        }
+
+    def prefix_names(self) -> set[str]:
+        return {n for n, _ in self.prefix.named_parameters()} | {
+            n for n, _ in self.prefix.named_buffers()
+        }
+
+    def describe(self) -> dict:
+        return {
+            "cached_values": self.n_frontier,
+            "affine_layers": [p for p, _ in self.affine],
+        }
+
+
+def _owns_moved(target: str, moved: set[str]) -> bool:
+    return any(n == target or n.startswith(target + ".") for n in moved)
+
+
+def build_split(
+    model: nn.Module, moved: set[str], *, affine: bool = True
+) -> Split | None:
+    """Cut ``model`` (a working copy) or return None if nothing can be cached."""
+    try:
+        gm = fx.symbolic_trace(model)
+    except Exception:
+        return None
+    nodes = list(gm.graph.nodes)
+    if sum(n.op == "placeholder" for n in nodes) != 1:
+        return None
+    const: dict[fx.Node, bool] = {}
+    affine_nodes: list[fx.Node] = []
+    for node in nodes:
+        ins = node.all_input_nodes
+        if node.op == "placeholder":
+            const[node] = True
+        elif node.op == "get_attr":
+            const[node] = not _owns_moved(str(node.target), moved)
+        elif node.op == "call_module":
+            mod = gm.get_submodule(str(node.target))
+            inputs_const = all(const[i] for i in ins)
+            owns = _owns_moved(str(node.target), moved)
+            const[node] = inputs_const and not owns
+            if (
+                affine
+                and inputs_const
+                and owns
+                and type(mod) is nn.Linear
+                and len(node.args) == 1
+                and not node.kwargs
+                and mod.in_features >= MIN_IN_FEATURES
+            ):
+                affine_nodes.append(node)
+        elif node.op in ("call_function", "call_method"):
+            const[node] = all(const[i] for i in ins)
+    affine_set = set(affine_nodes)
+    frontier = [
+        n
+        for n in nodes
+        if const.get(n, False)
+        and any(not const.get(u, False) and u not in affine_set for u in n.users)
+    ]
+    if not affine_nodes and all(n.op == "placeholder" for n in frontier):
+        return None
+
+    pg = fx.Graph()
+    env: dict[fx.Node, fx.Node] = {}
+    for node in nodes:
+        if const.get(node, False):
+            env[node] = pg.node_copy(node, lambda n: env[n])
+    outs = [env[n] for n in frontier] + [env[a.args[0]] for a in affine_nodes]
+    pg.output(tuple(outs))
+    pg.eliminate_dead_code()
+    prefix = fx.GraphModule(gm, pg)
+
+    rg = fx.Graph()
+    env = {}
+    for i, n in enumerate(frontier):
+        env[n] = rg.placeholder(f"cached_{i}")
+    for j, a in enumerate(affine_nodes):
+        env[a] = rg.placeholder(f"affine_{j}")
+    for node in nodes:
+        if node in env or const.get(node, False):
+            continue
+        env[node] = rg.node_copy(node, lambda n: env[n])
+    rest = fx.GraphModule(gm, rg)
+    info = tuple(
+        (str(a.target), gm.get_submodule(str(a.target)).bias is not None)
+        for a in affine_nodes
+    )
+    return Split(prefix, rest, len(frontier), info)
+
+
+def affine_parts(
+    z: torch.Tensor,
+    path: str,
+    has_bias: bool,
+    center: dict[str, torch.Tensor],
+    dirs: list[dict[str, torch.Tensor]],
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``Y₀`` of shape ``(rows, out)`` and ``Y_j`` stacked, ``(m, rows, out)``."""
+    w, b = f"{path}.weight", f"{path}.bias"
+    y0 = nn.functional.linear(z, center[w], center[b] if has_bias else None)
+    ys = [nn.functional.linear(z, d[w], d[b] if has_bias else None) for d in dirs]
+    return y0, torch.stack(ys)
