@@ -13,8 +13,17 @@ zarr is imported when a store is first opened.
 
 from __future__ import annotations
 
+from lossmap.io.snapshots import SnapshotStore
 from lossmap.io.store import VOLATILE_KEYS, GridStore, settings_signature
 from lossmap.io.vtk import to_vtk
 from lossmap.io.zarr_io import load, save
 
-__all__ = ["VOLATILE_KEYS", "GridStore", "load", "save", "settings_signature", "to_vtk"]
+__all__ = [
+    "VOLATILE_KEYS",
+    "GridStore",
+    "SnapshotStore",
+    "load",
+    "save",
+    "settings_signature",
+    "to_vtk",
+]

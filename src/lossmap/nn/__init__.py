@@ -45,6 +45,8 @@ from lossmap.nn.evaluate import (
 from lossmap.nn.params import ParamInfo, ParamSpace
 
 # ---- trajectories (trajectory.py)
+from lossmap.nn.projection import Projection, project, surface_at
+from lossmap.nn.trajectory import Recorder, Recording, pca_directions
 
 __all__ = [
     "METRICS",
@@ -52,17 +54,23 @@ __all__ = [
     "Direction",
     "ParamInfo",
     "ParamSpace",
+    "Projection",
     "RandomLines",
+    "Recorder",
+    "Recording",
     "accuracy",
     "axis_directions",
     "evaluate_params",
     "from_tensors",
     "interpolation",
     "line",
+    "pca_directions",
     "plane",
     "plane_through",
+    "project",
     "random_direction",
     "random_directions",
     "random_lines",
     "random_plane",
+    "surface_at",
 ]

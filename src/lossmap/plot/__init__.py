@@ -25,6 +25,10 @@ _EXPORTS: dict[str, str] = {
     "landscape_and_fit": "_fit",
     # ---- optimizer paths, loss curves, basins, critical points (_walk.py)
     # ---- real networks: planes, lines, trajectories (_nn.py)
+    "PlaneDisplay": "_nn",
+    "LineDisplay": "_nn",
+    "RandomLinesDisplay": "_nn",
+    "TrajectoryDisplay": "_nn_path",
     # ---- Plotly figure builders for the explorer (_plotly.py)
 }
 

@@ -1,0 +1,468 @@
+"""Figures for slices of real networks: planes, lines, bands of random lines.
+
+Every display takes computed results (a :class:`~lossmap.Surface` from
+``lossmap.nn.plane``/``line``) and never evaluates a model. Heatmaps reuse
+:class:`~lossmap.plot.LandscapeDisplay` (log colour scale for the loss,
+linear for accuracy); 3-D views use :class:`~lossmap.plot.Surface3DDisplay`
+directly. The trajectory over a PCA plane is in :mod:`._nn_path`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from lossmap._validation import check_float
+from lossmap.plot import require_matplotlib
+from lossmap.plot._landscape import (
+    LandscapeDisplay,
+    check_field,
+    new_axes,
+    set_labels,
+)
+from lossmap.surface import Surface
+
+__all__ = [
+    "LineDisplay",
+    "PlaneDisplay",
+    "RandomLinesDisplay",
+    "axis_label",
+    "nn_title",
+]
+
+CENTER_STYLE = {
+    "marker": "*",
+    "s": 260,
+    "c": "#e63946",
+    "edgecolors": "white",
+    "linewidths": 1.0,
+    "zorder": 7,
+    "label": "θ (centre)",
+}
+LOSS_COLOR = "#1d3557"
+METRIC_COLOR = "#e76f51"
+_NORM_WORDS = {
+    "filter": "filter-normalised",
+    "layer": "layer-normalised",
+    "model": "model-normalised",
+}
+
+
+# ---------------------------------------------------------------- labels
+def _directions_meta(meta: Mapping[str, Any]) -> list[dict[str, Any]]:
+    dirs = meta.get("directions")
+    if isinstance(dirs, Mapping):
+        dirs = dirs.get("items") or dirs.get("directions") or [dirs]
+    if isinstance(dirs, Sequence) and not isinstance(dirs, str):
+        return [d if isinstance(d, Mapping) else {} for d in dirs]
+    return []
+
+
+def axis_label(surface: Surface, k: int) -> str:
+    """A readable label for axis ``k``, from the direction's metadata.
+
+    ``"PC1 (71.2 % of variance)"`` for a PCA direction, ``"δ₁ (filter-
+    normalised, seed 0)"`` for a random one, the axis name otherwise.
+    """
+    name = surface.names[k]
+    dirs = _directions_meta(surface.metadata)
+    d = dirs[k] if k < len(dirs) else {}
+    kind = d.get("kind")
+    if kind == "pca":
+        comp = int(d.get("component", k)) + 1
+        ratio = d.get("explained_variance_ratio")
+        return f"PC{comp}" + (f" ({100 * ratio:.1f} % of variance)" if ratio else "")
+    if kind == "random":
+        bits = [_NORM_WORDS.get(d.get("norm"), "raw Gaussian")]
+        if d.get("seed") is not None:
+            bits.append(f"seed {d['seed']}")
+        return f"{name}: random direction ({', '.join(bits)})"
+    if kind == "interpolation":
+        return f"{name}: 0 = initial weights, 1 = final weights"
+    if kind == "axis":
+        return f"{name}: {d.get('entry', 'one parameter')}"
+    return name
+
+
+def nn_title(surface: Surface, field: str = "loss") -> str:
+    """A title from a network surface's metadata (``title`` wins)."""
+    meta = surface.metadata
+    if meta.get("title"):
+        return str(meta["title"])
+    kinds = {d.get("kind") for d in _directions_meta(meta)}
+    what = {
+        frozenset({"pca"}): "PCA plane of the training path",
+        frozenset({"random"}): "random "
+        + ("plane" if surface.ndim == 2 else "line")
+        + " around the weights",
+        frozenset({"interpolation"}): "from initial to final weights",
+    }.get(frozenset(kinds), "plane" if surface.ndim == 2 else "line")
+    model = meta.get("model")
+    if isinstance(model, Mapping):
+        model = model.get("name") or model.get("class")
+    head = f"{model}: " if isinstance(model, str) and model else ""
+    return f"{head}{field} on the {what}"
+
+
+def _is_fraction(values: np.ndarray) -> bool:
+    v = values[np.isfinite(values)]
+    return bool(v.size) and float(v.min()) >= 0.0 and float(v.max()) <= 1.0
+
+
+def _fraction_levels(values: np.ndarray) -> np.ndarray:
+    v = values[np.isfinite(values)]
+    cand = np.array([0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95])
+    out = cand[(cand > v.min()) & (cand < v.max())]
+    return out if out.size else np.array([])
+
+
+# ------------------------------------------------------------------ plane
+class PlaneDisplay:
+    """Heatmaps with contours of a network's plane: the loss, and e.g. accuracy.
+
+    Parameters
+    ----------
+    surface : Surface
+        A 2-D surface from ``lossmap.nn.plane``; ``field[i, j]`` is the value
+        at ``θ + a_i d₁ + b_j d₂``.
+    fields : sequence of str, optional
+        Panels, left to right; default ``loss`` and, when present,
+        ``accuracy``.
+    center : (float, float) or None, default (0, 0)
+        The point the plane is centred on (the trained weights), drawn as a
+        star; None draws none.
+
+    Attributes
+    ----------
+    panels_ : dict of str to LandscapeDisplay
+        One display per field (``mesh_``, ``contour_``, ``colorbar_``).
+    center_ : dict of str to PathCollection
+    axes_, figure_
+    """
+
+    def __init__(
+        self,
+        surface: Surface,
+        *,
+        fields: Sequence[str] | None = None,
+        center: Any = (0.0, 0.0),
+    ) -> None:
+        if fields is None:
+            fields = ["loss"] + (
+                ["accuracy"]
+                if isinstance(surface, Surface) and "accuracy" in surface.fields
+                else []
+            )
+        if isinstance(fields, str):
+            fields = [fields]
+        if not fields:
+            raise ValueError("`fields` must name at least one field, got none")
+        for f in fields:
+            check_field(surface, f, ndim=2, who="PlaneDisplay")
+        self.surface = surface
+        self.fields = tuple(fields)
+        self.center = (
+            None
+            if center is None
+            else (
+                check_float("center[0]", center[0]),
+                check_float("center[1]", center[1]),
+            )
+        )
+
+    @classmethod
+    def from_surface(
+        cls,
+        surface: Surface,
+        *,
+        fields: Sequence[str] | None = None,
+        center: Any = (0.0, 0.0),
+        axes: Any = None,
+        **plot_kw: Any,
+    ) -> PlaneDisplay:
+        """Build the display and plot it."""
+        return cls(surface, fields=fields, center=center).plot(axes, **plot_kw)
+
+    def plot(
+        self,
+        axes: Any = None,
+        *,
+        levels: Mapping[str, Sequence[float]] | None = None,
+        cmap: str = "viridis",
+        title: str | None = None,
+    ) -> PlaneDisplay:
+        """Draw one heatmap per field into ``axes`` (a sequence, one per field).
+
+        The loss uses a logarithmic colour scale; a field with values in
+        [0, 1] (accuracy) a linear one, with contours at round fractions.
+        """
+        plt = require_matplotlib("PlaneDisplay.plot")
+        if axes is None:
+            n = len(self.fields)
+            _fig, axes = plt.subplots(
+                1, n, figsize=(5.6 * n, 4.8), squeeze=False, layout="constrained"
+            )
+            axes = list(axes[0])
+        elif not isinstance(axes, Sequence | np.ndarray):
+            axes = [axes]
+        axes = list(np.ravel(axes))
+        if len(axes) != len(self.fields):
+            raise ValueError(
+                f"`axes` must hold one axes per field {list(self.fields)}, got "
+                f"{len(axes)}"
+            )
+        levels = dict(levels or {})
+        self.panels_, self.center_ = {}, {}
+        for ax, f in zip(axes, self.fields):
+            values = self.surface.field(f)
+            frac = f != "loss" and _is_fraction(values)
+            lv = levels.get(f)
+            if lv is None and frac:
+                lv = _fraction_levels(values)
+            disp = LandscapeDisplay(self.surface, field=f, title=None).plot(
+                ax,
+                levels=lv if lv is None or len(lv) else None,
+                contours=lv is None or len(lv) > 0,
+                norm="linear" if frac else "log",
+                cmap="magma" if frac else cmap,
+                legend=False,
+                xlabel=axis_label(self.surface, 0),
+                ylabel=axis_label(self.surface, 1),
+                title=title if title is not None else nn_title(self.surface, f),
+            )
+            if self.center is not None:
+                self.center_[f] = ax.scatter(
+                    [self.center[0]], [self.center[1]], **CENTER_STYLE
+                )
+                ax.legend(loc="upper right", fontsize=8, framealpha=0.85)
+            self.panels_[f] = disp
+        self.axes_ = axes
+        self.figure_ = axes[0].figure
+        return self
+
+
+# ------------------------------------------------------------------ lines
+class LineDisplay:
+    """A 1-D slice of a network: the loss, and a metric on a twin axis.
+
+    Parameters
+    ----------
+    surface : Surface
+        A 1-D surface from ``lossmap.nn.line``.
+    metric : str or None, optional
+        Field drawn on the right axis; default ``accuracy`` when present.
+    marks : mapping of str to float, optional
+        Vertical reference lines, e.g. ``{"initial": 0, "final": 1}``; by
+        default these two for an interpolation and ``{"centre": 0}``
+        otherwise.
+
+    Attributes
+    ----------
+    ax_, metric_ax_ : Axes (``metric_ax_`` None without a metric)
+    loss_line_, metric_line_ : Line2D
+    marks_ : list of Line2D
+    """
+
+    def __init__(
+        self,
+        surface: Surface,
+        *,
+        metric: str | None = "auto",
+        marks: Mapping[str, float] | None = None,
+    ) -> None:
+        check_field(surface, "loss", ndim=1, who="LineDisplay")
+        if metric == "auto":
+            metric = "accuracy" if "accuracy" in surface.fields else None
+        if metric is not None:
+            check_field(surface, metric, ndim=1, who="LineDisplay")
+        if marks is None:
+            kinds = {d.get("kind") for d in _directions_meta(surface.metadata)}
+            marks = (
+                {"initial": 0.0, "final": 1.0}
+                if kinds == {"interpolation"}
+                else {"centre": 0.0}
+            )
+        self.surface = surface
+        self.metric = metric
+        self.marks = {str(k): check_float(f"marks[{k!r}]", v) for k, v in marks.items()}
+
+    @classmethod
+    def from_surface(
+        cls,
+        surface: Surface,
+        *,
+        metric: str | None = "auto",
+        marks: Mapping[str, float] | None = None,
+        ax: Any = None,
+        **plot_kw: Any,
+    ) -> LineDisplay:
+        """Build the display and plot it."""
+        return cls(surface, metric=metric, marks=marks).plot(ax, **plot_kw)
+
+    def plot(
+        self,
+        ax: Any = None,
+        *,
+        logy: bool = False,
+        xlabel: str | None = None,
+        title: str | None = None,
+    ) -> LineDisplay:
+        """Draw the loss (left axis) and the metric (right axis)."""
+        ax = new_axes(ax, "LineDisplay.plot")
+        _, x = self.surface.axes[0]
+        (self.loss_line_,) = ax.plot(
+            x, self.surface.loss, color=LOSS_COLOR, lw=2, label="loss"
+        )
+        if logy:
+            ax.set_yscale("log")
+        ax.set_ylabel("loss", color=LOSS_COLOR)
+        ax.tick_params(axis="y", colors=LOSS_COLOR)
+        self.metric_ax_ = self.metric_line_ = None
+        handles = [self.loss_line_]
+        if self.metric is not None:
+            twin = ax.twinx()
+            (self.metric_line_,) = twin.plot(
+                x,
+                self.surface.field(self.metric),
+                color=METRIC_COLOR,
+                lw=1.8,
+                ls="--",
+                label=self.metric,
+            )
+            twin.set_ylabel(self.metric, color=METRIC_COLOR)
+            twin.tick_params(axis="y", colors=METRIC_COLOR)
+            if _is_fraction(self.surface.field(self.metric)):
+                twin.set_ylim(-0.02, 1.02)
+            self.metric_ax_ = twin
+            handles.append(self.metric_line_)
+        self.marks_ = []
+        for label, pos in self.marks.items():
+            if x[0] <= pos <= x[-1]:
+                self.marks_.append(ax.axvline(pos, color="0.45", lw=0.9, ls=":"))
+                ax.annotate(
+                    label,
+                    (pos, 1.0),
+                    xycoords=("data", "axes fraction"),
+                    xytext=(3, -12),
+                    textcoords="offset points",
+                    fontsize=8,
+                    color="0.3",
+                )
+        ax.set_xlim(x[0], x[-1])
+        ax.grid(alpha=0.25)
+        ax.legend(handles=handles, loc="upper center", fontsize=8, framealpha=0.85)
+        set_labels(
+            ax,
+            xlabel=xlabel,
+            ylabel=None,
+            title=title,
+            defaults=(axis_label(self.surface, 0), "", nn_title(self.surface)),
+        )
+        self.ax_, self.figure_ = ax, ax.figure
+        return self
+
+
+class RandomLinesDisplay:
+    """Many random lines through one point: median and spread per step.
+
+    One random 1-D slice can mislead; the loss along many seeded directions,
+    summarised per step, shows how much the picture depends on the seed.
+
+    Parameters
+    ----------
+    x : array-like of shape (n_steps,)
+        Step coordinates along every line.
+    curves : array-like of shape (n_lines, n_steps)
+        The loss along each line.
+    band : (float, float), default (0.1, 0.9)
+        Quantiles bounding the shaded band.
+
+    Attributes
+    ----------
+    median_, lo_, hi_ : ndarray of shape (n_steps,)
+        The summary drawn (NaN-aware quantiles over lines).
+    ax_, median_line_, band_, lines_ : the artists (``lines_`` the thin
+        individual curves, when drawn)
+    """
+
+    def __init__(
+        self,
+        x: Any,
+        curves: Any,
+        *,
+        band: tuple[float, float] = (0.1, 0.9),
+        metadata: Mapping[str, Any] | None = None,
+    ) -> None:
+        x = np.asarray(x, dtype=np.float64)
+        curves = np.asarray(curves, dtype=np.float64)
+        if x.ndim != 1 or curves.ndim != 2 or curves.shape[1] != x.size:
+            raise ValueError(
+                f"`curves` must have shape (n_lines, {x.size}) for {x.size} steps, "
+                f"got {curves.shape}"
+            )
+        lo, hi = (check_float("band[0]", band[0]), check_float("band[1]", band[1]))
+        if not 0.0 <= lo < hi <= 1.0:
+            raise ValueError(f"`band` must satisfy 0 <= lo < hi <= 1, got {band}")
+        self.x, self.curves, self.band = x, curves, (lo, hi)
+        self.metadata = dict(metadata or {})
+        self.median_ = np.nanmedian(curves, axis=0)
+        self.lo_ = np.nanquantile(curves, lo, axis=0)
+        self.hi_ = np.nanquantile(curves, hi, axis=0)
+
+    @classmethod
+    def from_surface(cls, surface: Surface, *, ax: Any = None, **kw: Any) -> Any:
+        """From a 2-D surface with one row per line (axis 0) of field ``loss``."""
+        check_field(surface, "loss", ndim=2, who="RandomLinesDisplay")
+        plot_kw = {k: kw.pop(k) for k in ("logy", "individual", "title") if k in kw}
+        disp = cls(surface.coords(1), surface.loss, metadata=surface.metadata, **kw)
+        return disp.plot(ax, **plot_kw)
+
+    def plot(
+        self,
+        ax: Any = None,
+        *,
+        logy: bool = False,
+        individual: bool = True,
+        xlabel: str | None = None,
+        title: str | None = None,
+    ) -> RandomLinesDisplay:
+        """Draw the band, the median and (faintly) every line."""
+        ax = new_axes(ax, "RandomLinesDisplay.plot")
+        self.lines_ = []
+        if individual:
+            for c in self.curves:
+                (ln,) = ax.plot(self.x, c, color="0.55", lw=0.6, alpha=0.35)
+                self.lines_.append(ln)
+        lo, hi = self.band
+        self.band_ = ax.fill_between(
+            self.x,
+            self.lo_,
+            self.hi_,
+            color=LOSS_COLOR,
+            alpha=0.22,
+            lw=0,
+            label=f"{100 * lo:g}–{100 * hi:g} % of {len(self.curves)} lines",
+        )
+        (self.median_line_,) = ax.plot(
+            self.x, self.median_, color=LOSS_COLOR, lw=2.2, label="median"
+        )
+        if logy:
+            ax.set_yscale("log")
+        ax.set_xlim(self.x[0], self.x[-1])
+        ax.grid(alpha=0.25)
+        ax.legend(loc="upper center", fontsize=8, framealpha=0.85)
+        set_labels(
+            ax,
+            xlabel=xlabel,
+            ylabel=None,
+            title=title,
+            defaults=(
+                "step along a random direction",
+                "loss",
+                str(self.metadata.get("title") or "Loss along random directions"),
+            ),
+        )
+        self.ax_, self.figure_ = ax, ax.figure
+        return self
