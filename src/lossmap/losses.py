@@ -30,6 +30,8 @@ from typing import Any
 
 import numpy as np
 
+from lossmap._array import NUMPY, ops_for, prepare
+
 __all__ = [
     "BINARY",
     "CATEGORICAL",
@@ -52,174 +54,36 @@ EPS = 1e-12
 _LOG2 = math.log(2.0)
 
 
-# --------------------------------------------------------------------- backends
-class _NumpyOps:
-    abs = staticmethod(np.abs)
-    exp = staticmethod(np.exp)
-    log = staticmethod(np.log)
-    log1p = staticmethod(np.log1p)
-    tanh = staticmethod(np.tanh)
-    sign = staticmethod(np.sign)
-    where = staticmethod(np.where)
-
-    @staticmethod
-    def asarray(x: Any) -> np.ndarray:
-        return (
-            np.asarray(x, dtype=np.float64)
-            if not isinstance(x, np.ndarray) or x.dtype.kind not in "fc"
-            else x
-        )
-
-    @staticmethod
-    def clip(x: Any, lo: float, hi: float) -> Any:
-        return np.clip(x, lo, hi)
-
-    @staticmethod
-    def relu(x: Any) -> Any:
-        return np.maximum(x, 0.0)
-
-    @staticmethod
-    def sigmoid(z: Any) -> Any:
-        # stable for large |z|
-        e = np.exp(-np.abs(z))
-        return np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
-
-    @staticmethod
-    def log_softmax(z: Any) -> Any:
-        m = np.max(z, axis=-1, keepdims=True)
-        s = z - m
-        return s - np.log(np.sum(np.exp(s), axis=-1, keepdims=True))
-
-    @staticmethod
-    def take(z: Any, idx: Any) -> Any:
-        idx = np.asarray(idx).astype(np.intp)
-        return np.take_along_axis(z, idx[..., None], axis=-1)[..., 0]
-
-    @staticmethod
-    def onehot(idx: Any, like: Any) -> Any:
-        idx = np.asarray(idx).astype(np.intp)
-        out = np.zeros(np.shape(like), dtype=np.asarray(like).dtype)
-        np.put_along_axis(out, idx[..., None], 1.0, axis=-1)
-        return out
-
-    @staticmethod
-    def sum_last(x: Any) -> Any:
-        return np.sum(x, axis=-1)
-
-    @staticmethod
-    def eye_like(z: Any) -> Any:
-        return np.eye(np.shape(z)[-1], dtype=np.asarray(z).dtype)
-
-    @staticmethod
-    def outer_last(a: Any, b: Any) -> Any:
-        return a[..., :, None] * b[..., None, :]
-
-    @staticmethod
-    def is_integer(x: Any) -> bool:
-        return np.asarray(x).dtype.kind in "iub"
-
-
-class _TorchOps:
-    def __init__(self, torch: Any) -> None:
-        self.t = torch
-        self.abs = torch.abs
-        self.exp = torch.exp
-        self.log = torch.log
-        self.log1p = torch.log1p
-        self.tanh = torch.tanh
-        self.sign = torch.sign
-        self.sigmoid = torch.sigmoid
-        self.relu = torch.relu
-
-    def asarray(self, x: Any) -> Any:
-        return x if x.is_floating_point() else x.double()
-
-    def where(self, c: Any, a: Any, b: Any) -> Any:
-        t = self.t
-        ref = next((v for v in (a, b) if isinstance(v, t.Tensor)), c)
-        dt = ref.dtype if ref.is_floating_point() else t.float64
-        a = a if isinstance(a, t.Tensor) else t.as_tensor(a, dtype=dt, device=c.device)
-        b = b if isinstance(b, t.Tensor) else t.as_tensor(b, dtype=dt, device=c.device)
-        return t.where(c, a, b)
-
-    def clip(self, x: Any, lo: float, hi: float) -> Any:
-        return self.t.clamp(x, lo, hi)
-
-    def log_softmax(self, z: Any) -> Any:
-        return self.t.log_softmax(z, dim=-1)
-
-    def take(self, z: Any, idx: Any) -> Any:
-        return self.t.gather(z, -1, idx.long().unsqueeze(-1)).squeeze(-1)
-
-    def onehot(self, idx: Any, like: Any) -> Any:
-        out = self.t.zeros_like(like)
-        return out.scatter(-1, idx.long().unsqueeze(-1), 1.0)
-
-    def sum_last(self, x: Any) -> Any:
-        return x.sum(dim=-1)
-
-    def eye_like(self, z: Any) -> Any:
-        return self.t.eye(z.shape[-1], dtype=z.dtype, device=z.device)
-
-    def outer_last(self, a: Any, b: Any) -> Any:
-        return a.unsqueeze(-1) * b.unsqueeze(-2)
-
-    def is_integer(self, x: Any) -> bool:
-        return not (x.is_floating_point() or x.is_complex())
-
-
-_NUMPY = _NumpyOps()
-
-
-def _ops(*xs: Any) -> Any:
-    torch = sys.modules.get("torch")
-    if torch is not None and any(isinstance(x, torch.Tensor) for x in xs):
-        return _TorchOps(torch)
-    return _NUMPY
-
-
-def _prep(pred: Any, target: Any) -> tuple[Any, Any, Any]:
-    ops = _ops(pred, target)
-    torch = sys.modules.get("torch")
-    if ops is not _NUMPY:
-        # bring a plain number or array alongside a tensor
-        if not isinstance(pred, torch.Tensor):
-            pred = torch.as_tensor(pred, dtype=target.dtype, device=target.device)
-        if not isinstance(target, torch.Tensor):
-            target = torch.as_tensor(target, dtype=pred.dtype, device=pred.device)
-    return ops, ops.asarray(pred), ops.asarray(target)
-
-
 # ------------------------------------------------------------------ regression
 def mse(pred: Any, target: Any) -> Any:
     """Squared error ``(pred - target)**2``, elementwise."""
-    _, p, y = _prep(pred, target)
+    _, p, y = prepare(pred, target)
     return (p - y) ** 2
 
 
 def _mse_d1(pred: Any, target: Any) -> Any:
-    _, p, y = _prep(pred, target)
+    _, p, y = prepare(pred, target)
     return 2.0 * (p - y)
 
 
 def _mse_d2(pred: Any, target: Any) -> Any:
-    _, p, y = _prep(pred, target)
+    _, p, y = prepare(pred, target)
     return 0.0 * (p - y) + 2.0
 
 
 def mae(pred: Any, target: Any) -> Any:
     """Absolute error ``|pred - target|``, elementwise (not differentiable at 0)."""
-    ops, p, y = _prep(pred, target)
+    ops, p, y = prepare(pred, target)
     return ops.abs(p - y)
 
 
 def _mae_d1(pred: Any, target: Any) -> Any:
-    ops, p, y = _prep(pred, target)
+    ops, p, y = prepare(pred, target)
     return ops.sign(p - y)
 
 
 def _mae_d2(pred: Any, target: Any) -> Any:
-    _, p, y = _prep(pred, target)
+    _, p, y = prepare(pred, target)
     return 0.0 * (p - y)
 
 
@@ -239,7 +103,7 @@ def huber(pred: Any, target: Any, *, delta: float = 1.0) -> Any:
     Matches ``torch.nn.functional.huber_loss(..., reduction="none", delta=delta)``.
     """
     delta = _check_delta(delta)
-    ops, p, y = _prep(pred, target)
+    ops, p, y = prepare(pred, target)
     r = p - y
     a = ops.abs(r)
     return ops.where(a <= delta, 0.5 * r * r, delta * (a - 0.5 * delta))
@@ -247,14 +111,14 @@ def huber(pred: Any, target: Any, *, delta: float = 1.0) -> Any:
 
 def _huber_d1(pred: Any, target: Any, *, delta: float = 1.0) -> Any:
     delta = _check_delta(delta)
-    ops, p, y = _prep(pred, target)
+    ops, p, y = prepare(pred, target)
     r = p - y
     return ops.where(ops.abs(r) <= delta, r, delta * ops.sign(r))
 
 
 def _huber_d2(pred: Any, target: Any, *, delta: float = 1.0) -> Any:
     delta = _check_delta(delta)
-    ops, p, y = _prep(pred, target)
+    ops, p, y = prepare(pred, target)
     r = p - y
     return ops.where(ops.abs(r) <= delta, 1.0 + 0.0 * r, 0.0 * r)
 
@@ -265,18 +129,18 @@ def log_cosh(pred: Any, target: Any) -> Any:
     Uses ``log cosh r = |r| + log1p(exp(-2|r|)) - log 2``, finite for any
     finite residual (``cosh`` itself overflows beyond |r| ~ 710).
     """
-    ops, p, y = _prep(pred, target)
+    ops, p, y = prepare(pred, target)
     a = ops.abs(p - y)
     return a + ops.log1p(ops.exp(-2.0 * a)) - _LOG2
 
 
 def _log_cosh_d1(pred: Any, target: Any) -> Any:
-    ops, p, y = _prep(pred, target)
+    ops, p, y = prepare(pred, target)
     return ops.tanh(p - y)
 
 
 def _log_cosh_d2(pred: Any, target: Any) -> Any:
-    ops, p, y = _prep(pred, target)
+    ops, p, y = prepare(pred, target)
     t = ops.tanh(p - y)
     return 1.0 - t * t
 
@@ -287,19 +151,19 @@ def bce(pred: Any, target: Any) -> Any:
 
     ``pred`` is clipped to ``[EPS, 1 - EPS]`` so the value stays finite.
     """
-    ops, p, y = _prep(pred, target)
+    ops, p, y = prepare(pred, target)
     p = ops.clip(p, EPS, 1.0 - EPS)
     return -(y * ops.log(p) + (1.0 - y) * ops.log1p(-p))
 
 
 def _bce_d1(pred: Any, target: Any) -> Any:
-    ops, p, y = _prep(pred, target)
+    ops, p, y = prepare(pred, target)
     p = ops.clip(p, EPS, 1.0 - EPS)
     return (p - y) / (p * (1.0 - p))
 
 
 def _bce_d2(pred: Any, target: Any) -> Any:
-    ops, p, y = _prep(pred, target)
+    ops, p, y = prepare(pred, target)
     p = ops.clip(p, EPS, 1.0 - EPS)
     return y / (p * p) + (1.0 - y) / ((1.0 - p) * (1.0 - p))
 
@@ -309,17 +173,17 @@ def bce_with_logits(pred: Any, target: Any) -> Any:
 
     Written as ``max(z, 0) - y*z + log1p(exp(-|z|))``; finite at any logit.
     """
-    ops, z, y = _prep(pred, target)
+    ops, z, y = prepare(pred, target)
     return ops.relu(z) - y * z + ops.log1p(ops.exp(-ops.abs(z)))
 
 
 def _bce_logits_d1(pred: Any, target: Any) -> Any:
-    ops, z, y = _prep(pred, target)
+    ops, z, y = prepare(pred, target)
     return ops.sigmoid(z) - y
 
 
 def _bce_logits_d2(pred: Any, target: Any) -> Any:
-    ops, z, y = _prep(pred, target)
+    ops, z, y = prepare(pred, target)
     s = ops.sigmoid(z)
     return s * (1.0 - s) + 0.0 * y
 
@@ -340,9 +204,9 @@ def _class_target(ops: Any, p: Any, target: Any) -> tuple[Any, bool]:
 
 
 def _prep_ce(pred: Any, target: Any) -> tuple[Any, Any, Any]:
-    ops = _ops(pred, target)
+    ops = ops_for(pred, target)
     torch = sys.modules.get("torch")
-    if ops is _NUMPY:
+    if ops is NUMPY:
         p = np.asarray(pred, dtype=np.float64)
         t = np.asarray(target)
     else:
