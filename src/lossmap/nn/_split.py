@@ -119,8 +119,9 @@ def build_split(
             env[node] = pg.node_copy(node, lambda n: env[n])
     outs = [env[n] for n in frontier] + [env[a.args[0]] for a in affine_nodes]
     pg.output(tuple(outs))
-    pg.eliminate_dead_code()
     prefix = fx.GraphModule(gm, pg)
+    prefix.graph.eliminate_dead_code()
+    prefix.recompile()
 
     rg = fx.Graph()
     env = {}

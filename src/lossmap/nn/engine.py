@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import threading
 import uuid
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -266,9 +267,11 @@ class Evaluator:
         wts = self._weights(coefs)
         out = np.empty((len(self.tiles.tiles), len(self._value_fields), coefs.shape[0]))
         for t in range(len(self.tiles.tiles)):
-            res = vmap(lambda c, w, t=t: self._point(c, w, t), in_dims=(0, 0))(
-                coefs, wts
-            )
+            with warnings.catch_warnings():  # vmap's "performance drop" notes
+                warnings.filterwarnings("ignore", "There is a performance drop")
+                res = vmap(lambda c, w, t=t: self._point(c, w, t), in_dims=(0, 0))(
+                    coefs, wts
+                )
             out[t] = torch.stack(res).double().cpu().numpy()
         return out
 
@@ -315,7 +318,9 @@ class Evaluator:
 
         Returns ``{field: array of shape (n_points,)}`` in float64.
         """
-        coeffs = np.asarray(coeffs, dtype=np.float64).reshape(-1, self.m)
+        coeffs = np.asarray(coeffs, dtype=np.float64)
+        if coeffs.ndim != 2:
+            coeffs = coeffs.reshape(-1, self.m)
         n = coeffs.shape[0]
         per_tile = np.empty((len(self.tiles.tiles), len(self._value_fields), n))
         step = self.points_per_pass

@@ -1,0 +1,235 @@
+"""The batched engine against a plain per-point reference.
+
+The reference loads θ₀ + a·d₁ + b·d₂ into a deep copy of the model with
+``load_state_dict`` and runs one forward pass over all data: what a user would
+write by hand, sharing no code with the engine.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+F = torch.nn.functional
+
+from lossmap import nn as lnn  # noqa: E402
+
+
+class Skip(torch.nn.Module):
+    """A first layer that is not a Linear on the raw input, plus a skip path."""
+
+    def __init__(self):
+        super().__init__()
+        self.norm = torch.nn.LayerNorm(70)
+        self.fc1 = torch.nn.Linear(70, 16)
+        self.fc2 = torch.nn.Linear(16, 3)
+        self.skip = torch.nn.Linear(70, 3)
+
+    def forward(self, x):
+        z = torch.sin(self.norm(x) * 2.0)
+        return self.fc2(torch.relu(self.fc1(z))) + self.skip(x)
+
+
+class Branchy(torch.nn.Module):
+    """Data-dependent control flow: cannot be traced by torch.fx."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc1 = torch.nn.Linear(70, 16)
+        self.fc2 = torch.nn.Linear(16, 3)
+
+    def forward(self, x):
+        h = self.fc1(x)
+        if bool((h.abs() < 1e6).all()):  # always true, but decided on data
+            h = torch.tanh(h)
+        return self.fc2(h)
+
+
+def mlp():
+    return torch.nn.Sequential(
+        torch.nn.Flatten(),
+        torch.nn.Linear(70, 24),
+        torch.nn.ReLU(),
+        torch.nn.Linear(24, 24),
+        torch.nn.Tanh(),
+        torch.nn.Linear(24, 3),
+    )
+
+
+def cnn():
+    return torch.nn.Sequential(
+        torch.nn.Conv2d(3, 4, 3, padding=1),
+        torch.nn.BatchNorm2d(4),
+        torch.nn.ReLU(),
+        torch.nn.Conv2d(4, 6, 3, stride=2, padding=1),
+        torch.nn.AdaptiveAvgPool2d(1),
+        torch.nn.Flatten(),
+        torch.nn.Linear(6, 3),
+    )
+
+
+def _data(kind, n=40, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = (
+        torch.randn(n, 3, 8, 8, generator=g)
+        if kind == "cnn"
+        else torch.randn(n, 70, generator=g)
+    )
+    y = torch.randint(0, 3, (n,), generator=g)
+    return x, y
+
+
+def _prepared(factory, kind):
+    torch.manual_seed(0)
+    net = factory()
+    if kind == "cnn":  # give BatchNorm non-trivial running statistics
+        net.train()
+        with torch.no_grad():
+            net(torch.randn(64, 3, 8, 8) * 2 + 0.5)
+        net.eval()
+    return net
+
+
+def reference(net, d1, d2, alphas, betas, x, y, metric=None):
+    """Loss at every grid point by loading the weights and a forward pass."""
+    ref = copy.deepcopy(net)
+    ref.eval()
+    theta = {n: p.detach().clone() for n, p in net.named_parameters()}
+    out = np.empty((len(alphas), len(betas)))
+    for i, a in enumerate(alphas):
+        for j, b in enumerate(betas):
+            state = {n: theta[n] + a * d1.tensors[n] + b * d2.tensors[n] for n in theta}
+            ref.load_state_dict(state, strict=False)
+            with torch.no_grad():
+                o = ref(x)
+                out[i, j] = float(metric(o, y) if metric else F.cross_entropy(o, y))
+    return out
+
+
+CASES = [(mlp, "mlp"), (cnn, "cnn"), (Skip, "skip"), (Branchy, "branchy")]
+
+
+@pytest.mark.parametrize(("factory", "kind"), CASES, ids=[c[1] for c in CASES])
+@pytest.mark.parametrize("strategy", ["auto", "vmap", "loop"])
+def test_engine_matches_per_point_reference(factory, kind, strategy):
+    net = _prepared(factory, kind)
+    x, y = _data("cnn" if kind == "cnn" else "mlp")
+    d1, d2 = lnn.random_plane(net, seed=1)
+    if strategy == "vmap" and kind == "branchy":
+        pytest.skip("vmap cannot evaluate data-dependent control flow")
+    s = lnn.plane(
+        net,
+        F.cross_entropy,
+        (x, y),
+        (d1, d2),
+        steps=(4, 3),
+        span=0.8,
+        batch_size=16,
+        strategy=strategy,
+        progress=False,
+    )
+    ref = reference(net, d1, d2, s.coords("alpha"), s.coords("beta"), x, y)
+    np.testing.assert_allclose(s.loss, ref, rtol=1e-5, atol=1e-5)
+
+
+def test_auto_strategy_falls_back_when_vmap_fails():
+    net = _prepared(Branchy, "branchy")
+    x, y = _data("mlp")
+    d1, d2 = lnn.random_plane(net, seed=1)
+    s = lnn.plane(net, F.cross_entropy, (x, y), (d1, d2), steps=3, progress=False)
+    assert s.metadata["engine"]["strategy"] == "loop"
+    assert "vmap_fallback" in s.metadata["engine"]
+
+
+def test_affine_first_layer_and_cached_prefix_are_used():
+    net = _prepared(mlp, "mlp")
+    x, y = _data("mlp")
+    d = lnn.random_plane(net, seed=0)
+    s = lnn.plane(net, F.cross_entropy, (x, y), d, steps=3, progress=False)
+    assert s.metadata["engine"]["split"]["affine_layers"] == ["1"]
+    # a direction that moves only the last layer: everything before it is cached
+    only_last = [
+        lnn.random_direction(net, seed=k, ignore=["1.*", "3.*"]) for k in (0, 1)
+    ]
+    s2 = lnn.plane(net, F.cross_entropy, (x, y), only_last, steps=3, progress=False)
+    assert s2.metadata["engine"]["split"]["affine_layers"] == []
+    ref = reference(net, *only_last, s2.coords("alpha"), s2.coords("beta"), x, y)
+    np.testing.assert_allclose(s2.loss, ref, rtol=1e-5, atol=1e-6)
+
+
+def test_first_layer_bias_moved_with_affine_split():
+    net = _prepared(Skip, "skip")
+    x, y = _data("mlp")
+    d1, d2 = lnn.random_plane(net, seed=4, ignore=None, norm="layer")
+    s = lnn.plane(net, F.cross_entropy, (x, y), (d1, d2), steps=3, progress=False)
+    assert "skip" in s.metadata["engine"]["split"]["affine_layers"]
+    ref = reference(net, d1, d2, s.coords("alpha"), s.coords("beta"), x, y)
+    np.testing.assert_allclose(s.loss, ref, rtol=1e-5, atol=1e-6)
+
+
+def test_float64_matches_float64_reference_tightly():
+    net = _prepared(mlp, "mlp").double()
+    x, y = _data("mlp")
+    x = x.double()
+    d1, d2 = lnn.random_plane(net, seed=1)
+    s = lnn.plane(net, F.cross_entropy, (x, y), (d1, d2), steps=3, progress=False)
+    ref = reference(net, d1, d2, s.coords("alpha"), s.coords("beta"), x, y)
+    np.testing.assert_allclose(s.loss, ref, rtol=1e-12, atol=1e-12)
+    assert s.metadata["dtype"] == "float64"
+
+
+def test_dtype_float64_on_a_float32_model():
+    net = _prepared(cnn, "cnn")
+    x, y = _data("cnn")
+    d1, d2 = lnn.random_plane(net, seed=1)
+    s32 = lnn.plane(net, F.cross_entropy, (x, y), (d1, d2), steps=3, progress=False)
+    s64 = lnn.plane(
+        net, F.cross_entropy, (x, y), (d1, d2), steps=3, progress=False, dtype="float64"
+    )
+    np.testing.assert_allclose(s64.loss, s32.loss, rtol=1e-5)
+    assert next(net.parameters()).dtype == torch.float32
+
+
+def test_user_model_is_never_changed_even_after_an_error():
+    net = _prepared(cnn, "cnn")
+    net.train()
+    net[1].eval()  # mixed flags must come back exactly
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    flags = [m.training for m in net.modules()]
+    x, y = _data("cnn")
+    d = lnn.random_plane(net, seed=0, ignore=None)
+    for bn in ("eval", "batch", "recompute"):
+        lnn.plane(net, F.cross_entropy, (x, y), d, steps=2, bn=bn, progress=False)
+        lnn.line(net, F.cross_entropy, (x, y), d[0], steps=3, bn=bn, progress=False)
+    calls = {"n": 0}
+
+    def flaky(out, target):
+        calls["n"] += 1
+        if calls["n"] > 3:
+            raise RuntimeError("boom")
+        return F.cross_entropy(out, target)
+
+    with pytest.raises(RuntimeError, match="boom"):
+        lnn.plane(net, flaky, (x, y), d, steps=3, progress=False)
+    after = net.state_dict()
+    assert before.keys() == after.keys()
+    for k in before:
+        assert torch.equal(before[k], after[k]), k
+    assert [m.training for m in net.modules()] == flags
+
+
+def test_evaluate_params_matches_loading_the_weights():
+    net = _prepared(cnn, "cnn")
+    x, y = _data("cnn")
+    d = lnn.random_direction(net, seed=0)
+    params = {n: p.detach() + 0.3 * d.tensors[n] for n, p in net.named_parameters()}
+    got = lnn.evaluate_params(net, F.cross_entropy, (x, y), params, metrics="accuracy")
+    ref = copy.deepcopy(net)
+    ref.load_state_dict(params, strict=False)
+    with torch.no_grad():
+        out = ref(x)
+    assert got["loss"] == pytest.approx(float(F.cross_entropy(out, y)), rel=1e-5)
+    assert got["accuracy"] == pytest.approx(float((out.argmax(1) == y).float().mean()))
