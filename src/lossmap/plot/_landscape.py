@@ -10,6 +10,7 @@ are kept.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -364,6 +365,7 @@ class LandscapeDisplay:
         colorbar: bool = True,
         legend: bool = True,
         max_levels: int = 8,
+        marker_scale: float = 1.0,
         xlabel: str | None = None,
         ylabel: str | None = None,
         title: str | None = None,
@@ -383,6 +385,8 @@ class LandscapeDisplay:
         cmap, contours, colorbar, legend, max_levels
             Colour map; whether to draw contours, colour bar and legend; the
             most levels chosen automatically.
+        marker_scale : float, default=1.0
+            Scales the θ*, θ₀ and current markers (e.g. 0.6 for small panels).
         xlabel, ylabel, title : str, optional
             Override the defaults (axis names, a title from the metadata).
 
@@ -427,7 +431,9 @@ class LandscapeDisplay:
         ):
             point = getattr(self, attr)
             if point is not None:
-                setattr(self, attr + "_", ax.scatter([point[0]], [point[1]], **style))
+                size = {"s": style["s"] * marker_scale**2}
+                marker = ax.scatter([point[0]], [point[1]], **{**style, **size})
+                setattr(self, attr + "_", marker)
         ax.set_xlim(a0[0], a0[-1])
         ax.set_ylim(a1[0], a1[-1])
         default_title = self.title or title_from_metadata(self.surface.metadata)
@@ -462,6 +468,16 @@ class LandscapeDisplay:
             lv = nice_levels(
                 values, vmin=vmin if is_log else None, max_levels=max_levels
             )
+            # a level that many grid values hit exactly (a flat ridge or plateau,
+            # e.g. MAE of a saturated tanh) draws a cloud of dots: skip it
+            finite = values[np.isfinite(values)]
+            lv = np.array(
+                [
+                    lev
+                    for lev in lv
+                    if np.mean(np.isclose(finite, lev, rtol=1e-6, atol=0)) < 5e-4
+                ]
+            )
         else:
             lv = np.asarray(levels, dtype=np.float64)
             if lv.ndim != 1 or lv.size == 0 or not np.all(np.isfinite(lv)):
@@ -476,11 +492,37 @@ class LandscapeDisplay:
         self.contour_ = ax.contour(
             a0, a1, masked, levels=lv, colors="white", linewidths=0.8, alpha=0.85
         )
+        _drop_specks(self.contour_, (np.ptp(a0), np.ptp(a1)))
         labels = ax.clabel(self.contour_, inline=True, fontsize=7.5, fmt=format_level)
         halo = [patheffects.withStroke(linewidth=2.2, foreground="black", alpha=0.6)]
         for text in labels:
             text.set_path_effects(halo)
         self.contour_labels_ = list(labels)
+
+
+def _drop_specks(contour: Any, spans: tuple[float, float], size: float = 0.01) -> None:
+    """Remove contour pieces smaller than ``size`` of the plot.
+
+    Where a surface creeps toward a level without crossing it cleanly (the
+    arm of a valley approaching an asymptote) the contour breaks into many
+    tiny pieces that read as a dotted line; they carry no information.
+    """
+    from matplotlib.path import Path
+
+    new = []
+    for path in contour.get_paths():
+        verts, codes = path.vertices, path.codes
+        if verts.size == 0 or codes is None:
+            new.append(path)
+            continue
+        starts = [*np.flatnonzero(codes == Path.MOVETO), len(codes)]
+        keep = np.zeros(len(codes), dtype=bool)
+        for lo, hi in itertools.pairwise(starts):
+            ext = np.ptp(verts[lo:hi], axis=0) / np.asarray(spans)
+            if np.hypot(*ext) >= size:
+                keep[lo:hi] = True
+        new.append(Path(verts[keep], codes[keep]))
+    contour.set_paths(new)
 
 
 def log_ticks(vmin: float, vmax: float, *, max_ticks: int = 7) -> np.ndarray:
@@ -626,6 +668,7 @@ class Surface3DDisplay:
         elev: float = 35.0,
         azim: float = -60.0,
         log_floor: float = 1e-3,
+        floor_contours: bool = True,
         xlabel: str | None = None,
         ylabel: str | None = None,
         zlabel: str | None = None,
@@ -647,6 +690,8 @@ class Surface3DDisplay:
         log_floor : float, default=1e-3
             For ``log10``: values below ``log_floor`` times the data range are
             drawn at that height (a loss of exactly 0 has no logarithm).
+        floor_contours : bool, default=True
+            Project contour lines of the heights onto the floor of the box.
         """
         ax = new_axes(ax, "Surface3DDisplay.plot", projection="3d")
         if getattr(ax, "name", "") != "3d":
@@ -672,6 +717,15 @@ class Surface3DDisplay:
             alpha=0.95,
             zorder=1,
         )
+        self.floor_contour_ = None
+        if floor_contours:
+            finite = z[np.isfinite(z)]
+            offset = float(finite.min() - 0.25 * np.ptp(finite))
+            self.floor_contour_ = ax.contour(
+                g0, g1, np.ma.masked_invalid(z), levels=12, zdir="z",
+                offset=offset, cmap=cmap, linewidths=0.8, zorder=0,
+            )  # fmt: skip
+            ax.set_zlim(offset, float(finite.max()))
         self.minimum_ = self.start_ = self.current_ = None
         for attr, style in (
             ("minimum", MINIMUM_STYLE),
