@@ -92,18 +92,17 @@ def nn_title(surface: Surface, field: str = "loss") -> str:
     if meta.get("title"):
         return str(meta["title"])
     kinds = {d.get("kind") for d in _directions_meta(meta)}
+    plural = "plane" if surface.ndim == 2 else "line"
     what = {
-        frozenset({"pca"}): "PCA plane of the training path",
-        frozenset({"random"}): "random "
-        + ("plane" if surface.ndim == 2 else "line")
-        + " around the weights",
-        frozenset({"interpolation"}): "from initial to final weights",
-    }.get(frozenset(kinds), "plane" if surface.ndim == 2 else "line")
+        frozenset({"pca"}): "the PCA plane of the training path",
+        frozenset({"random"}): f"a random {plural} through the weights",
+        frozenset({"interpolation"}): "the line from initial to final weights",
+    }.get(frozenset(kinds), f"a {plural} through the weights")
     model = meta.get("model")
     if isinstance(model, Mapping):
         model = model.get("name") or model.get("class")
     head = f"{model}: " if isinstance(model, str) and model else ""
-    return f"{head}{field} on the {what}"
+    return f"{head}{field} on {what}"
 
 
 def _is_fraction(values: np.ndarray) -> bool:
@@ -352,7 +351,7 @@ class LineDisplay:
                 )
         ax.set_xlim(x[0], x[-1])
         ax.grid(alpha=0.25)
-        ax.legend(handles=handles, loc="upper center", fontsize=8, framealpha=0.85)
+        ax.legend(handles=handles, loc="center right", fontsize=8, framealpha=0.85)
         set_labels(
             ax,
             xlabel=xlabel,
@@ -376,15 +375,16 @@ class RandomLinesDisplay:
         Step coordinates along every line.
     curves : array-like of shape (n_lines, n_steps)
         The loss along each line.
-    band : (float, float), default (0.1, 0.9)
-        Quantiles bounding the shaded band.
+    metadata : mapping, optional
+        Provenance (a ``title`` entry becomes the default title).
 
     Attributes
     ----------
-    median_, lo_, hi_ : ndarray of shape (n_steps,)
-        The summary drawn (NaN-aware quantiles over lines).
-    ax_, median_line_, band_, lines_ : the artists (``lines_`` the thin
-        individual curves, when drawn)
+    median_, q25_, q75_, min_, max_ : ndarray of shape (n_steps,)
+        The summary drawn: NaN-aware median, quartiles and range over lines
+        (the same statistics as ``lossmap.nn.random_lines(...).summary``).
+    ax_, median_line_, iqr_band_, range_band_, lines_ : the artists
+        (``lines_`` the thin individual curves, when drawn)
     """
 
     def __init__(
@@ -392,7 +392,6 @@ class RandomLinesDisplay:
         x: Any,
         curves: Any,
         *,
-        band: tuple[float, float] = (0.1, 0.9),
         metadata: Mapping[str, Any] | None = None,
     ) -> None:
         x = np.asarray(x, dtype=np.float64)
@@ -402,21 +401,20 @@ class RandomLinesDisplay:
                 f"`curves` must have shape (n_lines, {x.size}) for {x.size} steps, "
                 f"got {curves.shape}"
             )
-        lo, hi = (check_float("band[0]", band[0]), check_float("band[1]", band[1]))
-        if not 0.0 <= lo < hi <= 1.0:
-            raise ValueError(f"`band` must satisfy 0 <= lo < hi <= 1, got {band}")
-        self.x, self.curves, self.band = x, curves, (lo, hi)
+        self.x, self.curves = x, curves
         self.metadata = dict(metadata or {})
         self.median_ = np.nanmedian(curves, axis=0)
-        self.lo_ = np.nanquantile(curves, lo, axis=0)
-        self.hi_ = np.nanquantile(curves, hi, axis=0)
+        self.q25_, self.q75_ = np.nanpercentile(curves, [25, 75], axis=0)
+        self.min_, self.max_ = np.nanmin(curves, axis=0), np.nanmax(curves, axis=0)
 
     @classmethod
-    def from_surface(cls, surface: Surface, *, ax: Any = None, **kw: Any) -> Any:
-        """From a 2-D surface with one row per line (axis 0) of field ``loss``."""
-        check_field(surface, "loss", ndim=2, who="RandomLinesDisplay")
-        plot_kw = {k: kw.pop(k) for k in ("logy", "individual", "title") if k in kw}
-        disp = cls(surface.coords(1), surface.loss, metadata=surface.metadata, **kw)
+    def from_surface(
+        cls, surface: Any, *, field: str = "loss", ax: Any = None, **plot_kw: Any
+    ) -> RandomLinesDisplay:
+        """From ``random_lines(...)`` or its ``curves`` surface (one row per line)."""
+        surface = getattr(surface, "curves", surface)
+        check_field(surface, field, ndim=2, who="RandomLinesDisplay")
+        disp = cls(surface.coords(1), surface.field(field), metadata=surface.metadata)
         return disp.plot(ax, **plot_kw)
 
     def plot(
@@ -424,26 +422,36 @@ class RandomLinesDisplay:
         ax: Any = None,
         *,
         logy: bool = False,
-        individual: bool = True,
+        individual: bool = False,
         xlabel: str | None = None,
+        ylabel: str | None = None,
         title: str | None = None,
     ) -> RandomLinesDisplay:
-        """Draw the band, the median and (faintly) every line."""
+        """Draw the range and quartile bands, the median, and optionally each line."""
         ax = new_axes(ax, "RandomLinesDisplay.plot")
         self.lines_ = []
         if individual:
             for c in self.curves:
-                (ln,) = ax.plot(self.x, c, color="0.55", lw=0.6, alpha=0.35)
+                (ln,) = ax.plot(self.x, c, color="0.5", lw=0.6, alpha=0.4)
                 self.lines_.append(ln)
-        lo, hi = self.band
-        self.band_ = ax.fill_between(
+        n = len(self.curves)
+        self.range_band_ = ax.fill_between(
             self.x,
-            self.lo_,
-            self.hi_,
+            self.min_,
+            self.max_,
             color=LOSS_COLOR,
-            alpha=0.22,
+            alpha=0.12,
             lw=0,
-            label=f"{100 * lo:g}–{100 * hi:g} % of {len(self.curves)} lines",
+            label=f"range of {n} lines",
+        )
+        self.iqr_band_ = ax.fill_between(
+            self.x,
+            self.q25_,
+            self.q75_,
+            color=LOSS_COLOR,
+            alpha=0.3,
+            lw=0,
+            label="middle 50 %",
         )
         (self.median_line_,) = ax.plot(
             self.x, self.median_, color=LOSS_COLOR, lw=2.2, label="median"
@@ -453,15 +461,20 @@ class RandomLinesDisplay:
         ax.set_xlim(self.x[0], self.x[-1])
         ax.grid(alpha=0.25)
         ax.legend(loc="upper center", fontsize=8, framealpha=0.85)
+        dirs = _directions_meta(self.metadata)
+        norm = _NORM_WORDS.get(dirs[0].get("norm"), "raw") if dirs else ""
         set_labels(
             ax,
             xlabel=xlabel,
-            ylabel=None,
+            ylabel=ylabel,
             title=title,
             defaults=(
-                "step along a random direction",
+                f"α along each random direction{f' ({norm})' if norm else ''}",
                 "loss",
-                str(self.metadata.get("title") or "Loss along random directions"),
+                str(
+                    self.metadata.get("title")
+                    or f"Loss along {n} random directions: how much the seed matters"
+                ),
             ),
         )
         self.ax_, self.figure_ = ax, ax.figure

@@ -133,6 +133,7 @@ class TrajectoryDisplay:
             zorder=6,
             edgecolors="black",
             linewidths=0.4,
+            label="snapshots (colour: step)",
         )
         self.start_ = ax.scatter([xy[0, 0]], [xy[0, 1]], **START_STYLE)
         self.center_ = ax.scatter([0.0], [0.0], **{**CENTER_STYLE, "label": "centre"})
@@ -140,7 +141,7 @@ class TrajectoryDisplay:
         (_, a0), (_, a1) = self.surface.axes
         ax.set_xlim(min(a0[0], xy[:, 0].min()), max(a0[-1], xy[:, 0].max()))
         ax.set_ylim(min(a1[0], xy[:, 1].min()), max(a1[-1], xy[:, 1].max()))
-        ax.legend(loc="upper right", fontsize=8, framealpha=0.85)
+        ax.legend(loc="best", fontsize=8, framealpha=0.85)
         self.true_line_ = self.surface_line_ = self.distance_line_ = None
         self.ax_, self.figure_ = ax, ax.figure
         return self
@@ -189,7 +190,12 @@ class TrajectoryDisplay:
             title=None,
             defaults=("", "loss", "Is the plane faithful to the path?"),
         )
-        rel = 100.0 * np.asarray(proj.relative_distance)
+        # the centre itself has no meaningful relative distance: leave it out
+        rel = np.where(
+            np.asarray(proj.offset) > 0,
+            100.0 * np.asarray(proj.relative_distance),
+            np.nan,
+        )
         (self.distance_line_,) = ax_dist.plot(
             steps, rel, color="#2a9d8f", lw=1.8, marker=".", label="off the plane"
         )
