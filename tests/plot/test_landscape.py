@@ -7,7 +7,7 @@ import pytest
 
 from lossmap import Surface, toy
 from lossmap.plot import LandscapeDisplay, SliceDisplay, Surface3DDisplay
-from lossmap.plot._landscape import log_limits, log_ticks, nice_levels
+from lossmap.plot._style import log_limits, log_ticks, nice_levels
 
 
 def _bowl(offset: float = 1.0, steps: int = 21) -> Surface:

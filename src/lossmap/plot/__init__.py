@@ -15,10 +15,11 @@ from typing import Any
 
 # name -> module under lossmap.plot. Each block belongs to one module.
 _EXPORTS: dict[str, str] = {
-    # ---- landscapes, 3-D surfaces, slices, fit panels (_landscape.py)
+    # ---- landscapes, 3-D surfaces, slices, fit panels (_landscape.py, _views.py,
+    #      _fit.py; shared helpers in _style.py)
     "LandscapeDisplay": "_landscape",
-    "Surface3DDisplay": "_landscape",
-    "SliceDisplay": "_landscape",
+    "Surface3DDisplay": "_views",
+    "SliceDisplay": "_views",
     "FitDisplay": "_fit",
     "FitCurve": "_fit",
     "LandscapeFitDisplay": "_fit",

@@ -9,13 +9,8 @@ import numpy as np
 
 from lossmap._validation import check_finite_array, check_int
 from lossmap.plot import require_matplotlib
-from lossmap.plot._landscape import (
-    LandscapeDisplay,
-    as_point,
-    new_axes,
-    set_labels,
-    title_from_metadata,
-)
+from lossmap.plot._landscape import LandscapeDisplay
+from lossmap.plot._style import as_point, new_axes, set_labels, title_from_metadata
 
 __all__ = ["FitCurve", "FitDisplay", "LandscapeFitDisplay", "landscape_and_fit"]
 
