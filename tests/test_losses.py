@@ -106,6 +106,8 @@ def test_numerical_safety():
     assert losses.log_cosh(1e4, 0.0) == pytest.approx(1e4 - np.log(2.0), rel=1e-15)
     with np.errstate(over="raise", invalid="raise"):
         losses.log_cosh(np.array([1e4, -1e4, 800.0]), 0.0)
+    # and accurate near zero, where the value (≈ r²/2) is far below 1e-16
+    assert losses.log_cosh(1e-9, 0.0) == pytest.approx(5e-19, rel=1e-12)
     # bce clips probabilities: finite at exactly 0 and 1
     assert np.isfinite(losses.bce(np.array([0.0, 1.0]), np.array([1.0, 0.0]))).all()
     # bce with logits finite and exact at ±1e3

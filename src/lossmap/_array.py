@@ -18,6 +18,8 @@ class _NumpyOps:
     log = staticmethod(np.log)
     log1p = staticmethod(np.log1p)
     tanh = staticmethod(np.tanh)
+    sinh = staticmethod(np.sinh)
+    minimum = staticmethod(np.minimum)
     sign = staticmethod(np.sign)
     where = staticmethod(np.where)
 
@@ -86,6 +88,7 @@ class _TorchOps:
         self.log = torch.log
         self.log1p = torch.log1p
         self.tanh = torch.tanh
+        self.sinh = torch.sinh
         self.sign = torch.sign
         self.sigmoid = torch.sigmoid
         self.relu = torch.relu
@@ -103,6 +106,9 @@ class _TorchOps:
 
     def clip(self, x: Any, lo: float, hi: float) -> Any:
         return self.t.clamp(x, lo, hi)
+
+    def minimum(self, x: Any, bound: float) -> Any:
+        return self.t.clamp(x, max=bound)
 
     def log_softmax(self, z: Any) -> Any:
         return self.t.log_softmax(z, dim=-1)

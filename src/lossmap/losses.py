@@ -124,14 +124,19 @@ def _huber_d2(pred: Any, target: Any, *, delta: float = 1.0) -> Any:
 
 
 def log_cosh(pred: Any, target: Any) -> Any:
-    """``log(cosh(pred - target))``, computed without overflow.
+    """``log(cosh(pred - target))``, accurate and without overflow.
 
-    Uses ``log cosh r = |r| + log1p(exp(-2|r|)) - log 2``, finite for any
-    finite residual (``cosh`` itself overflows beyond |r| ~ 710).
+    For ``|r| < 20`` it uses ``log1p(2·sinh²(r/2))`` (``cosh r − 1 = 2 sinh²(r/2)``),
+    exact to rounding even where the value is ~r²/2 far below 1e-16; beyond,
+    ``|r| + log1p(exp(−2|r|)) − log 2``, finite for any finite residual
+    (``cosh`` itself overflows beyond |r| ~ 710).
     """
     ops, p, y = prepare(pred, target)
     a = ops.abs(p - y)
-    return a + ops.log1p(ops.exp(-2.0 * a)) - _LOG2
+    s = ops.sinh(0.5 * ops.minimum(a, 20.0))
+    near = ops.log1p(2.0 * s * s)
+    far = a + ops.log1p(ops.exp(-2.0 * a)) - _LOG2
+    return ops.where(a < 20.0, near, far)
 
 
 def _log_cosh_d1(pred: Any, target: Any) -> Any:

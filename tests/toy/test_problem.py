@@ -165,6 +165,7 @@ def test_two_points_minimum_is_shared_by_mse_mae_huber(model):
     inv = np.arctanh(y) if model == "tanh" else y
     exact = np.linalg.solve(np.stack([x, np.ones(2)], axis=1), inv)
     for m in minima:
+        assert m.converged
         np.testing.assert_allclose(m.theta, exact, atol=1e-8)
         assert m.loss == pytest.approx(0.0, abs=1e-15)
 
