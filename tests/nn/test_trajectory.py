@@ -326,3 +326,29 @@ def test_surface_at_edges_and_nan():
     assert surface_at(line, [0.5]) == pytest.approx(1.5)
     with pytest.raises(ValueError, match="must have 2 column"):
         surface_at(s, [[0.0]])
+
+
+def test_project_true_loss_and_surface_agree_at_the_centre():
+    import lossmap.nn as lnn
+
+    net = _net()
+    gen = torch.Generator().manual_seed(1)
+    x = torch.randn(32, 4, generator=gen, dtype=torch.float64)
+    y = torch.randn(32, 2, generator=gen, dtype=torch.float64)
+    rec = Recorder(net)
+    rec(0)
+    _train(net, rec, steps=8, lr=0.3)
+    r = rec.recording()
+    loss_fn = torch.nn.functional.mse_loss
+    d1, d2, _ = pca_directions(r)
+    span = float(np.abs(project(r, (d1, d2)).coords).max()) * 1.1
+    s = lnn.plane(net, loss_fn, (x, y), (d1, d2), span=span, steps=5, progress=False)
+    proj = project(r, (d1, d2), surface=s, model=net, loss_fn=loss_fn, data=(x, y))
+    # true loss: a plain forward pass with each snapshot's parameters
+    for i in range(len(r)):
+        out = torch.func.functional_call(net, r.params(i), (x,))
+        assert proj.true_loss[i] == pytest.approx(float(loss_fn(out, y)), rel=1e-9)
+    # at the centre (the final weights) the surface is exact: a grid point
+    assert proj.surface_loss[-1] == pytest.approx(proj.true_loss[-1], rel=1e-9)
+    assert proj.loss_gap[-1] == pytest.approx(0.0, abs=1e-9)
+    assert np.all(np.isfinite(proj.surface_loss))  # the grid covers the path
