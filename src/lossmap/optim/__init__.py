@@ -13,6 +13,7 @@ once and returns a :class:`Trajectory`.
 (2, 2)
 """
 
+from lossmap.optim._compare import lr_sweep, race
 from lossmap.optim._optimizers import (
     DEFAULT_LR,
     AdagradState,
@@ -68,8 +69,10 @@ __all__ = [
     "exponential",
     "gd",
     "get",
+    "lr_sweep",
     "momentum",
     "nesterov",
+    "race",
     "rmsprop",
     "run",
     "schedule",

@@ -25,6 +25,13 @@ _EXPORTS: dict[str, str] = {
     "LandscapeFitDisplay": "_fit",
     "landscape_and_fit": "_fit",
     # ---- optimizer paths, loss curves, basins, critical points (_walk.py)
+    "PathsDisplay": "_walk",
+    "LossCurveDisplay": "_walk",
+    "LRSweepDisplay": "_walk",
+    "BasinDisplay": "_walk",
+    "CriticalPointsDisplay": "_walk",
+    "RaceAnimation": "_walk",
+    "optimizer_color": "_walk",
     # ---- real networks: planes, lines, trajectories (_nn.py)
     "PlaneDisplay": "_nn",
     "LineDisplay": "_nn",

@@ -1,0 +1,734 @@
+"""Figures for walking a landscape: optimizer paths, loss curves, learning-rate
+sweeps, basins of attraction, critical points, and an animated race.
+
+Every display takes computed results (a :class:`~lossmap.Surface`,
+:class:`~lossmap.optim.Trajectory` objects, :class:`~lossmap.analysis.Basins`,
+critical points) and only draws. ``plot(ax=None, ...)`` returns the display
+with its artists in attributes ending in ``_``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lossmap._validation import check_int
+from lossmap.plot import require_matplotlib
+from lossmap.plot._landscape import LandscapeDisplay, new_axes, set_labels
+
+__all__ = [
+    "BasinDisplay",
+    "CriticalPointsDisplay",
+    "LRSweepDisplay",
+    "LossCurveDisplay",
+    "PathsDisplay",
+    "RaceAnimation",
+    "optimizer_color",
+]
+
+#: A fixed colour per optimizer, chosen to stand out on the viridis heatmap
+#: (every path also gets a dark outline).
+OPTIMIZER_COLORS = {
+    "gd": "#ff3b30",
+    "sgd": "#ff3b30",
+    "momentum": "#ff9500",
+    "nesterov": "#ffd60a",
+    "adagrad": "#30d158",
+    "rmsprop": "#64d2ff",
+    "adam": "#ff2dd4",
+    "adamw": "#bf5af2",
+}
+#: Learning-rate sweeps, smallest rate first: cool to hot.
+_SWEEP = ("#64d2ff", "#30d158", "#ffd60a", "#ff9500", "#ff3b30", "#ff2dd4")
+_FALLBACK = ("#ff3b30", "#ff9500", "#ffd60a", "#30d158", "#64d2ff", "#ff2dd4")
+#: Paths are drawn while they stay inside the view plus this share of its
+#: width; a path that leaves it (diverging, say) is cut at the edge and marked.
+_MARGIN = 0.0
+
+
+def optimizer_color(name: str, index: int = 0) -> str:
+    """The colour used for optimizer ``name`` (a fallback cycle for others)."""
+    return OPTIMIZER_COLORS.get(name, _FALLBACK[index % len(_FALLBACK)])
+
+
+def _halo(width: float = 3.2) -> list[Any]:
+    from matplotlib import patheffects
+
+    return [
+        patheffects.Stroke(linewidth=width, foreground="black", alpha=0.7),
+        patheffects.Normal(),
+    ]
+
+
+def _as_list(trajectories: Any) -> list[Any]:
+    if hasattr(trajectories, "params"):
+        return [trajectories]
+    out = list(trajectories)
+    if not out:
+        raise ValueError("`trajectories` must hold at least one Trajectory, got none")
+    return out
+
+
+def _visible_path(path: np.ndarray, view: np.ndarray) -> tuple[np.ndarray, bool]:
+    """The leading part of ``path`` inside the view (plus a small margin).
+
+    A path that leaves the view (or stops being finite) is cut there: its last
+    point is where the segment crosses the margin box, and ``cut`` is True.
+    """
+    lo, hi = view[:, 0], view[:, 1]
+    pad = _MARGIN * (hi - lo)
+    lo, hi = lo - pad, hi + pad
+    ok = np.isfinite(path).all(-1) & np.all((path >= lo) & (path <= hi), axis=-1)
+    bad = np.flatnonzero(~ok)
+    if not bad.size:
+        return path, False
+    k = int(bad[0])
+    if k == 0:
+        return path[:0], True
+    a, b = path[k - 1], path[k]
+    if np.isfinite(b).all():
+        # largest s in (0, 1] with a + s·(b − a) inside the box
+        d = b - a
+        with np.errstate(divide="ignore", invalid="ignore"):
+            s_hi = np.where(d > 0, (hi - a) / d, np.where(d < 0, (lo - a) / d, np.inf))
+        s = float(np.clip(np.min(s_hi), 0.0, 1.0))
+        return np.vstack([path[:k], a + s * d]), True
+    return path[:k], True
+
+
+def _status_text(t: Any, i: int | None = None) -> str:
+    status = t.status if i is None else t.status[i]
+    stop = t.stopped_at if i is None else t.stopped_at[i]
+    if status == "diverged":
+        return f"diverged at step {stop}"
+    if status == "converged":
+        return f"converged in {stop} steps"
+    return f"{stop} steps"
+
+
+# ------------------------------------------------------------------ paths
+class PathsDisplay:
+    """Optimizer paths over a landscape.
+
+    Each trajectory gets its own colour (by optimizer name, or ``colors``),
+    a dark outline, a marker at its end and a legend entry with its status.
+    A path that diverges or leaves the view is cut where it does and marked
+    with a black-edged ✕.
+
+    Parameters
+    ----------
+    surface : Surface
+        The landscape to draw underneath (2-D).
+    trajectories : Trajectory or sequence of Trajectory
+        Single-start or multi-start trajectories.
+    minima : sequence of (x, y), optional
+        Points to mark as minima (red stars).
+    colors : sequence of colours, optional
+        One per trajectory.
+    labels : sequence of str, optional
+        Legend text per trajectory (default: each trajectory's label).
+    title : str, optional
+
+    Attributes
+    ----------
+    ax_, figure_, landscape_ : Axes, Figure, LandscapeDisplay
+    lines_ : list of Line2D
+        One per drawn path (multi-start trajectories give one per start).
+    ends_ : list of PathCollection
+        End markers; ``cut_`` lists the ✕ markers of cut paths.
+    start_ : PathCollection or None
+    legend_ : Legend
+    """
+
+    def __init__(
+        self,
+        surface: Any,
+        trajectories: Any,
+        *,
+        minima: Sequence[Any] | None = None,
+        colors: Sequence[Any] | None = None,
+        labels: Sequence[str] | None = None,
+        title: str | None = None,
+    ) -> None:
+        self.surface = surface
+        self.trajectories = _as_list(trajectories)
+        self.minima = [tuple(m) for m in (minima or [])]
+        n = len(self.trajectories)
+        if colors is not None and len(colors) != n:
+            raise ValueError(f"`colors` must have {n} entries, got {len(colors)}")
+        if labels is not None and len(labels) != n:
+            raise ValueError(f"`labels` must have {n} entries, got {len(labels)}")
+        self.colors = (
+            list(colors)
+            if colors is not None
+            else [
+                optimizer_color(t.optimizer, i) for i, t in enumerate(self.trajectories)
+            ]
+        )
+        if colors is None and len({t.optimizer for t in self.trajectories}) < n:
+            self.colors = list(_FALLBACK[:n]) if n <= len(_FALLBACK) else self.colors
+        self.labels = (
+            list(labels) if labels is not None else [t.label for t in self.trajectories]
+        )
+        self.title = title
+
+    def plot(
+        self,
+        ax: Any = None,
+        *,
+        linewidth: float = 2.0,
+        colorbar: bool = True,
+        legend: bool = True,
+        landscape_kw: dict[str, Any] | None = None,
+    ) -> PathsDisplay:
+        """Draw the landscape, then the paths, markers and legend."""
+        if ax is None:
+            plt = require_matplotlib("PathsDisplay.plot")
+            _, ax = plt.subplots(figsize=(7.0, 7.0), layout="constrained")
+        kw = {"colorbar": colorbar, "legend": False, **(landscape_kw or {})}
+        self.landscape_ = LandscapeDisplay(self.surface, title=self.title).plot(
+            ax, **kw
+        )
+        (_, a0), (_, a1) = self.surface.axes
+        view = np.array([[a0[0], a0[-1]], [a1[0], a1[-1]]])
+        self.lines_, self.ends_, self.cut_ = [], [], []
+        handles = []
+        for t, color, label in zip(self.trajectories, self.colors, self.labels):
+            multi = t.n_starts is not None
+            starts = range(t.n_starts) if multi else [None]
+            line = None
+            for i in starts:
+                path = t.path(i) if multi else t.path()
+                shown, cut = _visible_path(path, view)
+                diverged = (t.status[i] if multi else t.status) == "diverged"
+                if shown.shape[0] == 0:
+                    continue
+                (line,) = ax.plot(
+                    shown[:, 0],
+                    shown[:, 1],
+                    color=color,
+                    lw=linewidth if not multi else 0.8 * linewidth,
+                    alpha=0.95,
+                    zorder=4,
+                    path_effects=_halo(linewidth + 1.8),
+                )
+                self.lines_.append(line)
+                end = shown[-1]
+                if cut or diverged:
+                    self.cut_.append(
+                        ax.scatter(
+                            *end,
+                            marker="X",
+                            s=110,
+                            color=color,
+                            edgecolors="black",
+                            linewidths=1.2,
+                            zorder=7,
+                            clip_on=False,
+                        )
+                    )
+                else:
+                    self.ends_.append(
+                        ax.scatter(
+                            *end,
+                            marker="o",
+                            s=46,
+                            color=color,
+                            edgecolors="black",
+                            linewidths=1.0,
+                            zorder=7,
+                        )
+                    )
+            if line is not None:
+                line.set_label(
+                    f"{label}: {_status_text(t) if not multi else ''}".rstrip(": ")
+                )
+                handles.append(line)
+        first = self.trajectories[0]
+        self.start_ = None
+        if first.n_starts is None:
+            self.start_ = ax.scatter(
+                *first.params[0],
+                marker="o",
+                s=90,
+                c="white",
+                edgecolors="black",
+                linewidths=1.4,
+                zorder=8,
+                label="start",
+            )
+            handles.append(self.start_)
+        if self.minima:
+            m = np.array(self.minima)
+            star = ax.scatter(
+                m[:, 0],
+                m[:, 1],
+                marker="*",
+                s=260,
+                c="red",
+                edgecolors="white",
+                linewidths=0.9,
+                zorder=6,
+                label="minimum",
+            )
+            handles.append(star)
+        if self.cut_:
+            from matplotlib.lines import Line2D
+
+            handles.append(
+                Line2D(
+                    [],
+                    [],
+                    marker="X",
+                    ls="",
+                    mfc="0.6",
+                    mec="black",
+                    ms=9,
+                    label="cut off (diverged / left view)",
+                )
+            )
+        ax.set_xlim(*view[0])
+        ax.set_ylim(*view[1])
+        self.legend_ = None
+        if legend:
+            self.legend_ = ax.legend(
+                handles=handles,
+                loc="upper center",
+                bbox_to_anchor=(0.5, -0.11),
+                ncol=2,
+                fontsize=8,
+                frameon=False,
+            )
+        self.ax_, self.figure_ = ax, ax.figure
+        return self
+
+
+# ------------------------------------------------------------- loss curves
+class LossCurveDisplay:
+    """Loss against step, one curve per trajectory, on a log scale.
+
+    Parameters
+    ----------
+    trajectories : Trajectory or sequence of Trajectory (single-start)
+    reference : float, optional
+        Subtracted from the loss (e.g. the known minimum value), so the curve
+        shows the gap ``L − L*`` and a log scale works for negative losses.
+    colors, labels : sequences, optional
+    """
+
+    def __init__(
+        self,
+        trajectories: Any,
+        *,
+        reference: float | None = None,
+        colors: Sequence[Any] | None = None,
+        labels: Sequence[str] | None = None,
+    ) -> None:
+        self.trajectories = _as_list(trajectories)
+        for t in self.trajectories:
+            if t.n_starts is not None:
+                raise ValueError(
+                    "LossCurveDisplay takes single-start trajectories; pick one "
+                    "start of a multi-start run first"
+                )
+        self.reference = reference
+        n = len(self.trajectories)
+        self.colors = (
+            list(colors)
+            if colors is not None
+            else [
+                optimizer_color(t.optimizer, i) for i, t in enumerate(self.trajectories)
+            ]
+        )
+        if colors is None and len({t.optimizer for t in self.trajectories}) < n:
+            self.colors = [_FALLBACK[i % len(_FALLBACK)] for i in range(n)]
+        self.labels = (
+            list(labels) if labels is not None else [t.label for t in self.trajectories]
+        )
+
+    def plot(
+        self, ax: Any = None, *, log: bool = True, floor: float = 1e-16
+    ) -> LossCurveDisplay:
+        """Draw the curves; diverged ones end in a ✕ at their last finite value."""
+        ax = new_axes(ax, "LossCurveDisplay.plot")
+        ref = 0.0 if self.reference is None else float(self.reference)
+        self.lines_, self.cut_ = [], []
+        # a diverging curve is cut where it climbs above the ceiling (10x the
+        # highest starting loss, or the highest loss of the runs that did not
+        # diverge), so it does not squash the others
+        keep = [t for t in self.trajectories if t.status != "diverged"]
+        tops = [float(t.loss[0]) - ref for t in self.trajectories]
+        tops += [float(np.nanmax(t.loss)) - ref for t in keep]
+        ceiling = max(10.0 * max(tops[: len(self.trajectories)]), *tops, 10 * floor)
+        for t, color, label in zip(self.trajectories, self.colors, self.labels):
+            y = np.asarray(t.loss, dtype=np.float64) - ref
+            steps = np.arange(y.size)
+            bad = np.flatnonzero(~np.isfinite(y) | (y > ceiling))
+            k = int(bad[0]) if bad.size else y.size
+            y, steps = y[:k], steps[:k]
+            if log:
+                y = np.maximum(y, floor)
+            (line,) = ax.plot(
+                steps,
+                y,
+                color=color,
+                lw=1.8,
+                label=f"{label} ({_status_text(t)})",
+                path_effects=_halo(3.0),
+            )
+            self.lines_.append(line)
+            if t.status == "diverged" or bad.size:
+                self.cut_.append(
+                    ax.scatter(
+                        k,
+                        ceiling if bad.size else y[-1],
+                        marker="X",
+                        s=90,
+                        color=color,
+                        edgecolors="black",
+                        zorder=5,
+                        clip_on=False,
+                    )
+                )
+        if log:
+            ax.set_yscale("log")
+        ax.set_ylim(top=ceiling * (3.0 if log else 1.05))
+        ylabel = "loss" if self.reference is None else "loss − minimum"
+        set_labels(
+            ax,
+            xlabel=None,
+            ylabel=None,
+            title=None,
+            defaults=("step", ylabel + (" (log scale)" if log else ""), ""),
+        )
+        ax.grid(True, which="major", alpha=0.3)
+        ax.legend(fontsize=8, loc="best", framealpha=0.9)
+        self.ax_, self.figure_ = ax, ax.figure
+        return self
+
+
+# --------------------------------------------------------- learning rates
+class LRSweepDisplay:
+    """One optimizer at several learning rates: paths and loss curves.
+
+    Rates are coloured along a sequential colour map (dark = small). Drawn as
+    two panels side by side: the paths over the landscape, and loss against
+    step (log scale). Diverged rates are cut off and say where.
+
+    Parameters
+    ----------
+    surface : Surface
+    trajectories : sequence of Trajectory
+        Single-start runs of one optimizer, e.g. from
+        :func:`lossmap.optim.lr_sweep`.
+    reference : float, optional
+        Subtracted from the loss in the curve panel.
+    minima : sequence of (x, y), optional
+    """
+
+    def __init__(
+        self,
+        surface: Any,
+        trajectories: Sequence[Any],
+        *,
+        reference: float | None = None,
+        minima: Sequence[Any] | None = None,
+        title: str | None = None,
+    ) -> None:
+        self.surface = surface
+        self.trajectories = _as_list(trajectories)
+        self.reference = reference
+        self.minima = minima
+        self.title = title
+
+    def rates(self) -> list[float]:
+        """The (first-step) learning rate of each trajectory."""
+        return [
+            float(t.lr[0]) if t.lr.size else float("nan") for t in self.trajectories
+        ]
+
+    def plot(self, fig: Any = None) -> LRSweepDisplay:
+        """Draw both panels into ``fig`` (a new 12 x 4.8 in figure when None)."""
+        plt = require_matplotlib("LRSweepDisplay.plot")
+        if fig is None:
+            fig = plt.figure(figsize=(12.5, 5.0), layout="constrained")
+        ax_paths, ax_loss = fig.subplots(1, 2, width_ratios=[1.15, 1.0])
+        n = len(self.trajectories)
+        colors = [_SWEEP[i % len(_SWEEP)] for i in range(n)]
+        labels = [f"lr = {r:g}" for r in self.rates()]
+        name = self.trajectories[0].optimizer
+        title = self.title or f"{name}: learning-rate sweep"
+        self.paths_ = PathsDisplay(
+            self.surface,
+            self.trajectories,
+            minima=self.minima,
+            colors=colors,
+            labels=labels,
+            title=title,
+        ).plot(ax_paths, colorbar=False)
+        self.curves_ = LossCurveDisplay(
+            self.trajectories, reference=self.reference, colors=colors, labels=labels
+        ).plot(ax_loss)
+        ax_loss.set_title("loss per step")
+        self.axes_, self.figure_ = (ax_paths, ax_loss), fig
+        return self
+
+
+# ------------------------------------------------------------------ basins
+class BasinDisplay:
+    """A map of which point each start's run ends at.
+
+    Parameters
+    ----------
+    basins : lossmap.analysis.Basins
+    surface : Surface, optional
+        Drawn as thin contours on top, for orientation.
+    """
+
+    def __init__(self, basins: Any, *, surface: Any = None, title: str | None = None):
+        self.basins = basins
+        self.surface = surface
+        self.title = title
+
+    def plot(self, ax: Any = None, *, legend: bool = True) -> BasinDisplay:
+        """Draw the labelled map, the end points and a legend with shares."""
+        plt = require_matplotlib("BasinDisplay.plot")
+        from matplotlib.colors import BoundaryNorm, ListedColormap
+        from matplotlib.patches import Patch
+
+        ax = new_axes(ax, "BasinDisplay.plot")
+        b = self.basins
+        k = len(b.points)
+        base = plt.get_cmap("tab10" if k <= 10 else "tab20")
+        colors = ["#222222", "#dddddd"] + [base(i % base.N) for i in range(k)]
+        cmap = ListedColormap(colors)
+        norm = BoundaryNorm(np.arange(-2.5, k + 0.5), cmap.N)
+        a0, a1 = b.axes
+        self.mesh_ = ax.pcolormesh(
+            a0, a1, b.labels.T, cmap=cmap, norm=norm, shading="nearest", rasterized=True
+        )
+        self.contour_ = None
+        if self.surface is not None:
+            (_, s0), (_, s1) = self.surface.axes
+            z = np.asarray(self.surface.loss, dtype=np.float64)
+            lv = np.quantile(z[np.isfinite(z)], [0.02, 0.08, 0.2, 0.4, 0.7])
+            self.contour_ = ax.contour(
+                s0,
+                s1,
+                z.T,
+                levels=np.unique(lv),
+                colors="black",
+                linewidths=0.5,
+                alpha=0.45,
+            )
+        handles = []
+        markers = {"minimum": "*", "saddle": "X", "maximum": "^", "degenerate": "D"}
+        for i, (p, kind, frac) in enumerate(zip(b.points, b.kinds, b.fractions)):
+            ax.scatter(
+                *p,
+                marker=markers.get(kind, "o"),
+                s=180 if kind == "minimum" else 90,
+                color="white",
+                edgecolors="black",
+                linewidths=1.1,
+                zorder=5,
+            )
+            handles.append(
+                Patch(
+                    facecolor=colors[i + 2],
+                    edgecolor="black",
+                    label=f"{kind} ({p[0]:.2f}, {p[1]:.2f}): {100 * frac:.0f}%",
+                )
+            )
+        for lab, color, text in (
+            (-1, colors[0], "diverged"),
+            (-2, colors[1], "did not settle"),
+        ):
+            share = float(np.mean(b.labels == lab))
+            if share:
+                handles.append(
+                    Patch(
+                        facecolor=color,
+                        edgecolor="black",
+                        label=f"{text}: {100 * share:.0f}%",
+                    )
+                )
+        names = b.param_names
+        set_labels(
+            ax,
+            xlabel=None,
+            ylabel=None,
+            title=self.title,
+            defaults=(names[0], names[1], f"basins of attraction · {b.optimizer}"),
+        )
+        self.legend_ = None
+        if legend:
+            self.legend_ = ax.legend(
+                handles=handles,
+                fontsize=7.5,
+                loc="upper left",
+                bbox_to_anchor=(1.01, 1.0),
+                borderaxespad=0,
+            )
+        self.ax_, self.figure_ = ax, ax.figure
+        return self
+
+
+# -------------------------------------------------------- critical points
+_KIND_STYLE = {
+    "minimum": {"marker": "o", "c": "#ff3b30", "s": 80},
+    "maximum": {"marker": "^", "c": "#ffffff", "s": 110},
+    "saddle": {"marker": "X", "c": "#ff9500", "s": 110},
+    "degenerate": {"marker": "D", "c": "#64d2ff", "s": 80},
+}
+
+
+class CriticalPointsDisplay:
+    """Stationary points marked by kind over the landscape.
+
+    Global minima are red stars, other minima red circles, maxima white
+    triangles, saddles orange crosses, degenerate points blue diamonds.
+
+    Parameters
+    ----------
+    surface : Surface
+    points : sequence of lossmap.analysis.CriticalPoint
+    """
+
+    def __init__(
+        self, surface: Any, points: Sequence[Any], *, title: str | None = None
+    ):
+        self.surface = surface
+        self.points = list(points)
+        self.title = title
+
+    def plot(self, ax: Any = None, *, colorbar: bool = True) -> CriticalPointsDisplay:
+        """Draw the landscape and one marker group per kind, with a legend."""
+        ax = new_axes(ax, "CriticalPointsDisplay.plot")
+        self.landscape_ = LandscapeDisplay(self.surface, title=self.title).plot(
+            ax, colorbar=colorbar, legend=False
+        )
+        self.markers_ = {}
+        groups: dict[str, list[Any]] = {}
+        for p in self.points:
+            key = "global minimum" if p.is_global else p.kind
+            groups.setdefault(key, []).append(p.theta)
+        order = ["global minimum", "minimum", "saddle", "maximum", "degenerate"]
+        for key in order:
+            if key not in groups:
+                continue
+            pts = np.array(groups[key])
+            style = dict(_KIND_STYLE["minimum" if key == "global minimum" else key])
+            if key == "global minimum":
+                style.update(marker="*", s=300)
+            self.markers_[key] = ax.scatter(
+                pts[:, 0],
+                pts[:, 1],
+                edgecolors="black",
+                linewidths=1.1,
+                zorder=6,
+                label=f"{key} ({len(pts)})",
+                **style,
+            )
+        if self.markers_:
+            ax.legend(fontsize=8, loc="best", framealpha=0.9)
+        self.ax_, self.figure_ = ax, ax.figure
+        return self
+
+
+# --------------------------------------------------------------- animation
+class RaceAnimation:
+    """Optimizers moving over the landscape, frame by frame.
+
+    The first frame shows the landscape and the start; each later frame
+    extends every path by a share of its steps. All paths advance on the same
+    step clock, so a fast optimizer really arrives first.
+
+    Parameters
+    ----------
+    surface : Surface
+    trajectories : sequence of Trajectory (single-start)
+    frames : int, default=60
+    minima : sequence of (x, y), optional
+    """
+
+    def __init__(
+        self,
+        surface: Any,
+        trajectories: Sequence[Any],
+        *,
+        frames: int = 60,
+        minima: Sequence[Any] | None = None,
+        title: str | None = None,
+    ) -> None:
+        self.surface = surface
+        self.trajectories = _as_list(trajectories)
+        self.frames = check_int("frames", frames, minimum=2, maximum=2000)
+        self.minima = minima
+        self.title = title
+
+    def frame_steps(self) -> np.ndarray:
+        """The step shown in each frame, shape (frames,)."""
+        total = max(t.params.shape[0] - 1 for t in self.trajectories)
+        return np.unique(np.round(np.linspace(0, total, self.frames)).astype(int))
+
+    def build(self, *, figsize: tuple[float, float] = (6.4, 5.2)) -> Any:
+        """The matplotlib ``FuncAnimation`` (figure in ``figure_``)."""
+        plt = require_matplotlib("RaceAnimation")
+        from matplotlib.animation import FuncAnimation
+
+        fig, ax = plt.subplots(figsize=figsize, layout="constrained")
+        disp = PathsDisplay(
+            self.surface, self.trajectories, minima=self.minima, title=self.title
+        ).plot(ax)
+        full = [line.get_xydata() for line in disp.lines_]
+        heads = [ax.scatter([], [], s=0) for _ in disp.lines_]
+        for art in disp.ends_ + disp.cut_:
+            art.set_visible(False)
+        text = ax.text(
+            0.02,
+            0.02,
+            "",
+            transform=ax.transAxes,
+            fontsize=9,
+            color="white",
+            bbox={"facecolor": "black", "alpha": 0.55},
+        )
+        steps = self.frame_steps()
+
+        def update(k: int) -> list[Any]:
+            s = int(steps[k])
+            for line, xy in zip(disp.lines_, full):
+                line.set_data(xy[: s + 1, 0], xy[: s + 1, 1])
+            for head, line, xy in zip(heads, disp.lines_, full):
+                head.set_offsets(xy[min(s, len(xy) - 1)][None])
+                head.set_sizes([60])
+                head.set_facecolor(line.get_color())
+                head.set_edgecolor("black")
+            last = k == len(steps) - 1
+            for art in disp.ends_ + disp.cut_:
+                art.set_visible(last)
+            text.set_text(f"step {s}")
+            return [*disp.lines_, *heads, text]
+
+        self.figure_, self.paths_ = fig, disp
+        self.animation_ = FuncAnimation(fig, update, frames=len(steps), blit=False)
+        return self.animation_
+
+    def save(self, path: str | Path, *, fps: int = 15, dpi: int = 80) -> Path:
+        """Write a GIF (pillow) to ``path`` and return it."""
+        from matplotlib.animation import PillowWriter
+
+        path = Path(path)
+        if path.suffix.lower() != ".gif":
+            raise ValueError(f"`path` must end in .gif, got {path.name!r}")
+        anim = self.build() if not hasattr(self, "animation_") else self.animation_
+        anim.save(
+            str(path),
+            writer=PillowWriter(fps=check_int("fps", fps, minimum=1)),
+            dpi=dpi,
+        )
+        return path
