@@ -1,0 +1,22 @@
+"""The interactive landscape explorer (a Dash app).
+
+>>> from lossmap.explorer import create_app   # doctest: +SKIP
+>>> app = create_app(store_root="runs/")      # doctest: +SKIP
+>>> app.run(host="127.0.0.1", port=8050)      # doctest: +SKIP
+
+Or from a shell: ``lossmap explore [PATH] [--host 127.0.0.1] [--port 8050]``.
+dash and plotly are imported only when the app is created.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["create_app"]
+
+
+def create_app(*, store_root: Any = None) -> Any:
+    """Build the explorer app; see :func:`lossmap.explorer.app.create_app`."""
+    from lossmap.explorer.app import create_app as _create
+
+    return _create(store_root=store_root)

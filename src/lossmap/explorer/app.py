@@ -1,0 +1,84 @@
+"""Build the explorer: ``create_app(store_root=...) -> dash.Dash``.
+
+The app computes nothing at import time; each view is computed on demand by
+:mod:`lossmap.explorer.teaching` (cached per settings) and drawn by the Plotly
+builders in :mod:`lossmap.plot._plotly`. Serve it with ``lossmap explore``
+(127.0.0.1 by default) or any WSGI server via ``app.server``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from lossmap.explorer import callbacks, layout, teaching
+
+__all__ = ["create_app", "serve"]
+
+
+def _require_dash() -> Any:
+    try:
+        import dash
+    except ImportError as exc:  # pragma: no cover - depends on environment
+        raise ImportError(
+            "the explorer needs dash: pip install 'lossmap[explorer]'"
+        ) from exc
+    return dash
+
+
+def _optim_names() -> tuple[tuple[str, ...], tuple[str, ...]]:
+    try:
+        return teaching.optimizer_names(), teaching.schedule_names()
+    except ImportError:
+        return (), ("constant",)
+
+
+def create_app(*, store_root: str | os.PathLike[str] | None = None) -> Any:
+    """The explorer as a ``dash.Dash`` app.
+
+    Parameters
+    ----------
+    store_root : path-like, optional
+        Folder whose ``*.zarr`` stores the research tab may open; paths
+        outside it are refused. Without it the research tab opens nothing.
+
+    Returns
+    -------
+    dash.Dash
+        ``app.server`` is the underlying WSGI (Flask) app.
+    """
+    dash = _require_dash()
+    root = None
+    if store_root is not None:
+        root = Path(store_root).expanduser().resolve()
+        if not root.exists():
+            raise FileNotFoundError(f"`store_root` {str(store_root)!r} does not exist")
+    optimizers, schedules = _optim_names()
+    app = dash.Dash(
+        "lossmap.explorer",
+        title="lossmap explorer",
+        assets_folder=str(Path(__file__).parent / "_no_assets"),
+        serve_locally=True,
+        update_title=None,
+    )
+    app.index_string = app.index_string.replace(
+        "{%css%}", "{%css%}<style>" + layout.CSS + "</style>"
+    )
+    app.layout = layout.build_layout(
+        functions=teaching.function_names(),
+        optimizers=optimizers,
+        schedules=schedules,
+        has_root=root is not None,
+    )
+    callbacks.register(app, store_root=root)
+    return app
+
+
+def serve(
+    app: Any, *, host: str = "127.0.0.1", port: int = 8050
+) -> Any:  # pragma: no cover - blocks; exercised by the CLI
+    """Serve ``app`` until interrupted (single process, threaded)."""
+    from werkzeug.serving import run_simple
+
+    run_simple(host, port, app.server, threaded=True, use_reloader=False)

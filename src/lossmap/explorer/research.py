@@ -1,0 +1,213 @@
+"""The research view: surfaces saved by ``lossmap.nn`` (zarr stores).
+
+Only stores under the folder given on the command line are listed or opened;
+any other path from the page is refused (:func:`~lossmap.explorer.validate.store_path`).
+A plane is drawn as a heatmap with contours (log colour scale when the field is
+positive), a line as a curve; the projected training trajectory is drawn when
+the store has one, and the metadata is shown as plain sentences.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from lossmap.explorer.validate import InputError, check_name, store_path
+from lossmap.plot import _plotly
+from lossmap.surface import Surface
+
+__all__ = ["describe_metadata", "list_stores", "load_store", "register", "store_figure"]
+
+MAX_STORES = 200
+
+
+class Path2D(NamedTuple):
+    """A projected trajectory in the plane's coordinates, shape (n, 2)."""
+
+    params: np.ndarray
+    label: str = "training path"
+
+
+def list_stores(root: Path | None) -> list[str]:
+    """Stores (folders named ``*.zarr``) under ``root``, relative, sorted."""
+    if root is None:
+        return []
+    root = Path(root).resolve()
+    if root.name.endswith(".zarr"):
+        return ["."]
+    found = []
+    for p in sorted(root.rglob("*.zarr")):
+        if p.is_dir() and not any(part.endswith(".zarr") for part in p.parent.parts):
+            found.append(p.relative_to(root).as_posix())
+        if len(found) >= MAX_STORES:
+            break
+    return found
+
+
+@functools.lru_cache(maxsize=16)
+def _load_cached(path: str, mtime: float) -> Surface:
+    from lossmap import io
+
+    return io.load(path)
+
+
+def load_store(root: Path | None, value: Any) -> Surface:
+    """Open the store ``value`` (relative to ``root``); refuse paths outside it."""
+    path = store_path(root, value)
+    try:
+        return _load_cached(str(path), path.stat().st_mtime)
+    except (ValueError, OSError, KeyError) as exc:
+        raise InputError(f"could not open {value!r}: {exc}") from None
+
+
+def trajectory_of(surface: Surface) -> Path2D | None:
+    """The projected trajectory stored in the metadata, if any."""
+    meta = surface.metadata.get("trajectory")
+    if not meta or surface.ndim != 2:
+        return None
+    n0, n1 = surface.names
+    try:
+        if isinstance(meta, dict):
+            coords = meta.get("coords") or meta.get("projected")
+            if coords is None and n0 in meta and n1 in meta:
+                coords = np.column_stack([meta[n0], meta[n1]])
+        else:
+            coords = meta
+        arr = np.asarray(coords, dtype=float).reshape(-1, 2)
+    except (TypeError, ValueError):
+        return None
+    return Path2D(arr) if arr.size else None
+
+
+_WORDS = {
+    "kind": "Directions",
+    "normalization": "Normalisation",
+    "normalisation": "Normalisation",
+    "bn": "BatchNorm",
+    "batchnorm": "BatchNorm",
+    "bn_mode": "BatchNorm",
+    "data": "Data",
+    "seed": "Seed",
+    "model": "Model",
+    "loss": "Loss",
+    "grid": "Grid",
+    "source": "Made by",
+    "versions": "Versions",
+}
+
+
+def _short(value: Any, limit: int = 160) -> str:
+    if isinstance(value, dict):
+        text = ", ".join(f"{k} {_short(v, 60)}" for k, v in value.items())
+    elif isinstance(value, list | tuple):
+        if len(value) > 6 and all(isinstance(v, int | float) for v in value):
+            text = f"{len(value)} numbers"
+        else:
+            text = ", ".join(_short(v, 60) for v in value)
+    else:
+        text = str(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def describe_metadata(surface: Surface) -> list[str]:
+    """The store's shape and metadata as short plain sentences."""
+    axes = " × ".join(
+        f"{n} ({a.size} points, {a[0]:g} to {a[-1]:g})" for n, a in surface.axes
+    )
+    lines = [
+        f"A {'plane' if surface.ndim == 2 else 'line'} through parameter space: "
+        f"{axes}.",
+        f"Fields: {', '.join(surface.field_names)}.",
+    ]
+    best = surface.argmin()
+    where = ", ".join(f"{k} = {v:.3g}" for k, v in best.coords.items())
+    lines.append(f"Lowest loss {best.value:.4g} at {where}.")
+    for key, value in surface.metadata.items():
+        if key == "trajectory":
+            lines.append("A projected training trajectory is stored with the surface.")
+            continue
+        if key == "directions" and isinstance(value, dict):
+            for k, v in value.items():
+                lines.append(f"{_WORDS.get(k, 'Directions: ' + k)}: {_short(v)}.")
+            continue
+        label = _WORDS.get(key, key.replace("_", " ").capitalize())
+        lines.append(f"{label}: {_short(value)}.")
+    return lines
+
+
+def store_figure(surface: Surface, field: str) -> Any:
+    """Heatmap + contours (+ trajectory) for a plane, a curve for a line."""
+    field = check_name("field", field, surface.field_names)
+    if surface.ndim == 1:
+        return _plotly.curve_figure(surface, field=field)
+    traj = trajectory_of(surface)
+    origin = (0.0, 0.0)
+    a0, a1 = surface.coords(0), surface.coords(1)
+    show_origin = a0[0] <= 0 <= a0[-1] and a1[0] <= 0 <= a1[-1]
+    best = surface.argmin(field) if field != "accuracy" else surface.argmax(field)
+    return _plotly.landscape_figure(
+        surface,
+        field=field,
+        minimum=list(best.coords.values()),
+        start=traj.params[0] if traj is not None else None,
+        current=origin if show_origin else None,
+        paths=[traj] if traj is not None else [],
+        animate=False,
+        title=f"{field} on the plane",
+    )
+
+
+def register(app: Any, *, store_root: Any = None) -> None:
+    """Callbacks of the research tab."""
+    from dash import Input, Output, html, no_update
+
+    from lossmap.explorer.callbacks import guarded
+
+    root = Path(store_root).resolve() if store_root is not None else None
+
+    @app.callback(
+        Output("store", "options"),
+        Output("store", "value"),
+        Input("tabs", "value"),
+    )
+    @guarded(2, None)
+    def stores(tab: Any) -> Any:
+        found = list_stores(root)
+        return found, found[0] if found else None
+
+    @app.callback(
+        Output("field", "options"),
+        Output("field", "value"),
+        Output("research-meta", "children"),
+        Output("research-message", "children"),
+        Input("store", "value"),
+    )
+    @guarded(4, 3)
+    def store_selected(value: Any) -> Any:
+        if value is None:
+            return [], None, [], ""
+        surface = load_store(root, value)
+        fields = list(surface.field_names)
+        return (
+            fields,
+            "loss",
+            [html.Li(s) for s in describe_metadata(surface)],
+            "",
+        )
+
+    @app.callback(
+        Output("research-graph", "figure"),
+        Output("research-message", "children", allow_duplicate=True),
+        Input("field", "value"),
+        Input("store", "value"),
+        prevent_initial_call=True,
+    )
+    @guarded(2, 1)
+    def research_figure(field: Any, value: Any) -> Any:
+        if value is None or field is None:
+            return no_update, ""
+        surface = load_store(root, value)
+        return store_figure(surface, field), ""

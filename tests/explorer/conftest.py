@@ -1,0 +1,185 @@
+"""Browser fixtures: Debian's chromium, one live explorer server per module.
+
+``browser_type_launch_args`` points pytest-playwright at /usr/bin/chromium
+(never a downloaded browser). ``live_server`` serves the real app from
+``create_app`` on 127.0.0.1 with an ephemeral port, in a thread, once per test
+module; ``explorer_page`` opens it and waits for the landscape to be drawn.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(
+    browser_type_launch_args: dict[str, Any],
+) -> dict[str, Any]:
+    if not Path(CHROMIUM).exists():
+        pytest.skip("chromium is not installed (make chromium installs it)")
+    return {
+        **browser_type_launch_args,
+        "executable_path": CHROMIUM,
+        "args": CHROMIUM_FLAGS,
+    }
+
+
+@pytest.fixture(scope="session")
+def browser_context_args(browser_context_args: dict[str, Any]) -> dict[str, Any]:
+    return {**browser_context_args, "viewport": {"width": 1500, "height": 1000}}
+
+
+class LiveServer:
+    """The explorer served from a thread; ``url`` is its address."""
+
+    def __init__(self, app: Any) -> None:
+        from werkzeug.serving import make_server
+
+        self.server = make_server("127.0.0.1", 0, app.server, threaded=True)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.thread.join(timeout=5)
+
+
+def serve(store_root: Path | None = None) -> Iterator[LiveServer]:
+    import logging
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    from lossmap.explorer import create_app
+
+    live = LiveServer(create_app(store_root=store_root))
+    try:
+        yield live
+    finally:
+        live.close()
+
+
+@pytest.fixture(scope="module")
+def live_server() -> Iterator[LiveServer]:
+    """The explorer without a store folder."""
+    pytest.importorskip("dash")
+    yield from serve()
+
+
+# ---------------------------------------------------------------- page helpers
+
+# plotly >= 6 ships arrays base64-encoded in `data`; `_fullData` holds decoded
+# (typed) arrays, so read from there and convert to plain lists.
+_READ_TRACES = """
+(sel) => {
+  const gd = document.querySelector(sel + ' .js-plotly-plot');
+  if (!gd || !gd._fullData) return null;
+  const plain = (a) => {
+    if (a == null) return null;
+    if (ArrayBuffer.isView(a)) return Array.from(a);
+    if (Array.isArray(a)) return a.map(plain);
+    return a;
+  };
+  return gd._fullData.map((t) => ({
+    name: t.name, type: t.type, x: plain(t.x), y: plain(t.y),
+    text: plain(t.text), z: t.type === 'heatmap' ? plain(t.z) : null,
+  }));
+}
+"""
+
+_DATA_TO_PAGE = """
+([sel, a, b]) => {
+  const gd = document.querySelector(sel + ' .js-plotly-plot');
+  const fl = gd._fullLayout;
+  const r = gd.getBoundingClientRect();
+  return [r.left + fl._size.l + fl.xaxis.d2p(a), r.top + fl._size.t + fl.yaxis.d2p(b)];
+}
+"""
+
+
+def traces(page: Any, graph: str) -> list[dict[str, Any]]:
+    """Every trace of the graph ``#graph`` (name, type, x, y, text, z)."""
+    return page.evaluate(_READ_TRACES, f"#{graph}")
+
+
+def trace(page: Any, graph: str, name_start: str) -> dict[str, Any]:
+    """The first trace whose name starts with ``name_start``."""
+    for t in traces(page, graph):
+        if str(t["name"]).startswith(name_start):
+            return t
+    raise AssertionError(f"no trace named {name_start!r}* in #{graph}")
+
+
+def click_data(page: Any, graph: str, a: float, b: float) -> None:
+    """Click the plot ``#graph`` at data coordinates ``(a, b)``."""
+    x, y = page.evaluate(_DATA_TO_PAGE, [f"#{graph}", a, b])
+    page.mouse.click(x, y)
+
+
+def readout(page: Any) -> tuple[float, float, float]:
+    """(w, b, loss) from the readout line."""
+    text = page.inner_text("#readout")
+    nums = re.findall(r"=\s*(-?[0-9.]+(?:e[-+]?\d+)?)", text)
+    assert len(nums) == 3, text
+    return float(nums[0]), float(nums[1]), float(nums[2])
+
+
+def none_to_nan(values: list[Any]) -> np.ndarray:
+    return np.array([np.nan if v is None else v for v in values], dtype=float)
+
+
+class UI:
+    """The helpers above bound to one page (fixture ``ui``)."""
+
+    def __init__(self, page: Any) -> None:
+        self.page = page
+
+    def traces(self, graph: str) -> list[dict[str, Any]]:
+        return traces(self.page, graph)
+
+    def trace(self, graph: str, name_start: str) -> dict[str, Any]:
+        return trace(self.page, graph, name_start)
+
+    def click_data(self, graph: str, a: float, b: float) -> None:
+        click_data(self.page, graph, a, b)
+
+    def readout(self) -> tuple[float, float, float]:
+        return readout(self.page)
+
+
+def open_explorer(page: Any, url: str) -> UI:
+    """Load the page and wait until the landscape and the readout are drawn."""
+    page.set_default_timeout(20_000)
+    page.goto(url)
+    page.wait_for_selector("#landscape .heatmaplayer image, #landscape .hm image")
+    page.wait_for_function(
+        "() => document.querySelector('#readout').innerText.includes('=')"
+    )
+    page.wait_for_function(
+        "() => { const g = document.querySelector('#fit .js-plotly-plot');"
+        " return g && g._fullData && g._fullData.length === 3; }"
+    )
+    return UI(page)
+
+
+@pytest.fixture
+def explorer(page: Any, live_server: LiveServer) -> UI:
+    """A fresh page on the module's explorer, fully drawn."""
+    return open_explorer(page, live_server.url)
