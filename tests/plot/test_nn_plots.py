@@ -61,7 +61,7 @@ def test_labels_from_metadata():
     assert axis_label(s, 1) == "PC2 (15.0 % of variance)"
     r = _plane()
     assert axis_label(r, 0) == "alpha: random direction (filter-normalised, seed 3)"
-    assert nn_title(r) == "MLP: loss on a random plane through the weights"
+    assert nn_title(r) == "Loss on a random plane through the weights"
     assert "PCA plane" in nn_title(s, "accuracy")
     bare = Surface(axes={"x": [0.0, 1.0]}, fields={"loss": [1.0, 2.0]})
     assert axis_label(bare, 0) == "x"
@@ -82,7 +82,7 @@ def test_plane_display_panels(pyplot):
     np.testing.assert_allclose(disp.center_["loss"].get_offsets(), [[0.0, 0.0]])
     ax = disp.axes_[0]
     assert ax.get_xlabel().startswith("alpha: random direction")
-    assert ax.get_title() == "MLP: loss on a random plane through the weights"
+    assert ax.get_title() == "Loss on a random plane through the weights"
 
 
 def test_plane_display_into_given_axes_and_errors(pyplot):

@@ -98,11 +98,7 @@ def nn_title(surface: Surface, field: str = "loss") -> str:
         frozenset({"random"}): f"a random {plural} through the weights",
         frozenset({"interpolation"}): "the line from initial to final weights",
     }.get(frozenset(kinds), f"a {plural} through the weights")
-    model = meta.get("model")
-    if isinstance(model, Mapping):
-        model = model.get("name") or model.get("class")
-    head = f"{model}: " if isinstance(model, str) and model else ""
-    return f"{head}{field} on {what}"
+    return f"{field[:1].upper()}{field[1:]} on {what}"
 
 
 def _is_fraction(values: np.ndarray) -> bool:

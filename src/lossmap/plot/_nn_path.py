@@ -179,7 +179,11 @@ class TrajectoryDisplay:
             )
         losses = [v for v in (proj.true_loss, proj.surface_loss) if v is not None]
         if losses and np.nanmin(np.concatenate(losses)) > 0:
+            from matplotlib.ticker import FuncFormatter
+
             ax_loss.set_yscale("log")
+            ax_loss.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+            ax_loss.yaxis.set_minor_formatter(FuncFormatter(_sparse_minor))
         if losses:
             ax_loss.legend(fontsize=8, framealpha=0.85)
         ax_loss.grid(alpha=0.25)
@@ -214,6 +218,14 @@ class TrajectoryDisplay:
         )
         self.diagnostic_axes_ = [ax_loss, ax_dist]
         return self
+
+
+def _sparse_minor(value: float, _pos: Any) -> str:
+    """Label minor log ticks at 2 and 5 times a power of ten only."""
+    if value <= 0:
+        return ""
+    mantissa = value / 10 ** np.floor(np.log10(value) + 1e-9)
+    return f"{value:g}" if round(mantissa) in (2, 5) else ""
 
 
 def _halo() -> list[Any]:
