@@ -168,7 +168,7 @@ class PathsDisplay:
                 optimizer_color(t.optimizer, i) for i, t in enumerate(self.trajectories)
             ]
         )
-        if colors is None and len({t.optimizer for t in self.trajectories}) < n:
+        if colors is None and len(set(self.colors)) < n:
             self.colors = list(_FALLBACK[:n]) if n <= len(_FALLBACK) else self.colors
         self.labels = (
             list(labels) if labels is not None else [t.label for t in self.trajectories]
@@ -343,7 +343,7 @@ class LossCurveDisplay:
                 optimizer_color(t.optimizer, i) for i, t in enumerate(self.trajectories)
             ]
         )
-        if colors is None and len({t.optimizer for t in self.trajectories}) < n:
+        if colors is None and len(set(self.colors)) < n:
             self.colors = [_FALLBACK[i % len(_FALLBACK)] for i in range(n)]
         self.labels = (
             list(labels) if labels is not None else [t.label for t in self.trajectories]

@@ -1,0 +1,112 @@
+"""lossmap.plot walk figures: artists and data, not pixels."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from lossmap import analysis, optim
+from lossmap.toy import functions
+
+plot = pytest.importorskip("lossmap.plot")
+
+
+@pytest.fixture(scope="module")
+def rosen():
+    f = functions.get("rosenbrock")
+    return f, f.surface(steps=61)
+
+
+def test_paths_display_colours_legend_and_cut_off(pyplot, rosen):
+    f, s = rosen
+    runs = optim.race(
+        f,
+        [optim.sgd(1e-3), optim.momentum(1e-3), optim.adam(0.05), optim.gd(0.01)],
+        [-1.2, 1.0],
+        steps=200,
+    )
+    assert runs[-1].status == "diverged"
+    d = plot.PathsDisplay(s, runs, minima=f.minima).plot()
+    assert len(d.lines_) == 4
+    colours = {
+        tuple(np.round(pyplot.matplotlib.colors.to_rgba(ln.get_color()), 3))
+        for ln in d.lines_
+    }
+    assert len(colours) == 4
+    texts = [t.get_text() for t in d.legend_.get_texts()]
+    assert any("diverged at step" in t for t in texts)
+    assert "start" in texts
+    assert "minimum" in texts
+    # the diverged path is cut at the edge of the view, marked with a cross
+    assert len(d.cut_) == 1
+    x, y = d.lines_[-1].get_xydata().T
+    (lo0, hi0), (lo1, hi1) = f.region
+    assert np.all((x >= lo0 - 1e-9) & (x <= hi0 + 1e-9))
+    assert np.all((y >= lo1 - 1e-9) & (y <= hi1 + 1e-9))
+    # the others end with a dot at their last point
+    assert len(d.ends_) == 3
+    np.testing.assert_allclose(d.ends_[2].get_offsets()[0], runs[2].params[-1])
+    np.testing.assert_allclose(d.start_.get_offsets()[0], [-1.2, 1.0])
+
+
+def test_paths_display_multi_start(pyplot, rosen):
+    f, s = rosen
+    t = optim.run(f, optim.adam(0.05), [[-1.5, 2.0], [1.5, -0.5]], steps=50)
+    d = plot.PathsDisplay(s, t).plot()
+    assert len(d.lines_) == 2
+
+
+def test_loss_curves_log_scale(pyplot, rosen):
+    f, _ = rosen
+    runs = optim.lr_sweep(f, "gd", [-1.2, 1.0], [1e-4, 1e-3, 0.01], steps=100)
+    d = plot.LossCurveDisplay(runs, reference=0.0).plot()
+    assert d.ax_.get_yscale() == "log"
+    assert d.ax_.get_xlabel() == "step"
+    np.testing.assert_allclose(d.lines_[0].get_ydata(), runs[0].loss)
+    assert len(d.cut_) == 1  # the diverged rate
+
+
+def test_lr_sweep_panel(pyplot, rosen):
+    f, s = rosen
+    runs = optim.lr_sweep(f, "gd", [-1.2, 1.0], [1e-4, 1e-3, 0.01], steps=100)
+    d = plot.LRSweepDisplay(s, runs).plot()
+    assert d.rates() == [1e-4, 1e-3, 0.01]
+    assert len(d.figure_.axes) == 2
+    labels = [t.get_text() for t in d.paths_.legend_.get_texts()]
+    assert "lr = 0.01: diverged at step" in " ".join(labels)
+
+
+def test_basin_display(pyplot):
+    f = functions.get("himmelblau")
+    b = analysis.basins(f, optim.gd(0.01), steps=300, grid=15)
+    d = plot.BasinDisplay(b, surface=f.surface(steps=31)).plot()
+    np.testing.assert_array_equal(d.mesh_.get_array().reshape(15, 15), b.labels.T)
+    texts = [t.get_text() for t in d.legend_.get_texts()]
+    assert sum("minimum" in t for t in texts) == 4
+
+
+def test_critical_points_display(pyplot):
+    f = functions.get("himmelblau")
+    pts = analysis.critical_points(f)
+    d = plot.CriticalPointsDisplay(f.surface(steps=41), pts).plot()
+    assert set(d.markers_) == {"global minimum", "saddle", "maximum"}
+    assert len(d.markers_["saddle"].get_offsets()) == 4
+    assert len(d.markers_["global minimum"].get_offsets()) == 4
+
+
+def test_race_animation_gif(pyplot, rosen, tmp_path, artifacts):
+    from PIL import Image
+
+    f, s = rosen
+    runs = optim.race(
+        f, [optim.momentum(1e-3), optim.adam(0.05)], [-1.2, 1.0], steps=60
+    )
+    anim = plot.RaceAnimation(s, runs, frames=6)
+    path = anim.save(tmp_path / "race.gif", fps=5, dpi=40)
+    with Image.open(path) as img:
+        assert img.n_frames == 6
+        img.seek(5)
+        img.convert("RGB").save(artifacts / "walk_race_last_frame.png")
+    assert list(anim.frame_steps()) == [0, 12, 24, 36, 48, 60]
+    with pytest.raises(ValueError, match=r"must end in \.gif"):
+        anim.save(tmp_path / "race.mp4")
