@@ -243,16 +243,28 @@ def fit_view(settings: ProblemSettings, point: tuple[float, float]) -> Any:
     return _plotly.fit_figure(landscape_for(settings), point[0], point[1])
 
 
-def critical_points_view(settings: FunctionSettings) -> list[str]:
-    """One line per critical point: kind, where, value."""
+def critical_points_view(settings: FunctionSettings, *, limit: int = 12) -> list[str]:
+    """A count by kind, then one line per critical point (the lowest first)."""
     cps = critical_points_for(settings)
     if not cps:
         return ["no critical points found in this range"]
-    return [
-        f"{cp.kind}: ({float(cp.theta[0]):.4f}, {float(cp.theta[1]):.4f}), "
-        f"value {float(cp.value):.4g}"
-        for cp in cps
+    counts: dict[str, int] = {}
+    for cp in cps:
+        counts[cp.kind] = counts.get(cp.kind, 0) + 1
+    plural = {"minimum": "minima", "maximum": "maxima"}
+    parts = [
+        f"{n} {plural.get(k, k + 's') if n != 1 else k}" for k, n in counts.items()
     ]
+    lines = [f"{len(cps)} in this range: " + ", ".join(parts)]
+    for cp in cps[:limit]:
+        tag = " (global)" if getattr(cp, "is_global", False) else ""
+        lines.append(
+            f"{cp.kind}{tag} at ({float(cp.theta[0]):.4f}, {float(cp.theta[1]):.4f}), "
+            f"value {float(cp.value):.4g}"
+        )
+    if len(cps) > limit:
+        lines.append(f"… and {len(cps) - limit} more")
+    return lines
 
 
 # ------------------------------------------------------------- optimizers

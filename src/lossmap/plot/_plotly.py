@@ -229,7 +229,10 @@ def _contour_lines(
             ys.extend([*line[:, 1].tolist(), None])
             if longest is None or len(line) > len(longest):
                 longest = line
-        if longest is not None and len(longest) >= 8:
+        small = longest is not None and (
+            np.ptp(longest[:, 0]) < 0.1 * span0 and np.ptp(longest[:, 1]) < 0.1 * span1
+        )
+        if longest is not None and len(longest) >= 8 and not small:
             cand = longest[np.argmax(longest[:, 0] - 0.3 * longest[:, 1] * scale)]
             spot = (float(cand[0]), float(cand[1]))
             if all(
@@ -244,7 +247,7 @@ def _finite_path(params: Any) -> np.ndarray:
     p = np.asarray(params, dtype=np.float64).reshape(-1, 2)
     ok = np.all(np.isfinite(p), axis=1)
     if not ok.all():
-        p = p[: int(np.argmin(ok))] if not ok[0] else p[:0]
+        p = p[: int(np.argmin(ok))] if ok[0] else p[:0]
     return p
 
 
@@ -265,9 +268,9 @@ def _animation_menu() -> list[dict[str, Any]]:
         {
             "type": "buttons",
             "showactive": False,
-            "x": 0.0,
-            "y": -0.08,
-            "xanchor": "left",
+            "x": 1.0,
+            "y": -0.12,
+            "xanchor": "right",
             "yanchor": "top",
             "direction": "left",
             "buttons": [
@@ -496,12 +499,12 @@ def landscape_figure(
         yaxis={"title": n1, "range": [a1[0], a1[-1]]},
         legend={
             "orientation": "h",
-            "yanchor": "bottom",
-            "y": 1.0,
+            "yanchor": "top",
+            "y": -0.12,
             "x": 0.0,
             "bgcolor": "rgba(255,255,255,0.8)",
         },
-        margin={"l": 60, "r": 20, "t": 70, "b": 55},
+        margin={"l": 60, "r": 20, "t": 45, "b": 105},
         font=_FONT,
         template="plotly_white",
         clickmode="event",
@@ -738,7 +741,11 @@ def loss_curves_figure(paths: Sequence[Any], *, log: bool | None = None) -> Any:
     fig.update_layout(
         title={"text": "loss per step", "x": 0.02, "font": {"size": 15}},
         xaxis={"title": "step"},
-        yaxis={"title": "loss", "type": "log" if use_log else "linear"},
+        yaxis={
+            "title": "loss",
+            "type": "log" if use_log else "linear",
+            "exponentformat": "power",
+        },
         legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "x": 0.0},
         margin={"l": 60, "r": 15, "t": 60, "b": 45},
         font=_FONT,

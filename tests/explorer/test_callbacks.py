@@ -1,0 +1,270 @@
+"""The explorer's server side: teaching views and callbacks over HTTP.
+
+The HTTP tests post to Dash's update endpoint exactly what a (possibly hostile)
+page could send, and check that every bad value comes back as a message in the
+page, never a traceback or a server error.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from lossmap import optim, toy
+from lossmap.explorer import callbacks, teaching
+from lossmap.explorer.validate import FunctionSettings, InputError, run_settings
+
+pytest.importorskip("dash")
+
+DEFAULTS = {
+    "mode": "problem",
+    "model": "line",
+    "preset": "two-points",
+    "loss": "mse",
+    "delta": 0.5,
+    "l2": 0.0,
+    "range0-min": -2,
+    "range0-max": 3,
+    "range1-min": -2.5,
+    "range1-max": 2.5,
+    "grid-steps": 201,
+    "function": "rosenbrock",
+}
+
+
+def _settings(**changes):
+    vals = {**DEFAULTS, **changes}
+    return callbacks.settings_from(*(vals[i] for i, _ in callbacks.SETTINGS_INPUTS))
+
+
+# ------------------------------------------------------------ plain functions
+def test_landscape_is_cached_per_settings():
+    s = _settings()
+    assert teaching.surface_for(s) is teaching.surface_for(_settings())
+    assert teaching.surface_for(s) is not teaching.surface_for(_settings(loss="mae"))
+    surf = teaching.surface_for(s)
+    assert surf.shape == (201, 201)
+    exact = toy.problem("line", "two-points", "mse").surface(
+        ((-2, 3), (-2.5, 2.5)), steps=201
+    )
+    assert surf.allclose(exact)
+
+
+def test_readout_and_fit_at_a_point():
+    s = _settings(loss="huber", delta=0.3)
+    p = toy.problem("line", "two-points", "huber", delta=0.3)
+    text = teaching.readout(s, (0.5, -0.25))
+    assert text == f"w = 0.5000   b = -0.2500   loss = {float(p.loss(0.5, -0.25)):.6g}"
+    fig = teaching.fit_view(s, (0.5, -0.25))
+    np.testing.assert_allclose(
+        fig.data[1].y, p.predict(np.asarray(fig.data[1].x), 0.5, -0.25)
+    )
+
+
+def test_incompatible_model_and_loss_is_a_message():
+    with pytest.raises(InputError, match="needs probabilities"):
+        teaching.landscape_view(_settings(loss="bce"), current=(0, 0))
+
+
+def test_separable_data_has_no_star_but_a_sentence():
+    s = _settings(
+        model="logistic",
+        preset="binary-separable",
+        loss="bce",
+        **{"range0-min": -4, "range0-max": 12, "range1-min": -6, "range1-max": 6},
+    )
+    theta, note = teaching.minimum_for(s)
+    assert theta is None
+    assert "no minimum" in note
+    fig = teaching.landscape_view(s, current=(1, 0))
+    assert len(fig.data[3].x) == 0
+
+
+def test_runs_match_optim_and_report_divergence():
+    s = _settings()
+    rs = run_settings(
+        ["gd", "momentum", "sgd"],
+        1.0,
+        0.5,
+        40,
+        "constant",
+        available=teaching.optimizer_names(),
+        schedules=teaching.schedule_names(),
+    )
+    runs = teaching.run_optimizers(s, rs, (-1.0, 1.5))
+    p = toy.problem("line", "two-points", "mse")
+    gd = optim.run(p, optim.gd(1.0), [-1.0, 1.5], steps=40)
+    mom = optim.run(p, optim.momentum(1.0, beta=0.5), [-1.0, 1.5], steps=40)
+    np.testing.assert_array_equal(runs[0].params, gd.params)
+    np.testing.assert_array_equal(runs[1].params, mom.params)
+    assert runs[2].label.startswith("sgd")
+    lines = teaching.status_lines(runs)
+    assert gd.status == "diverged"
+    assert lines[0] == f"gd (lr=1): diverged at step {gd.stopped_at}"
+    # a JSON round trip through the page keeps everything (NaN as null)
+    back = teaching.runs_from_json(json.loads(json.dumps([r.to_json() for r in runs])))
+    for a, b in zip(runs, back):
+        np.testing.assert_array_equal(a.params, b.params)
+        np.testing.assert_array_equal(a.loss, b.loss)
+        assert (a.status, a.stopped_at, a.label) == (b.status, b.stopped_at, b.label)
+    with pytest.raises(InputError, match="malformed"):
+        teaching.runs_from_json([{"label": "x"}])
+
+
+def test_schedules_run():
+    s = _settings()
+    for name in teaching.schedule_names():
+        rs = run_settings(
+            ["adam"],
+            0.1,
+            0.9,
+            20,
+            name,
+            available=("adam",),
+            schedules=teaching.schedule_names(),
+        )
+        (r,) = teaching.run_optimizers(s, rs, (0.0, 0.0))
+        assert r.params.shape == (21, 2)
+
+
+def test_test_surface_mode():
+    s = _settings(
+        mode="function",
+        function="himmelblau",
+        **{"range0-min": -5, "range0-max": 5, "range1-min": -5, "range1-max": 5},
+    )
+    assert isinstance(s, FunctionSettings)
+    fig = teaching.landscape_view(s, current=(0, 0))
+    kinds = [t.name for t in fig.data[6:]]
+    assert kinds == ["minimum (4)", "saddle (4)", "maximum (1)"]
+    lines = teaching.critical_points_view(s)
+    assert lines[0] == "9 in this range: 4 minima, 4 saddles, 1 maximum"
+    assert teaching.readout(s, (3.0, 2.0)) == "x = 3.0000   y = 2.0000   f = 0"
+
+
+# --------------------------------------------------------------- over HTTP
+@pytest.fixture(scope="module")
+def client():
+    from lossmap.explorer import create_app
+
+    app = create_app()
+    return app, app.server.test_client()
+
+
+def _post(client, output, outputs, inputs, state=(), changed=None):
+    app, c = client
+    body = {
+        "output": output,
+        "outputs": outputs,
+        "inputs": [{"id": i, "property": p, "value": v} for i, p, v in inputs],
+        "state": [{"id": i, "property": p, "value": v} for i, p, v in state],
+        "changedPropIds": changed or [f"{inputs[0][0]}.{inputs[0][1]}"],
+    }
+    return c.post(
+        "/_dash-update-component",
+        data=json.dumps(body),
+        content_type="application/json",
+    )
+
+
+def _landscape(client, **changes):
+    vals = {**DEFAULTS, **changes}
+    inputs = [(i, p, vals[i]) for i, p in callbacks.SETTINGS_INPUTS]
+    inputs += [("view", "value", changes.get("view", "2d")), ("runs", "data", None)]
+    r = _post(
+        client,
+        "..landscape.figure...message.children..",
+        [
+            {"id": "landscape", "property": "figure"},
+            {"id": "message", "property": "children"},
+        ],
+        inputs,
+        state=[("point", "data", changes.get("point", [0.5, 0.5]))],
+    )
+    assert r.status_code == 200, r.data[:300]
+    return r.get_json()["response"]
+
+
+def test_http_landscape_good_and_bad(client):
+    good = _landscape(client)
+    assert good["message"]["children"] == ""
+    assert good["landscape"]["figure"]["data"][0]["type"] == "heatmap"
+    cases = {
+        "grid-steps": (1_000_000, "`grid size` must be <= 401"),
+        "model": ("__import__('os')", "`model` must be one of"),
+        "preset": ("/etc/passwd", "`data` must be one of"),
+        "loss": ({"evil": 1}, "`loss` must be one of"),
+        "l2": ("1e999", "`L2` must be finite"),
+        "range0-max": (-5, "the w range must have min < max"),
+        "mode": ("shell", "`mode` must be one of"),
+        "point": (["a", 1], "`point[0]` must be a number"),
+        "view": ("4d", "`view` must be one of"),
+    }
+    for key, (value, message) in cases.items():
+        resp = _landscape(client, **{key: value})
+        assert message in resp["message"]["children"], key
+        assert "landscape" not in resp  # the last good figure stays
+        assert "Traceback" not in json.dumps(resp)
+    # and the server is still fine
+    assert _landscape(client, loss="mae")["message"]["children"] == ""
+
+
+def test_http_run_refuses_bad_values(client):
+    vals = DEFAULTS
+    state = [
+        ("point", "data", [0.0, 0.0]),
+        ("optimizers", "value", ["gd", "nope"]),
+        ("lr", "value", 0.1),
+        ("momentum", "value", 0.9),
+        ("opt-steps", "value", 10),
+        ("schedule", "value", "constant"),
+    ]
+    state += [(i, p, vals[i]) for i, p in callbacks.SETTINGS_INPUTS]
+    out = [
+        {"id": "runs", "property": "data"},
+        {"id": "run-message", "property": "children"},
+    ]
+    r = _post(
+        client,
+        "..runs.data...run-message.children..",
+        out,
+        [("run", "n_clicks", 1)],
+        state,
+    )
+    assert r.status_code == 200
+    assert (
+        "`optimizer` must be one of"
+        in r.get_json()["response"]["run-message"]["children"]
+    )
+    state[4] = ("opt-steps", "value", 10**9)
+    state[1] = ("optimizers", "value", ["gd"])
+    r = _post(
+        client,
+        "..runs.data...run-message.children..",
+        out,
+        [("run", "n_clicks", 2)],
+        state,
+    )
+    assert (
+        "`steps` must be <= 2000" in r.get_json()["response"]["run-message"]["children"]
+    )
+    state[4] = ("opt-steps", "value", 10)
+    r = _post(
+        client,
+        "..runs.data...run-message.children..",
+        out,
+        [("run", "n_clicks", 3)],
+        state,
+    )
+    runs = r.get_json()["response"]["runs"]["data"]
+    assert runs["key"] == ["problem", "line", "two-points", "mse", 0.5, 0.0]
+    assert len(runs["runs"][0]["params"]) == 11
+
+
+def test_create_app_refuses_missing_store_root(tmp_path):
+    from lossmap.explorer import create_app
+
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        create_app(store_root=tmp_path / "nope")
