@@ -216,3 +216,47 @@ def test_one_dimensional_store(tmp_path):
     assert isinstance(s, Surface)
     assert s.ndim == 1
     np.testing.assert_array_equal(s.loss, np.arange(11.0))
+
+
+WRITER = """
+import sys
+import numpy as np
+from lossmap.io import GridStore
+
+path, me, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+a = np.linspace(-1.0, 1.0, 7)
+b = np.linspace(0.0, 2.0, 5)
+store = GridStore.open(
+    path, axes={"a": a, "b": b}, fields=["loss"], chunks=(2, 2),
+    metadata={"kind": "race"},
+)
+aa, bb = np.meshgrid(a, b, indexing="ij")
+full = aa * 10 + bb
+for k, idx in enumerate(store.chunk_indices()):
+    if k % n == me:
+        store.write(idx, {"loss": full[store.chunk_slices(idx)]})
+"""
+
+
+def test_several_processes_create_and_write_disjoint_chunks(tmp_path):
+    import subprocess
+    import sys
+
+    path = tmp_path / "shared.zarr"
+    n = 3
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", WRITER, str(path), str(i), str(n)],
+            stderr=subprocess.PIPE,
+        )
+        for i in range(n)
+    ]
+    for p in procs:
+        _, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err.decode()
+    store = GridStore.attach(path)
+    assert store.complete
+    aa, bb = np.meshgrid(A, B, indexing="ij")
+    np.testing.assert_array_equal(store.to_surface().loss, aa * 10 + bb)
+    # no temporary folders left beside the store
+    assert [p.name for p in tmp_path.iterdir()] == ["shared.zarr"]
