@@ -206,7 +206,7 @@ class Recorder:
         with torch.no_grad():
             return torch.cat(
                 [
-                    params[n].detach().reshape(-1).to("cpu", self.dtype, copy=True)
+                    params[n].detach().reshape(-1).to("cpu", self.dtype)
                     for n in self.names
                 ]
             )
