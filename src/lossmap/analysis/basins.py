@@ -186,7 +186,10 @@ def basins(
         cen = np.zeros((0, 2))
     # order the points by value and relabel
     values = landscape.loss_at(cen) if len(cen) else np.zeros(0)
-    order = np.lexsort((cen[:, 1], cen[:, 0], values)) if len(cen) else np.zeros(0, int)
+    # equal values (to 9 digits) are ordered by position, so the same minimum
+    # gets the same label (and colour) for every optimizer
+    key = np.round(np.asarray(values, dtype=np.float64), 9) + 0.0
+    order = np.lexsort((cen[:, 1], cen[:, 0], key)) if len(cen) else np.zeros(0, int)
     remap = np.empty(len(cen), dtype=np.int64)
     remap[order] = np.arange(len(cen))
     ok = labels >= 0
