@@ -223,7 +223,40 @@ def run(out: Path) -> list[tuple[Path, str]]:
         f"largest |surface - true| loss along it {gap:.3g}",
         flush=True,
     )
+    written += _curvature(net, loss_fn, train_data, folder)
     return written
+
+
+def _curvature(
+    net: torch.nn.Module,
+    loss_fn: object,
+    data: tuple[torch.Tensor, torch.Tensor],
+    folder: Path,
+) -> list[tuple[Path, str]]:
+    """Hessian spectrum at the trained weights (float64 copy of the model)."""
+    import copy
+
+    from lossmap.nn import hessian
+    from lossmap.plot import SpectrumDisplay
+
+    t0 = time.perf_counter()
+    net64 = copy.deepcopy(net).double()
+    op = hessian.HessianOperator(net64, loss_fn, (data[0].double(), data[1]))
+    top = hessian.top_eigenvalues(op, 5, iterations=60)
+    low = hessian.top_eigenvalues(op, 1, which="smallest", iterations=60)
+    trace = hessian.hessian_trace(op, probes=60, seed=SEED)
+    density = hessian.spectral_density(op, iterations=60, probes=3, seed=SEED)
+    disp = SpectrumDisplay(density, top=top, trace=trace).plot(
+        title=f"Hessian spectrum at the trained weights ({op.dim} parameters)"
+    )
+    print(
+        f"   Hessian: top eigenvalues {np.round(top.values, 3).tolist()}, "
+        f"smallest {low.values[0]:.3g}, trace {trace.value:.4g} ± "
+        f"{trace.stderr:.2g} ({op.products} products, "
+        f"{time.perf_counter() - t0:.1f} s)",
+        flush=True,
+    )
+    return [(_save(disp.figure_, folder / "hessian_spectrum.png"), "Hessian spectrum")]
 
 
 if __name__ == "__main__":

@@ -28,15 +28,16 @@ _EXPORTS: dict[str, str] = {
     "PathsDisplay": "_walk",
     "LossCurveDisplay": "_walk",
     "LRSweepDisplay": "_walk",
-    "BasinDisplay": "_walk",
-    "CriticalPointsDisplay": "_walk",
-    "RaceAnimation": "_walk",
+    "BasinDisplay": "_walk_analysis",
+    "CriticalPointsDisplay": "_walk_analysis",
+    "RaceAnimation": "_walk_anim",
     "optimizer_color": "_walk",
     # ---- real networks: planes, lines, trajectories (_nn.py)
     "PlaneDisplay": "_nn",
     "LineDisplay": "_nn",
     "RandomLinesDisplay": "_nn",
     "TrajectoryDisplay": "_nn_path",
+    "SpectrumDisplay": "_curvature",
     # ---- Plotly figure builders for the explorer (_plotly.py)
 }
 
