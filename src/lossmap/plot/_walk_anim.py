@@ -1,0 +1,110 @@
+"""An animated race of optimizers over a landscape (GIF through pillow)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lossmap._validation import check_int
+from lossmap.plot import require_matplotlib
+from lossmap.plot._walk import PathsDisplay, _as_list
+
+__all__ = ["RaceAnimation"]
+
+
+# --------------------------------------------------------------- animation
+class RaceAnimation:
+    """Optimizers moving over the landscape, frame by frame.
+
+    The first frame shows the landscape and the start; each later frame
+    extends every path by a share of its steps. All paths advance on the same
+    step clock, so a fast optimizer really arrives first.
+
+    Parameters
+    ----------
+    surface : Surface
+    trajectories : sequence of Trajectory (single-start)
+    frames : int, default=60
+    minima : sequence of (x, y), optional
+    """
+
+    def __init__(
+        self,
+        surface: Any,
+        trajectories: Sequence[Any],
+        *,
+        frames: int = 60,
+        minima: Sequence[Any] | None = None,
+        title: str | None = None,
+    ) -> None:
+        self.surface = surface
+        self.trajectories = _as_list(trajectories)
+        self.frames = check_int("frames", frames, minimum=2, maximum=2000)
+        self.minima = minima
+        self.title = title
+
+    def frame_steps(self) -> np.ndarray:
+        """The step shown in each frame, shape (frames,)."""
+        total = max(t.params.shape[0] - 1 for t in self.trajectories)
+        return np.unique(np.round(np.linspace(0, total, self.frames)).astype(int))
+
+    def build(self, *, figsize: tuple[float, float] = (6.4, 5.2)) -> Any:
+        """The matplotlib ``FuncAnimation`` (figure in ``figure_``)."""
+        plt = require_matplotlib("RaceAnimation")
+        from matplotlib.animation import FuncAnimation
+
+        fig, ax = plt.subplots(figsize=figsize, layout="constrained")
+        disp = PathsDisplay(
+            self.surface, self.trajectories, minima=self.minima, title=self.title
+        ).plot(ax)
+        full = [line.get_xydata() for line in disp.lines_]
+        heads = [ax.scatter([], [], s=0) for _ in disp.lines_]
+        for art in disp.ends_ + disp.cut_:
+            art.set_visible(False)
+        text = ax.text(
+            0.02,
+            0.02,
+            "",
+            transform=ax.transAxes,
+            fontsize=9,
+            color="white",
+            bbox={"facecolor": "black", "alpha": 0.55},
+        )
+        steps = self.frame_steps()
+
+        def update(k: int) -> list[Any]:
+            s = int(steps[k])
+            for line, xy in zip(disp.lines_, full):
+                line.set_data(xy[: s + 1, 0], xy[: s + 1, 1])
+            for head, line, xy in zip(heads, disp.lines_, full):
+                head.set_offsets(xy[min(s, len(xy) - 1)][None])
+                head.set_sizes([60])
+                head.set_facecolor(line.get_color())
+                head.set_edgecolor("black")
+            last = k == len(steps) - 1
+            for art in disp.ends_ + disp.cut_:
+                art.set_visible(last)
+            text.set_text(f"step {s}")
+            return [*disp.lines_, *heads, text]
+
+        self.figure_, self.paths_ = fig, disp
+        self.animation_ = FuncAnimation(fig, update, frames=len(steps), blit=False)
+        return self.animation_
+
+    def save(self, path: str | Path, *, fps: int = 15, dpi: int = 80) -> Path:
+        """Write a GIF (pillow) to ``path`` and return it."""
+        from matplotlib.animation import PillowWriter
+
+        path = Path(path)
+        if path.suffix.lower() != ".gif":
+            raise ValueError(f"`path` must end in .gif, got {path.name!r}")
+        anim = self.build() if not hasattr(self, "animation_") else self.animation_
+        anim.save(
+            str(path),
+            writer=PillowWriter(fps=check_int("fps", fps, minimum=1)),
+            dpi=dpi,
+        )
+        return path
