@@ -183,3 +183,16 @@ def open_explorer(page: Any, url: str) -> UI:
 def explorer(page: Any, live_server: LiveServer) -> UI:
     """A fresh page on the module's explorer, fully drawn."""
     return open_explorer(page, live_server.url)
+
+
+@pytest.fixture(scope="module")
+def research_server(store_root: Path) -> Iterator[LiveServer]:
+    """The explorer serving the module's ``store_root`` fixture."""
+    pytest.importorskip("dash")
+    yield from serve(store_root)
+
+
+@pytest.fixture
+def ui(page: Any) -> UI:
+    """Helpers bound to a blank page (open any server yourself)."""
+    return UI(page)

@@ -154,7 +154,7 @@ def client():
 
 
 def _post(client, output, outputs, inputs, state=(), changed=None):
-    app, c = client
+    _, c = client
     body = {
         "output": output,
         "outputs": outputs,

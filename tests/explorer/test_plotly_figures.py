@@ -67,7 +67,7 @@ def test_landscape_figure_traces_and_contours(line_problem, line_surface):
     np.testing.assert_allclose(
         heat.z, np.log10(line_surface.loss).T.astype(np.float32), rtol=1e-6
     )
-    assert list(heat.colorbar.ticktext)[0] == P._fmt(10 ** heat.colorbar.tickvals[0])
+    assert heat.colorbar.ticktext[0] == P._fmt(10 ** heat.colorbar.tickvals[0])
     star = fig.data[P.TRACE_INDEX["minimum"]]
     assert (star.x[0], star.y[0]) == (m.w, m.b)
     assert star.marker.color == "#e0201b"

@@ -82,20 +82,27 @@ def trajectory_of(surface: Surface) -> Path2D | None:
     return Path2D(arr) if arr.size else None
 
 
-_WORDS = {
-    "kind": "Directions",
-    "normalization": "Normalisation",
-    "normalisation": "Normalisation",
-    "bn": "BatchNorm",
-    "batchnorm": "BatchNorm",
-    "bn_mode": "BatchNorm",
-    "data": "Data",
-    "seed": "Seed",
-    "model": "Model",
-    "loss": "Loss",
-    "grid": "Grid",
-    "source": "Made by",
-    "versions": "Versions",
+_BN_WORDS = {
+    "eval": "BatchNorm layers used their stored running statistics (eval mode)",
+    "batch": "BatchNorm layers normalised with each batch's own statistics",
+    "recompute": "BatchNorm running statistics were recomputed at every grid point",
+}
+_NORM_WORDS = {
+    "filter": "filter-normalised (each filter scaled to the norm of the weights' "
+    "filter, Li et al. 2018)",
+    "layer": "layer-normalised",
+    "none": "not normalised",
+    None: "not normalised",
+}
+_SKIP = {
+    "fingerprint",
+    "direction_norms",
+    "normalisation",
+    "trajectory",
+    "engine",
+    "chunks",
+    "device",
+    "metrics",
 }
 
 
@@ -107,9 +114,90 @@ def _short(value: Any, limit: int = 160) -> str:
             text = f"{len(value)} numbers"
         else:
             text = ", ".join(_short(v, 60) for v in value)
+    elif isinstance(value, float):
+        text = f"{value:.4g}"
     else:
         text = str(value)
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _direction(i: int, d: Any, norm_of: Any) -> str:
+    if not isinstance(d, dict):
+        return f"Direction {i}: {_short(d)}."
+    kind = d.get("kind", "user")
+    words = {
+        "random": "a random Gaussian direction",
+        "pca": "a principal direction of the training trajectory",
+        "interpolation": "the straight line between two models",
+        "plane_through": "the plane through given points",
+        "axis": "one parameter axis",
+        "user": "a direction given by the user",
+    }.get(kind, f"a {kind} direction")
+    parts = [words]
+    if kind == "pca":
+        if "component" in d:
+            parts[0] += f" (component {int(d['component']) + 1})"
+        if "explained_variance_ratio" in d:
+            parts.append(
+                f"explains {100 * float(d['explained_variance_ratio']):.1f} % of "
+                "the trajectory's variance"
+            )
+        if "n_snapshots" in d:
+            parts.append(f"from {d['n_snapshots']} snapshots")
+        if "center" in d:
+            parts.append(f"centred on the {d['center']} snapshot")
+    if "seed" in d:
+        parts.append(f"seed {d['seed']}")
+    norm = d.get("norm", norm_of)
+    if norm is not None or kind == "random":
+        parts.append(_NORM_WORDS.get(norm, f"normalised by {norm!r}"))
+    ignore = d.get("ignore")
+    if ignore:
+        parts.append(f"zero on {_short(ignore, 60)}")
+    rest = {
+        k: v
+        for k, v in d.items()
+        if k
+        not in {
+            "kind",
+            "seed",
+            "norm",
+            "ignore",
+            "index",
+            "distribution",
+            "component",
+            "explained_variance_ratio",
+            "n_snapshots",
+            "center",
+            "steps",
+        }
+    }
+    if rest:
+        parts.append(_short(rest, 80))
+    return f"Direction {i}: " + ", ".join(parts) + "."
+
+
+def _data(d: Any) -> str:
+    if not isinstance(d, dict):
+        return f"Data: {_short(d)}."
+    parts = []
+    if "n_samples" in d:
+        parts.append(f"{d['n_samples']} samples")
+    if d.get("subset"):
+        seed = f" (seed {d['seed']})" if d.get("seed") is not None else ""
+        parts.append(f"a subset of {d['subset']}{seed}")
+    if d.get("batch_size"):
+        parts.append(f"batches of {d['batch_size']}")
+    if d.get("input_shape"):
+        parts.append("inputs of shape " + "×".join(str(n) for n in d["input_shape"]))
+    rest = {
+        k: v
+        for k, v in d.items()
+        if k not in {"n_samples", "subset", "seed", "batch_size", "input_shape"}
+    }
+    if rest:
+        parts.append(_short(rest, 80))
+    return "Data: " + (", ".join(parts) or "not recorded") + "."
 
 
 def describe_metadata(surface: Surface) -> list[str]:
@@ -117,23 +205,47 @@ def describe_metadata(surface: Surface) -> list[str]:
     axes = " × ".join(
         f"{n} ({a.size} points, {a[0]:g} to {a[-1]:g})" for n, a in surface.axes
     )
+    kind = "plane" if surface.ndim == 2 else "line"
     lines = [
-        f"A {'plane' if surface.ndim == 2 else 'line'} through parameter space: "
-        f"{axes}.",
+        f"A {kind} through parameter space: {axes}.",
         f"Fields: {', '.join(surface.field_names)}.",
     ]
     best = surface.argmin()
     where = ", ".join(f"{k} = {v:.3g}" for k, v in best.coords.items())
     lines.append(f"Lowest loss {best.value:.4g} at {where}.")
-    for key, value in surface.metadata.items():
-        if key == "trajectory":
-            lines.append("A projected training trajectory is stored with the surface.")
+    meta = dict(surface.metadata)
+    if "model" in meta:
+        size = f" with {meta['n_params']:,} parameters" if "n_params" in meta else ""
+        lines.append(f"Model: {meta['model']}{size}.")
+    if "loss_fn" in meta:
+        lines.append(f"Loss function: {meta['loss_fn']}.")
+    norms = meta.get("normalisation") or []
+    dirs = meta.get("directions")
+    if isinstance(dirs, list):
+        for i, d in enumerate(dirs, 1):
+            norm = norms[i - 1] if i - 1 < len(norms) else None
+            lines.append(_direction(i, d, norm))
+    elif dirs is not None:
+        lines.append(f"Directions: {_short(dirs)}.")
+    if "bn" in meta:
+        lines.append(_BN_WORDS.get(meta["bn"], f"BatchNorm mode: {meta['bn']}") + ".")
+    if "data" in meta:
+        lines.append(_data(meta["data"]))
+    if meta.get("trajectory"):
+        lines.append("The projected training trajectory is drawn on the plane.")
+    if isinstance(meta.get("versions"), dict):
+        lines.append(
+            "Computed with "
+            + ", ".join(f"{k} {v}" for k, v in meta["versions"].items())
+            + "."
+        )
+    done = {"model", "n_params", "loss_fn", "directions", "bn", "data", "versions"}
+    for key, value in meta.items():
+        if key in done or key in _SKIP:
             continue
-        if key == "directions" and isinstance(value, dict):
-            for k, v in value.items():
-                lines.append(f"{_WORDS.get(k, 'Directions: ' + k)}: {_short(v)}.")
-            continue
-        label = _WORDS.get(key, key.replace("_", " ").capitalize())
+        label = {"kind": "Computed by", "span": "Span", "steps": "Grid points"}.get(
+            key, key.replace("_", " ").capitalize()
+        )
         lines.append(f"{label}: {_short(value)}.")
     return lines
 
@@ -142,21 +254,31 @@ def store_figure(surface: Surface, field: str) -> Any:
     """Heatmap + contours (+ trajectory) for a plane, a curve for a line."""
     field = check_name("field", field, surface.field_names)
     if surface.ndim == 1:
-        return _plotly.curve_figure(surface, field=field)
+        log = None if field.startswith("loss") else False
+        return _plotly.curve_figure(surface, field=field, log=log)
     traj = trajectory_of(surface)
     origin = (0.0, 0.0)
     a0, a1 = surface.coords(0), surface.coords(1)
     show_origin = a0[0] <= 0 <= a0[-1] and a1[0] <= 0 <= a1[-1]
     best = surface.argmin(field) if field != "accuracy" else surface.argmax(field)
+    log = None if field.startswith("loss") else False
     return _plotly.landscape_figure(
         surface,
         field=field,
+        log=log,
         minimum=list(best.coords.values()),
         start=traj.params[0] if traj is not None else None,
         current=origin if show_origin else None,
         paths=[traj] if traj is not None else [],
         animate=False,
         title=f"{field} on the plane",
+        marker_names={
+            "minimum": "lowest loss on the grid"
+            if field != "accuracy"
+            else "highest accuracy on the grid",
+            "start": "start of training",
+            "current": "centre of the plane",
+        },
     )
 
 

@@ -215,7 +215,6 @@ def _contour_lines(
 
     gen = contourpy.contour_generator(a0, a1, z.T, line_type="Separate")
     span0, span1 = float(a0[-1] - a0[0]), float(a1[-1] - a1[0])
-    scale = span0 / span1
     xs: list[Any] = []
     ys: list[Any] = []
     labels: list[tuple[float, float, float]] = []
@@ -233,7 +232,11 @@ def _contour_lines(
             np.ptp(longest[:, 0]) < 0.1 * span0 and np.ptp(longest[:, 1]) < 0.1 * span1
         )
         if longest is not None and len(longest) >= 8 and not small:
-            cand = longest[np.argmax(longest[:, 0] - 0.3 * longest[:, 1] * scale)]
+            # the vertex farthest from the plot's border keeps labels readable
+            u = (longest[:, 0] - a0[0]) / span0
+            v = (longest[:, 1] - a1[0]) / span1
+            edge = np.minimum(np.minimum(u, 1 - u), np.minimum(v, 1 - v))
+            cand = longest[int(np.argmax(edge))]
             spot = (float(cand[0]), float(cand[1]))
             if all(
                 abs(spot[0] - p[0]) > 0.07 * span0 or abs(spot[1] - p[1]) > 0.05 * span1
@@ -307,6 +310,7 @@ def landscape_figure(
     animate: bool = True,
     title: str | None = None,
     colorscale: str = "Viridis",
+    marker_names: dict[str, str] | None = None,
 ) -> Any:
     """A heatmap of a 2-D surface on a log colour scale, with markers.
 
@@ -333,6 +337,8 @@ def landscape_figure(
     animate : bool, default=True
         Add frames that grow the paths step by step and a replay button.
     title : str, optional
+    marker_names : dict, optional
+        Legend names for ``"minimum"``, ``"start"`` and ``"current"``.
 
     Returns
     -------
@@ -345,7 +351,8 @@ def landscape_figure(
     values = surface.field(field)
     scale = color_scale(values, log=log)
     z = scale.z(values)
-    label = field if field != "loss" else "loss"
+    label = field
+    names = dict(marker_names or {})
     fig = go.Figure()
     fig.add_trace(
         go.Heatmap(
@@ -406,7 +413,7 @@ def landscape_figure(
                 "color": "#e0201b",
                 "line": {"color": "white", "width": 1.5},
             },
-            name="θ* (minimum)",
+            name=names.get("minimum", "θ* (minimum)"),
             hovertemplate="θ* = (%{x:.4f}, %{y:.4f})<extra></extra>",
         )
     )
@@ -422,7 +429,7 @@ def landscape_figure(
                 "color": "white",
                 "line": {"width": 2.5},
             },
-            name="start θ₀",
+            name=names.get("start", "start θ₀"),
             hovertemplate="θ₀ = (%{x:.4f}, %{y:.4f})<extra></extra>",
         )
     )
@@ -438,7 +445,9 @@ def landscape_figure(
                 "color": "white",
                 "line": {"color": "black", "width": 2},
             },
-            name="current (w, b)" if n0 == "w" else "current point",
+            name=names.get(
+                "current", "current (w, b)" if n0 == "w" else "current point"
+            ),
             hovertemplate="(%{x:.4f}, %{y:.4f})<extra></extra>",
         )
     )
