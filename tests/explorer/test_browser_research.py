@@ -106,9 +106,9 @@ def test_saved_plane_opens_with_trajectory_and_metadata(
     about = page.inner_text("#research-meta")
     assert "A plane through parameter space: alpha (41 points" in about
     assert (
-        "Direction 1: a principal direction of the training trajectory (component 1), explains"
-        in about
-    )
+        "Direction 1: a principal direction of the training trajectory "
+        "(component 1), explains"
+    ) in about
     assert "BatchNorm layers used their stored running statistics" in about
     assert "Data: 256 samples, inputs of shape 2." in about
     assert "projected training trajectory" in about
