@@ -7,6 +7,7 @@
 (51, 51)
 """
 
+from lossmap.toy import functions, terms
 from lossmap.toy._base import Landscape, Region
 from lossmap.toy.data import PRESETS, Dataset, dataset, preset_names
 from lossmap.toy.models import MODELS, Model, get_model
@@ -22,7 +23,9 @@ __all__ = [
     "Problem",
     "Region",
     "dataset",
+    "functions",
     "get_model",
     "preset_names",
     "problem",
+    "terms",
 ]
