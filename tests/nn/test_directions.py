@@ -87,7 +87,8 @@ def test_seeds_reproducible_and_plane_directions_distinct():
     d1, d2 = lnn.random_plane(net, seed=5)
     assert torch.equal(d1.flat(), a.flat())
     assert not torch.equal(d2.flat(), d1.flat())
-    assert d2.meta["index"] == 1 and d2.meta["seed"] == 5
+    assert d2.meta["index"] == 1
+    assert d2.meta["seed"] == 5
     again = lnn.random_directions(net, 1, seed=5, first_index=1)[0]
     assert torch.equal(again.flat(), d2.flat())
     json.dumps(d2.meta)
@@ -95,7 +96,7 @@ def test_seeds_reproducible_and_plane_directions_distinct():
 
 def test_orthogonalize_makes_exactly_orthogonal_and_keeps_norm():
     net = _net()
-    d1, d2 = lnn.random_plane(net, seed=0)
+    _, d2 = lnn.random_plane(net, seed=0)
     o1, o2 = lnn.random_plane(net, seed=0, orthogonalize=True)
     assert abs(o1.dot(o2)) < 1e-5 * o1.norm() * o2.norm()
     assert o2.norm() == pytest.approx(d2.norm(), rel=1e-6)
@@ -132,13 +133,16 @@ def test_interpolation_and_plane_through():
 def test_axis_directions_and_from_tensors():
     net = _net()
     d1, d2 = lnn.axis_directions(net, "4.weight[3, 7]", "6.bias[0]")
-    assert d1.moved() == ("4.weight",) and d1.tensors["4.weight"][3, 7] == 1
-    assert d1.norm() == 1.0 and d2.norm() == 1.0
+    assert d1.moved() == ("4.weight",)
+    assert d1.tensors["4.weight"][3, 7] == 1
+    assert d1.norm() == 1.0
+    assert d2.norm() == 1.0
     assert d2.meta == {"kind": "axis", "entry": "6.bias[0]"}
     u = lnn.from_tensors(
         net, {"6.bias": torch.tensor([1.0, -1.0])}, meta={"kind": "mine"}
     )
-    assert u.moved() == ("6.bias",) and u.meta == {"kind": "mine"}
+    assert u.moved() == ("6.bias",)
+    assert u.meta == {"kind": "mine"}
     assert len(u.tensors) == len(lnn.ParamSpace(net))
     with pytest.raises(ValueError, match="must have shape"):
         lnn.from_tensors(net, {"6.bias": torch.zeros(3)})

@@ -102,5 +102,5 @@ def test_check_names_wrong_shape_and_unknown_name():
 def test_module_without_parameters_is_refused():
     with pytest.raises(ValueError, match="no parameters"):
         ParamSpace(torch.nn.ReLU())
-    with pytest.raises(TypeError, match="torch.nn.Module"):
+    with pytest.raises(TypeError, match=r"torch\.nn\.Module"):
         ParamSpace("model")

@@ -97,7 +97,7 @@ def _plane_steps(steps: Any) -> list[int]:
 
 
 def _center(
-    model: nn.Module, center: Any, space: ParamSpace
+    model: nn.Module, center: Any, space: ParamSpace, name: str = "center"
 ) -> dict[str, torch.Tensor]:
     if center is None:
         return {n: p.detach() for n, p in model.named_parameters()}
@@ -110,7 +110,7 @@ def _center(
             )
         return {n: p.detach() for n, p in center.named_parameters()}
     if isinstance(center, Mapping):
-        space.check(center, what="center")
+        space.check(center, what=name)
         own = {n: p.detach() for n, p in model.named_parameters()}
         return {
             n: torch.as_tensor(center.get(n, own[n])).detach().to(own[n])
@@ -235,7 +235,7 @@ def _prepare(
     check_choice("strategy", strategy, STRATEGIES)
     metric_fns = resolve_metrics(metrics)
     space = ParamSpace(model)
-    cen = _center(model, center, space)
+    cen = _center(model, center, space, "params" if ndim == 0 else "center")
     dtype = _dtype(dtype, space.dtype)
     directions = _directions(dirs, ndim, space) if ndim else []
     x, y = materialise(data)
