@@ -93,8 +93,13 @@ def test_click_sets_point_and_fit_follows(explorer, artifacts):
         assert segs[3 * i] == pytest.approx(prob.data.y[i])
         assert segs[3 * i + 1] == pytest.approx(pred[i])
     # the current-point marker moved there too
+    page.wait_for_function(
+        "(w) => { const gd = document.querySelector('#landscape .js-plotly-plot');"
+        " const t = gd._fullData[5]; return Math.abs(t.x[0] - w) < 1e-4; }",
+        arg=w,
+    )
     cur = ui.trace("landscape", "current")
-    assert (cur["x"][0], cur["y"][0]) == pytest.approx((w, b))
+    assert (cur["x"][0], cur["y"][0]) == pytest.approx((w, b), abs=1e-4)
     page.screenshot(path=artifacts / "explorer-2-clicked.png", full_page=True)
 
 

@@ -3,10 +3,11 @@
 Every callback runs through :func:`guarded`: a refused value (an
 :class:`~lossmap.explorer.validate.InputError`) becomes a message in the page,
 any other error a one-line message (never a traceback), and the server keeps
-serving. Clicking the landscape is handled in the browser (a clientside
-callback writes the clicked point into the ``point`` store), so a click costs
-one round trip: the fit panel and readout, plus a patch that moves the
-current-point marker without resending the grid.
+serving. A click on the landscape is handled in the browser first: a
+clientside callback moves the current-point marker (``Plotly.restyle`` of one
+trace, so the 201×201 heatmap is neither resent nor recomputed) and writes the
+point into the ``point`` store; one server round trip then brings the fit
+panel and the readout.
 """
 
 from __future__ import annotations
@@ -29,6 +30,9 @@ from lossmap.explorer.validate import (
     run_settings,
 )
 from lossmap.plot._plotly import TRACE_INDEX
+
+#: Index of the current-point trace in the 3-D figure (surface, θ*, θ₀, current).
+CURRENT_3D = 3
 
 __all__ = ["SETTINGS_INPUTS", "guarded", "register", "settings_from"]
 
@@ -119,7 +123,7 @@ def _runs_for(settings: Any, stored: Any) -> tuple[list[teaching.RunRecord], Any
 
 def register(app: Any, *, store_root: Any = None) -> None:
     """Attach every callback to ``app``."""
-    from dash import Input, Output, Patch, State, ctx, no_update
+    from dash import Input, Output, State, no_update
 
     settings_in = [Input(i, p) for i, p in SETTINGS_INPUTS]
     settings_state = [State(i, p) for i, p in SETTINGS_INPUTS]
@@ -221,7 +225,8 @@ def register(app: Any, *, store_root: Any = None) -> None:
             ("no ", "the ")
         ) or "no minimum" in note else ""
 
-    # ---- a click in the page -> the point store (no server round trip)
+    # ---- a click in the page -> the point store, and the current-point
+    # marker moved right there in the browser (no 201x201 figure resent)
     app.clientside_callback(
         """
         function(cd) {
@@ -229,57 +234,62 @@ def register(app: Any, *, store_root: Any = None) -> None:
                 return window.dash_clientside.no_update;
             }
             const p = cd.points[0];
+            const gd = document.querySelector("#landscape .js-plotly-plot");
+            if (gd && window.Plotly && gd._fullData && gd._fullData.length) {
+                const is3d = gd._fullData[0].type === "surface";
+                const idx = is3d ? CURRENT3D : CURRENT;
+                if (!is3d) {
+                    // move the drawn marker at once (a full restyle redraws
+                    // the whole heatmap, tens of milliseconds)...
+                    const fl = gd._fullLayout;
+                    gd.querySelectorAll(".scatterlayer .trace").forEach(function(g) {
+                        const d = g.__data__;
+                        const pt = g.querySelector(".point");
+                        if (d && d[0] && d[0].trace && d[0].trace.index === idx && pt) {
+                            pt.setAttribute("transform", "translate(" +
+                                fl.xaxis.d2p(p.x) + "," + fl.yaxis.d2p(p.y) + ")");
+                        }
+                    });
+                }
+                // ...and update the figure itself once the page is idle
+                const upd = is3d ? {x: [[p.x]], y: [[p.y]], z: [[p.z]]}
+                                 : {x: [[p.x]], y: [[p.y]]};
+                clearTimeout(window.__lossmapMove);
+                window.__lossmapMove = setTimeout(function() {
+                    window.Plotly.restyle(gd, upd, [idx]);
+                }, is3d ? 0 : 400);
+            }
             return [p.x, p.y];
         }
-        """,
+        """.replace("CURRENT3D", str(CURRENT_3D)).replace(
+            "CURRENT", str(TRACE_INDEX["current"])
+        ),
         Output("point", "data", allow_duplicate=True),
         Input("landscape", "clickData"),
         prevent_initial_call=True,
     )
 
-    # ---- the point -> fit panel, readout, current marker
+    # ---- the point -> fit panel and readout
     @app.callback(
         Output("fit", "figure"),
         Output("readout", "children"),
         Output("critical-points", "children"),
-        Output("landscape", "figure", allow_duplicate=True),
         Input("point", "data"),
         *settings_in,
-        State("view", "value"),
-        prevent_initial_call="initial_duplicate",
     )
-    @guarded(4, 1)
+    @guarded(3, 1)
     def point_changed(point: Any, *args: Any) -> Any:
         from dash import html
 
-        settings = settings_from(*args[:n_settings])
-        view = args[n_settings]
+        settings = settings_from(*args)
         if point is None:
             point = teaching.default_point(settings.region)
         w, b = check_point(point)
         text = teaching.readout(settings, (w, b))
         if isinstance(settings, ProblemSettings):
-            fit = teaching.fit_view(settings, (w, b))
-            crit = no_update
-        else:
-            fit = no_update
-            crit = [html.Li(s) for s in teaching.critical_points_view(settings)]
-        patch: Any = no_update
-        if ctx.triggered_id == "point" and len(ctx.triggered_prop_ids) == 1:
-            patch = Patch()
-            if view == "3d":
-                land = teaching.landscape_for(settings)
-                from lossmap.plot._plotly import color_scale
-
-                scale = color_scale(teaching.surface_for(settings).loss)
-                patch["data"][3]["x"] = [w]
-                patch["data"][3]["y"] = [b]
-                patch["data"][3]["z"] = [float(scale.z(land.loss(w, b)))]
-            else:
-                k = TRACE_INDEX["current"]
-                patch["data"][k]["x"] = [w]
-                patch["data"][k]["y"] = [b]
-        return fit, text, crit, patch
+            return teaching.fit_view(settings, (w, b)), text, no_update
+        crit = [html.Li(s) for s in teaching.critical_points_view(settings)]
+        return no_update, text, crit
 
     # ---- run -> optimizer paths
     @app.callback(
