@@ -241,3 +241,54 @@ def test_3d_view_and_logistic_model(explorer, artifacts):
     )
     page.wait_for_timeout(500)
     page.screenshot(path=artifacts / "explorer-8-3d.png", full_page=True)
+
+
+def test_test_surface_mode_marks_critical_points(explorer, artifacts):
+    from lossmap.analysis import critical_points
+    from lossmap.toy import functions
+
+    page, ui = explorer.page, explorer
+    _choose_radio(page, "mode", "test surface")
+    page.locator("#function").click()
+    page.get_by_role("option", name="himmelblau", exact=True).click()
+    page.keyboard.press("Escape")
+    page.wait_for_function(
+        "() => document.querySelector('#landscape .gtitle').textContent"
+        " === 'Himmelblau'"
+    )
+    f = functions.get("himmelblau")
+    expected = critical_points(f, f.region)
+    mins = ui.trace("landscape", "minimum")
+    assert mins["name"] == "minimum (4)"
+    found = np.column_stack([mins["x"], mins["y"]])
+    for cp in (c for c in expected if c.kind == "minimum"):
+        assert np.min(np.linalg.norm(found - cp.theta, axis=1)) < 1e-9
+    assert ui.trace("landscape", "saddle")["name"] == "saddle (4)"
+    assert ui.trace("landscape", "maximum")["name"] == "maximum (1)"
+    listing = page.inner_text("#critical-points")
+    assert listing.startswith("9 in this range: 4 minima, 4 saddles, 1 maximum")
+    assert not page.locator("#fit-panel").is_visible()
+    # a click reads the surface's value; a run starts from there
+    ui.click_data("landscape", 0.5, -0.5)
+    page.wait_for_function(
+        "() => document.querySelector('#readout').innerText.startsWith('x = 0.5')"
+    )
+    x, y, value = ui.readout()
+    assert value == pytest.approx(float(f.loss(x, y)), rel=1e-5)
+    boxes = page.locator("#optimizers input[type=checkbox]")
+    for i in range(boxes.count()):
+        value = boxes.nth(i).get_attribute("value")
+        if boxes.nth(i).is_checked() != (value == "adam"):
+            boxes.nth(i).click()
+    _set_number(page, "lr", "0.1")
+    page.click("#run")
+    _wait_paths(page, 1)
+    page.wait_for_function(
+        "() => document.getElementById('landscape').dataset.animated === '1'"
+    )
+    traj = optim.run(f, optim.adam(0.1), [x, y], steps=100)
+    path = ui.trace("landscape", "adam")
+    np.testing.assert_allclose(
+        np.column_stack([path["x"], path["y"]]), traj.params, rtol=1e-9
+    )
+    page.screenshot(path=artifacts / "explorer-12-test-surface.png", full_page=True)

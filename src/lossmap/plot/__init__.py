@@ -39,6 +39,11 @@ _EXPORTS: dict[str, str] = {
     "TrajectoryDisplay": "_nn_path",
     "SpectrumDisplay": "_curvature",
     # ---- Plotly figure builders for the explorer (_plotly.py)
+    "landscape_figure": "_plotly",
+    "surface3d_figure": "_plotly",
+    "fit_figure": "_plotly",
+    "loss_curves_figure": "_plotly",
+    "curve_figure": "_plotly",
 }
 
 __all__ = sorted(_EXPORTS)

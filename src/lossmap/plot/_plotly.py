@@ -620,6 +620,7 @@ def surface3d_figure(
             },
         },
         margin={"l": 0, "r": 0, "t": 50, "b": 0},
+        legend={"orientation": "h", "x": 0.0, "y": 0.0, "yanchor": "bottom"},
         font=_FONT,
         uirevision="surface3d",
     )
@@ -757,7 +758,7 @@ def loss_curves_figure(paths: Sequence[Any], *, log: bool | None = None) -> Any:
             y=0.5,
             font={"size": 14, "color": "#888888"},
         )
-    allv = np.concatenate(finite_all) if finite_all else np.array([1.0])
+    allv = np.concatenate(finite_all) if finite_all else np.array([])
     use_log = bool(allv.size and np.all(allv > 0)) if log is None else log
     fig.update_layout(
         title={"text": "loss per step", "x": 0.02, "font": {"size": 15}},
