@@ -220,10 +220,8 @@ def register(app: Any, *, store_root: Any = None) -> None:
             settings, current=current, runs=runs, start=start, view=view
         )
         fig.update_layout(meta={"run": run_id, "view": view})
-        _, note = teaching.minimum_for(settings)
-        return fig, note if note.startswith(
-            ("no ", "the ")
-        ) or "no minimum" in note else ""
+        theta, note = teaching.minimum_for(settings)
+        return fig, note if theta is None else ""
 
     # ---- a click in the page -> the point store, and the current-point
     # marker moved right there in the browser (no 201x201 figure resent)
@@ -251,13 +249,18 @@ def register(app: Any, *, store_root: Any = None) -> None:
                         }
                     });
                 }
-                // ...and update the figure itself once the page is idle
-                const upd = is3d ? {x: [[p.x]], y: [[p.y]], z: [[p.z]]}
-                                 : {x: [[p.x]], y: [[p.y]]};
-                clearTimeout(window.__lossmapMove);
-                window.__lossmapMove = setTimeout(function() {
-                    window.Plotly.restyle(gd, upd, [idx]);
-                }, is3d ? 0 : 400);
+                // ...and the figure's own record of the point, without a
+                // replot, so later redraws (zoom, hover) agree
+                const t = gd.data[idx];
+                if (t) { t.x = [p.x]; t.y = [p.y]; if (is3d) { t.z = [p.z]; } }
+                const f = gd._fullData[idx];
+                if (f) { f.x = [p.x]; f.y = [p.y]; if (is3d) { f.z = [p.z]; } }
+                const c = gd.calcdata && gd.calcdata[idx];
+                if (c && c[0]) { c[0].x = p.x; c[0].y = p.y; }
+                if (is3d) {
+                    window.Plotly.restyle(
+                        gd, {x: [[p.x]], y: [[p.y]], z: [[p.z]]}, [idx]);
+                }
             }
             return [p.x, p.y];
         }
