@@ -1,9 +1,103 @@
-"""CLI commands: nets (see lossmap.cli)."""
+"""CLI commands for saved surfaces (``lossmap info``, ``show``, ``vtk``).
+
+Surfaces computed by :mod:`lossmap.nn` (or saved with :func:`lossmap.io.save`)
+are zarr stores. These commands read one and describe it in plain words, draw
+it, or export it for ParaView.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+FORMATS = (".png", ".pdf", ".svg", ".jpg", ".jpeg")
+
+
+def _load(store: Path) -> Any:
+    from lossmap import io
+
+    if not store.exists():
+        raise FileNotFoundError(f"`STORE` must be a saved surface, got missing {store}")
+    return io.load(store, allow_incomplete=True)
+
+
+def info(
+    store: Annotated[Path, typer.Argument(help="A surface store (*.zarr).")],
+) -> None:
+    """Describe a saved surface: grid, fields, lowest loss, how it was made."""
+    import numpy as np
+
+    from lossmap.explorer.research import describe_metadata
+
+    surface = _load(store)
+    for line in describe_metadata(surface):
+        typer.echo(line)
+    missing = int(np.isnan(surface.loss).sum())
+    if missing:
+        typer.echo(f"{missing} grid point(s) not computed yet (an interrupted run).")
+
+
+def show(
+    store: Annotated[Path, typer.Argument(help="A surface store (*.zarr).")],
+    out: Annotated[
+        Path, typer.Option(help="Image to write (.png, .pdf, .svg, .jpg).")
+    ] = Path("surface.png"),
+    field: Annotated[
+        list[str] | None, typer.Option(help="Field(s) to draw (default: all).")
+    ] = None,
+    three_d: Annotated[
+        bool, typer.Option("--3d", help="Draw a plane as a 3-D surface.")
+    ] = False,
+    dpi: Annotated[int, typer.Option(help="Resolution of raster images.")] = 150,
+) -> None:
+    """Draw a saved plane (heatmaps) or line (curves) as an image."""
+    from lossmap._validation import check_int
+    from lossmap.plot import (
+        LineDisplay,
+        PlaneDisplay,
+        Surface3DDisplay,
+        require_matplotlib,
+    )
+
+    if out.suffix.lower() not in FORMATS:
+        raise ValueError(
+            f"`--out` must end in one of {list(FORMATS)}, got {out.name!r}"
+        )
+    check_int("--dpi", dpi, minimum=10, maximum=1200)
+    surface = _load(store)
+    for name in field or []:
+        surface.field(name)  # clear error for an unknown field
+    plt = require_matplotlib("lossmap show")
+    if surface.ndim == 1:
+        metric = next((f for f in field if f != "loss"), None) if field else "auto"
+        disp = LineDisplay.from_surface(surface, metric=metric)
+    elif three_d:
+        disp = Surface3DDisplay.from_surface(surface)
+    else:
+        disp = PlaneDisplay.from_surface(surface, fields=field or None)
+    fig = disp.figure_
+    fig.savefig(out, dpi=dpi)
+    plt.close(fig)
+    typer.echo(f"wrote {out}")
+
+
+def vtk(
+    store: Annotated[Path, typer.Argument(help="A surface store (*.zarr).")],
+    out: Annotated[Path, typer.Argument(help="The .vtk file to write.")],
+) -> None:
+    """Export a saved plane as a legacy VTK structured grid (ParaView)."""
+    from lossmap import io
+
+    if out.suffix.lower() != ".vtk":
+        raise ValueError(f"`OUT` must end in .vtk, got {out.name!r}")
+    io.to_vtk(_load(store), out)
+    typer.echo(f"wrote {out}")
 
 
 def register(app: Any) -> None:
-    """Add this module's commands to the typer app."""
+    """Add ``info``, ``show`` and ``vtk`` to the typer ``app``."""
+    app.command("info")(info)
+    app.command("show")(show)
+    app.command("vtk")(vtk)
