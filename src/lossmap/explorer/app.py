@@ -58,7 +58,6 @@ def create_app(*, store_root: str | os.PathLike[str] | None = None) -> Any:
     app = dash.Dash(
         "lossmap.explorer",
         title="lossmap explorer",
-        assets_folder=str(Path(__file__).parent / "_no_assets"),
         serve_locally=True,
         update_title=None,
     )
@@ -77,8 +76,20 @@ def create_app(*, store_root: str | os.PathLike[str] | None = None) -> Any:
 
 def serve(
     app: Any, *, host: str = "127.0.0.1", port: int = 8050
-) -> Any:  # pragma: no cover - blocks; exercised by the CLI
-    """Serve ``app`` until interrupted (single process, threaded)."""
-    from werkzeug.serving import run_simple
+) -> None:  # pragma: no cover - blocks; exercised by the CLI
+    """Serve ``app`` until interrupted (one process, one thread per request).
 
-    run_simple(host, port, app.server, threaded=True, use_reloader=False)
+    Request lines are not logged; errors still are.
+    """
+    import logging
+
+    from werkzeug.serving import make_server
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    server = make_server(host, port, app.server, threaded=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
