@@ -283,8 +283,12 @@ def register(app: Any, *, store_root: Any = None) -> None:
     @guarded(3, 1)
     def point_changed(point: Any, *args: Any) -> Any:
         from dash import html
+        from dash.exceptions import PreventUpdate
 
-        settings = settings_from(*args)
+        try:
+            settings = settings_from(*args)
+        except InputError:  # reported once, under the landscape
+            raise PreventUpdate from None
         if point is None:
             point = teaching.default_point(settings.region)
         w, b = check_point(point)
@@ -349,7 +353,7 @@ def register(app: Any, *, store_root: Any = None) -> None:
         Input("runs", "data"),
         *settings_in,
     )
-    @guarded(2, 1)
+    @guarded(2, None)  # bad settings are reported under the landscape
     def runs_view(stored: Any, *args: Any) -> Any:
         settings = settings_from(*args)
         runs, _, _ = _runs_for(settings, stored)

@@ -749,6 +749,8 @@ def loss_curves_figure(paths: Sequence[Any], *, log: bool | None = None) -> Any:
             )
         )
     if not paths:
+        fig.update_xaxes(showticklabels=False)
+        fig.update_yaxes(showticklabels=False)
         fig.add_annotation(
             text="no runs yet",
             showarrow=False,
