@@ -153,7 +153,12 @@ def _direction(i: int, d: Any, norm_of: Any) -> str:
         parts.append(_NORM_WORDS.get(norm, f"normalised by {norm!r}"))
     ignore = d.get("ignore")
     if ignore:
-        parts.append(f"zero on {_short(ignore, 60)}")
+        words_ignore = {
+            "biasbn": "biases and BatchNorm parameters",
+            "bias": "biases",
+            "bn": "BatchNorm parameters",
+        }
+        parts.append(f"zero on {words_ignore.get(ignore, _short(ignore, 60))}")
     rest = {
         k: v
         for k, v in d.items()
