@@ -158,7 +158,8 @@ def _direction(i: int, d: Any, norm_of: Any) -> str:
             "bias": "biases",
             "bn": "BatchNorm parameters",
         }
-        parts.append(f"zero on {words_ignore.get(ignore, _short(ignore, 60))}")
+        text = words_ignore.get(ignore) if isinstance(ignore, str) else None
+        parts.append(f"zero on {text or _short(ignore, 60)}")
     rest = {
         k: v
         for k, v in d.items()
