@@ -25,9 +25,10 @@ from dataclasses import dataclass
 import torch
 from torch import fx, nn
 
-#: A Linear layer becomes an affine map only when each output costs at least
-#: this many multiply-adds (otherwise the weighted sum of cached outputs is
-#: not cheaper than the product).
+#: A Linear layer becomes an affine map when each output costs at least this
+#: many multiply-adds, or no more than the weighted sum of its cached parts
+#: (``in_features <= m + 1`` for ``m`` directions: a one-input neuron); in
+#: between, recomputing the product is about as cheap and needs no cache.
 MIN_IN_FEATURES = 64
 
 
@@ -67,7 +68,7 @@ def _owns_moved(target: str, moved: set[str]) -> bool:
 
 
 def build_split(
-    model: nn.Module, moved: set[str], *, affine: bool = True
+    model: nn.Module, moved: set[str], *, n_directions: int = 2, affine: bool = True
 ) -> Split | None:
     """Cut ``model`` (a working copy) or return None if nothing can be cached."""
     try:
@@ -97,7 +98,10 @@ def build_split(
                 and type(mod) is nn.Linear
                 and len(node.args) == 1
                 and not node.kwargs
-                and mod.in_features >= MIN_IN_FEATURES
+                and (
+                    mod.in_features >= MIN_IN_FEATURES
+                    or mod.in_features <= n_directions + 1
+                )
             ):
                 affine_nodes.append(node)
         elif node.op in ("call_function", "call_method"):

@@ -169,7 +169,7 @@ class Evaluator:
         self.points_per_pass = self._points_per_pass() if self.strategy == "vmap" else 1
 
     def _try_split(self) -> None:
-        split = build_split(self.work, self.moved)
+        split = build_split(self.work, self.moved, n_directions=self.m)
         if split is None:
             return
         names = split.prefix_names()
@@ -238,7 +238,11 @@ class Evaluator:
 
     # ------------------------------------------------------------ evaluation
     def _point(
-        self, coef: torch.Tensor, moved: dict[str, torch.Tensor], t: int
+        self,
+        coef: torch.Tensor,
+        moved: dict[str, torch.Tensor],
+        t: int,
+        scalars: list[float] | None = None,
     ) -> tuple[torch.Tensor, ...]:
         """Loss and metrics of one point on tile ``t`` (vmappable)."""
         x, y = self.tiles.tiles[t]
@@ -246,7 +250,15 @@ class Evaluator:
             frontier, aff = self.cached[t]
             args = [*frontier]
             for y0, ys in aff:
-                args.append(y0 + torch.tensordot(coef, ys, dims=1))
+                if scalars is not None:  # one point: two fused passes
+                    acc = torch.add(y0, ys[0], alpha=scalars[0]) if self.m else y0
+                    for j in range(1, self.m):
+                        acc.add_(ys[j], alpha=scalars[j])
+                else:
+                    acc = y0
+                    for j in range(self.m):  # elementwise: cheap under vmap
+                        acc = acc + coef[j] * ys[j]
+                args.append(acc)
         else:
             args = [x]
         out = functional_call(
@@ -279,6 +291,7 @@ class Evaluator:
         k = coefs.shape[0]
         out = np.empty((len(self.tiles.tiles), len(self._value_fields), k))
         for i in range(k):
+            scalars = coefs[i].tolist()
             wts = {n: w[0] for n, w in self._weights(coefs[i : i + 1]).items()}
             if self.channels_last:
                 wts = {
@@ -292,7 +305,7 @@ class Evaluator:
             if self.bn_tiles is not None:
                 self._recompute_stats(wts)
             for t in range(len(self.tiles.tiles)):
-                res = self._point(coefs[i], wts, t)
+                res = self._point(coefs[i], wts, t, scalars)
                 out[t, :, i] = torch.stack(res).double().cpu().numpy()
         return out
 

@@ -377,9 +377,23 @@ def _run_grid(
     with _progress(progress, total, kind) as advance:
         if executor is None:
             with Evaluator(spec) as ev:
-                for idx in todo:
-                    c = coeffs_of(idx)
-                    store_block(idx, ev.evaluate(c, callback=advance))
+                # group chunks so that each engine pass is full; every chunk
+                # is still stored as soon as its group is done
+                group: list[tuple[tuple[int, ...], np.ndarray]] = []
+                for k, idx in enumerate(todo):
+                    group.append((idx, coeffs_of(idx)))
+                    size = sum(len(c) for _, c in group)
+                    if size < ev.points_per_pass and k + 1 < len(todo):
+                        continue
+                    values = ev.evaluate(
+                        np.concatenate([c for _, c in group]), callback=advance
+                    )
+                    start = 0
+                    for gidx, c in group:
+                        part = {f: v[start : start + len(c)] for f, v in values.items()}
+                        store_block(gidx, part)
+                        start += len(c)
+                    group = []
                 engine_info = ev.describe()
         else:
             futures = []

@@ -1,0 +1,313 @@
+"""Planes through real networks: lossmap's engine against per-point evaluation.
+
+Workloads (see issue 4):
+
+* W1: MLP 784-512-512-10, 8,192 samples, 21×21 filter-normalised plane;
+* W2: CNN (conv 3→32, conv 32→64 stride 2, global average pooling, linear
+  64→10) on 2,048 images 3×32×32, 21×21;
+* W3: one tanh neuron ``tanh(w·x + b)`` as a torch model, 50 points, 501×501.
+
+Each is timed in one process against
+
+* ``reference``: a per-point loop that loads θ₀ + a·d₁ + b·d₂ into the model
+  and runs one forward pass over all data (what existing tools do), and
+* ``loss-landscapes`` (PyPI package, if installed): its ``random_plane``.
+
+Slow baselines are timed on an evenly spread subset of the grid and scaled
+to the full grid (per-point cost does not depend on the coordinates); the
+result says so (``points_timed`` < ``points``). Set ``LOSSMAP_BENCH_FULL=1``
+to time every point. Peak memory is the process's peak resident set size
+during each run (``VmHWM`` after resetting it through
+``/proc/self/clear_refs``), in MiB.
+
+Run: ``python -m benchmarks nn`` (or ``python benchmarks/bench_nn.py W1``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from lossmap import nn as lnn
+
+FULL = os.environ.get("LOSSMAP_BENCH_FULL") == "1"
+
+
+# ------------------------------------------------------------------ memory
+def _reset_peak() -> bool:
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def _peak_mib() -> float | None:
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+@contextlib.contextmanager
+def _measure(out: dict[str, Any]) -> Iterator[None]:
+    reset = _reset_peak()
+    t0 = time.perf_counter()
+    yield
+    out["seconds"] = time.perf_counter() - t0
+    out["peak_rss_mib"] = round(_peak_mib() or float("nan"), 1)
+    out["peak_is_since_start"] = not reset
+
+
+# ---------------------------------------------------------------- workloads
+def w1() -> dict[str, Any]:
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Flatten(),
+        nn.Linear(784, 512),
+        nn.ReLU(),
+        nn.Linear(512, 512),
+        nn.ReLU(),
+        nn.Linear(512, 10),
+    ).eval()
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(8192, 784, generator=g)
+    y = torch.randint(0, 10, (8192,), generator=g)
+    return dict(
+        model=model,
+        x=x,
+        y=y,
+        loss=F.cross_entropy,
+        steps=21,
+        span=1.0,
+        ref_points=21 if not FULL else None,
+        ll_points=None,
+        dirs="random",
+    )
+
+
+class SmallCNN(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 32, 3, padding=1)
+        self.conv2 = nn.Conv2d(32, 64, 3, stride=2, padding=1)
+        self.fc = nn.Linear(64, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = F.relu(self.conv1(x))
+        h = F.relu(self.conv2(h))
+        return self.fc(h.mean(dim=(2, 3)))
+
+
+def w2() -> dict[str, Any]:
+    torch.manual_seed(0)
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(2048, 3, 32, 32, generator=g)
+    y = torch.randint(0, 10, (2048,), generator=g)
+    return dict(
+        model=SmallCNN().eval(),
+        x=x,
+        y=y,
+        loss=F.cross_entropy,
+        steps=21,
+        span=1.0,
+        ref_points=None if FULL else 21,
+        ll_points=None if FULL else 7,
+        lossmap_steps=None if FULL else 9,
+        dirs="random",
+    )
+
+
+class Neuron(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = nn.Linear(1, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.lin(x))
+
+
+def w3() -> dict[str, Any]:
+    torch.manual_seed(0)
+    g = torch.Generator().manual_seed(1)
+    x = torch.linspace(-2, 2, 50).reshape(50, 1)
+    y = torch.tanh(1.5 * x - 0.5) + 0.05 * torch.randn(50, 1, generator=g)
+    return dict(
+        model=Neuron().eval(),
+        x=x,
+        y=y,
+        loss=F.mse_loss,
+        steps=501,
+        span=2.0,
+        ref_points=None if FULL else 2004,
+        ll_points=None,
+        dirs="axes",
+    )
+
+
+WORKLOADS: dict[str, Callable[[], dict[str, Any]]] = {"W1": w1, "W2": w2, "W3": w3}
+
+
+# ------------------------------------------------------------------ methods
+def _directions(w: dict[str, Any]) -> tuple[lnn.Direction, lnn.Direction]:
+    if w["dirs"] == "axes":
+        return lnn.axis_directions(w["model"], "lin.weight[0, 0]", "lin.bias[0]")
+    return lnn.random_plane(w["model"], seed=0, norm="filter")
+
+
+def run_lossmap(w: dict[str, Any], dirs: Any) -> tuple[dict[str, Any], Any]:
+    steps = w.get("lossmap_steps") or w["steps"]
+    out: dict[str, Any] = {}
+    with _measure(out):
+        s = lnn.plane(
+            w["model"],
+            w["loss"],
+            (w["x"], w["y"]),
+            dirs,
+            span=w["span"],
+            steps=steps,
+            progress=False,
+        )
+    out["points_timed"] = steps * steps
+    out["engine"] = dict(s.metadata["engine"])
+    return out, s
+
+
+def _grid_subset(w: dict[str, Any], count: int | None) -> list[tuple[float, float]]:
+    coords = np.linspace(-w["span"], w["span"], w["steps"])
+    grid = [(a, b) for a in coords for b in coords]
+    if count is None or count >= len(grid):
+        return grid
+    pick = np.linspace(0, len(grid) - 1, count).round().astype(int)
+    return [grid[i] for i in pick]
+
+
+def run_reference(w: dict[str, Any], dirs: Any) -> tuple[dict[str, Any], dict]:
+    """Load θ₀ + a·d₁ + b·d₂ into the model, forward all data, per point."""
+    model = copy.deepcopy(w["model"]).eval()
+    theta = {n: p.detach().clone() for n, p in model.named_parameters()}
+    points = _grid_subset(w, w["ref_points"])
+    values = {}
+    out: dict[str, Any] = {}
+    with _measure(out), torch.no_grad():
+        params = dict(model.named_parameters())
+        for a, b in points:
+            for n, p in params.items():
+                p.copy_(theta[n] + a * dirs[0].tensors[n] + b * dirs[1].tensors[n])
+            values[(a, b)] = float(w["loss"](model(w["x"]), w["y"]))
+    out["points_timed"] = len(points)
+    return out, values
+
+
+def run_loss_landscapes(w: dict[str, Any]) -> dict[str, Any] | None:
+    try:
+        import loss_landscapes
+        from loss_landscapes.metrics import Loss
+    except ImportError:
+        return None
+    steps = w["ll_points"] or w["steps"]
+    model = copy.deepcopy(w["model"])
+    metric = Loss(w["loss"], w["x"], w["y"])
+    out: dict[str, Any] = {}
+    with _measure(out):
+        loss_landscapes.random_plane(
+            model,
+            metric,
+            distance=1,
+            steps=steps,
+            normalization="filter",
+            deepcopy_model=True,
+        )
+    out["points_timed"] = steps * steps
+    out["version"] = getattr(loss_landscapes, "__version__", "3.0.6")
+    return out
+
+
+def _scale(r: dict[str, Any], points: int) -> dict[str, Any]:
+    r["seconds_timed"] = round(r["seconds"], 3)
+    r["seconds"] = round(r["seconds"] * points / r["points_timed"], 3)
+    r["extrapolated"] = r["points_timed"] < points
+    return r
+
+
+def _best(runs: list[dict[str, Any]], points: int) -> dict[str, Any]:
+    best = dict(min(runs, key=lambda r: r["seconds"]))
+    best["all_seconds_timed"] = [round(r["seconds"], 3) for r in runs]
+    best["peak_rss_mib"] = max(r["peak_rss_mib"] for r in runs)
+    return _scale(best, points)
+
+
+def bench(name: str, reps: int) -> dict[str, Any]:
+    """Methods run in turn, ``reps`` rounds; the best round of each counts."""
+    w = WORKLOADS[name]()
+    points = w["steps"] ** 2
+    dirs = _directions(w)
+    res: dict[str, Any] = {"points": points, "rounds": reps}
+    runs: dict[str, list[dict[str, Any]]] = {"lossmap": [], "reference": []}
+    for _ in range(reps):
+        lm, surface = run_lossmap(w, dirs)
+        runs["lossmap"].append(lm)
+        ref, values = run_reference(w, dirs)
+        runs["reference"].append(ref)
+        ll = run_loss_landscapes(w)
+        if ll is not None:
+            runs.setdefault("loss_landscapes", []).append(ll)
+    for key, r in runs.items():
+        res[key] = _best(r, points)
+    # agreement at the reference's points that lie on lossmap's grid
+    a_ax, b_ax = surface.coords("alpha"), surface.coords("beta")
+    diffs = []
+    for (a, b), v in values.items():
+        i, j = np.flatnonzero(np.isclose(a_ax, a)), np.flatnonzero(np.isclose(b_ax, b))
+        if i.size and j.size:
+            diffs.append(abs(surface.loss[i[0], j[0]] - v))
+    res["max_abs_diff_vs_reference"] = float(max(diffs)) if diffs else None
+    res["points_compared"] = len(diffs)
+    if "loss_landscapes" in res:
+        res["speedup_vs_loss_landscapes"] = round(
+            res["loss_landscapes"]["seconds"] / res["lossmap"]["seconds"], 2
+        )
+    res["speedup_vs_reference"] = round(
+        res["reference"]["seconds"] / res["lossmap"]["seconds"], 2
+    )
+    return res
+
+
+REPS = {"W1": 3, "W2": 2, "W3": 5}
+
+
+def run(names: list[str] | None = None) -> dict[str, Any]:
+    torch.set_num_threads(min(2, torch.get_num_threads()))
+    out: dict[str, Any] = {
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "full_grids": FULL,
+    }
+    for name in names or list(WORKLOADS):
+        print(f"-- {name}", flush=True)
+        out[name] = bench(name, REPS[name])
+        print(out[name], flush=True)
+    return out
+
+
+if __name__ == "__main__":
+    import json
+
+    print(json.dumps(run(sys.argv[1:] or None), indent=2))
