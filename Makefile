@@ -36,6 +36,8 @@ test: $(STAMP) chromium lint
 	$(PY) -m pytest -q
 
 bench: $(STAMP)
+	# comparison baseline for bench_nn (pure Python, depends only on numpy/torch)
+	$(PIP) install -q loss-landscapes==3.0.6
 	$(PY) -m benchmarks
 
 explore: $(STAMP)
