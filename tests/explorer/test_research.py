@@ -1,0 +1,115 @@
+"""The research view's plain functions: listing, opening, describing stores."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from lossmap import Surface
+from lossmap.explorer import research
+from lossmap.explorer.validate import InputError
+
+pytest.importorskip("zarr")
+pytest.importorskip("plotly")
+
+
+def _plane(**meta):
+    a = np.linspace(-1, 1, 21)
+    b = np.linspace(-0.5, 1.5, 11)
+    loss = 0.2 + np.add.outer(a**2, (b - 0.5) ** 2)
+    acc = 1 - loss / loss.max()
+    return Surface(
+        axes={"alpha": a, "beta": b},
+        fields={"loss": loss, "accuracy": acc},
+        metadata=meta,
+    )
+
+
+@pytest.fixture
+def root(tmp_path):
+    from lossmap import io
+
+    r = tmp_path / "stores"
+    (r / "deep" / "er").mkdir(parents=True)
+    io.save(_plane(), r / "b.zarr")
+    io.save(_plane(), r / "deep" / "er" / "a.zarr")
+    (r / "not-a-store.zarr").mkdir()
+    io.save(_plane(), tmp_path / "outside.zarr")
+    return r
+
+
+def test_list_and_open_stores(root):
+    # stores at any depth, relative and sorted; nothing inside a store is listed
+    assert research.list_stores(root) == [
+        "b.zarr",
+        "deep/er/a.zarr",
+        "not-a-store.zarr",
+    ]
+    assert research.list_stores(None) == []
+    assert research.list_stores(root / "b.zarr") == ["."]
+    s = research.load_store(root, "deep/er/a.zarr")
+    assert s.allclose(_plane())
+    with pytest.raises(InputError, match=r"could not open .not-a-store\.zarr."):
+        research.load_store(root, "not-a-store.zarr")
+    with pytest.raises(InputError, match="outside the store folder"):
+        research.load_store(root, "../outside.zarr")
+
+
+def test_describe_metadata_in_words():
+    s = _plane(
+        model="Net",
+        n_params=1234,
+        loss_fn="cross_entropy",
+        directions=[
+            {"kind": "random", "seed": 7, "norm": "filter", "ignore": "biasbn"},
+            {"kind": "pca", "component": 1, "explained_variance_ratio": 0.0312},
+        ],
+        bn="recompute",
+        data={"n_samples": 1000, "subset": 200, "seed": 3, "input_shape": [1, 8, 8]},
+        versions={"torch": "2.13.0"},
+        fingerprint={"center": "abc"},
+        note="hello",
+    )
+    lines = research.describe_metadata(s)
+    assert lines[0] == (
+        "A plane through parameter space: alpha (21 points, -1 to 1) × "
+        "beta (11 points, -0.5 to 1.5)."
+    )
+    assert "Lowest loss 0.2 at alpha = 0, beta = 0.5." in lines
+    assert "Model: Net with 1,234 parameters." in lines
+    assert lines[lines.index("Loss function: cross_entropy.") + 1].startswith(
+        "Direction 1: a random Gaussian direction, seed 7, filter-normalised"
+    )
+    assert any(
+        "principal direction of the training trajectory (component 2), explains "
+        "3.1 % of the trajectory's variance" in ln
+        for ln in lines
+    )
+    assert "BatchNorm running statistics were recomputed at every grid point." in lines
+    assert (
+        "Data: 1000 samples, a subset of 200 (seed 3), inputs of shape 1×8×8." in lines
+    )
+    assert "Computed with torch 2.13.0." in lines
+    assert "Note: hello." in lines
+    assert not any("abc" in ln for ln in lines)  # fingerprints are not prose
+
+
+def test_store_figure_plane_with_trajectory_and_line():
+    coords = [[0.9, 1.2], [0.5, 0.9], [0.1, 0.55]]
+    s = _plane(trajectory={"steps": [0, 5, 10], "coords": coords})
+    traj = research.trajectory_of(s)
+    np.testing.assert_array_equal(traj.params, coords)
+    fig = research.store_figure(s, "loss")
+    path = fig.data[-1]
+    assert path.name == "training path"
+    np.testing.assert_array_equal(np.column_stack([path.x, path.y]), coords)
+    assert fig.data[4].x == (0.9,)  # the start of training
+    acc = research.store_figure(s, "accuracy")
+    np.testing.assert_allclose(acc.data[0].z, s.field("accuracy").T.astype(np.float32))
+    assert acc.data[3].name == "highest accuracy on the grid"
+    with pytest.raises(InputError, match="`field` must be one of"):
+        research.store_figure(s, "nope")
+    line = Surface(axes={"alpha": np.linspace(-1, 1, 5)}, fields={"loss": np.ones(5)})
+    assert research.store_figure(line, "loss").data[0].type == "scatter"
+    assert research.trajectory_of(line) is None
+    assert research.trajectory_of(_plane(trajectory="garbage")) is None
