@@ -109,8 +109,16 @@ def test_runs_match_optim_and_report_divergence():
         np.testing.assert_array_equal(a.params, b.params)
         np.testing.assert_array_equal(a.loss, b.loss)
         assert (a.status, a.stopped_at, a.label) == (b.status, b.stopped_at, b.label)
-    with pytest.raises(InputError, match="malformed"):
-        teaching.runs_from_json([{"label": "x"}])
+    good = [r.to_json() for r in runs]
+    for bad in (
+        [{"label": "x"}],
+        [{**good[0], "status": "<script>"}],
+        [{**good[0], "loss": good[0]["loss"][:-1]}],
+        good * 3,
+        "runs",
+    ):
+        with pytest.raises(InputError, match="malformed"):
+            teaching.runs_from_json(bad)
 
 
 def test_schedules_run():
@@ -261,6 +269,16 @@ def test_http_run_refuses_bad_values(client):
     runs = r.get_json()["response"]["runs"]["data"]
     assert runs["key"] == ["problem", "line", "two-points", "mse", 0.5, 0.0]
     assert len(runs["runs"][0]["params"]) == 11
+
+
+def test_http_refuses_huge_requests(client):
+    _, c = client
+    r = c.post(
+        "/_dash-update-component",
+        data=b"[" + b"1," * (5 * 1024 * 1024) + b"1]",
+        content_type="application/json",
+    )
+    assert r.status_code == 413
 
 
 def test_create_app_refuses_missing_store_root(tmp_path):

@@ -61,6 +61,8 @@ def create_app(*, store_root: str | os.PathLike[str] | None = None) -> Any:
         serve_locally=True,
         update_title=None,
     )
+    # the largest legitimate request (8 runs of 2000 steps) is about 1 MB
+    app.server.config["MAX_CONTENT_LENGTH"] = 8 * 1024 * 1024
     app.index_string = app.index_string.replace(
         "{%css%}", "{%css%}<style>" + layout.CSS + "</style>"
     )

@@ -85,6 +85,8 @@ def runs_from_json(data: Any) -> list[RunRecord]:
     """Runs back from the page's store; malformed entries are refused."""
     if not data:
         return []
+    if not isinstance(data, list) or len(data) > 8:
+        raise InputError("the stored runs are malformed (expected at most 8 runs)")
     try:
         out = []
         for r in data:
@@ -95,13 +97,14 @@ def runs_from_json(data: Any) -> list[RunRecord]:
             loss = np.array(
                 [np.nan if v is None else v for v in r["loss"]], dtype=np.float64
             )
+            status = str(r["status"])
+            if status not in ("converged", "diverged", "max_steps"):
+                raise ValueError(f"unknown status {status[:20]!r}")
+            if loss.shape != (params.shape[0],) or params.shape[0] > 20_001:
+                raise ValueError("params and loss do not match")
             out.append(
                 RunRecord(
-                    str(r["label"]),
-                    params,
-                    loss,
-                    str(r["status"]),
-                    int(r["stopped_at"]),
+                    str(r["label"])[:80], params, loss, status, int(r["stopped_at"])
                 )
             )
         return out
