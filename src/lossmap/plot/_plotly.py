@@ -355,9 +355,10 @@ def landscape_figure(
     z = scale.z(values)
     label = field
     names = dict(marker_names or {})
-    fig = go.Figure()
-    fig.add_trace(
-        go.Heatmap(
+    traces: list[dict[str, Any]] = []
+    traces.append(
+        dict(
+            type="heatmap",
             x=a0,
             y=a1,
             z=z.T.astype(np.float32),
@@ -370,7 +371,6 @@ def landscape_figure(
                 "ticktext": scale.ticktext,
                 "len": 0.9,
             },
-            customdata=None,
             hovertemplate=f"{n0}=%{{x:.3f}}<br>{n1}=%{{y:.3f}}<extra></extra>",
             name=label,
         )
@@ -380,8 +380,9 @@ def landscape_figure(
     labels: list[tuple[float, float, float]] = []
     if contours:
         xs, ys, labels = _contour_lines(a0, a1, z, scale.levels)
-    fig.add_trace(
-        go.Scatter(
+    traces.append(
+        dict(
+            type="scatter",
             x=xs,
             y=ys,
             mode="lines",
@@ -391,8 +392,9 @@ def landscape_figure(
             name="contours",
         )
     )
-    fig.add_trace(
-        go.Scatter(
+    traces.append(
+        dict(
+            type="scatter",
             x=[p[0] for p in labels],
             y=[p[1] for p in labels],
             text=[_fmt(scale.value(p[2])) for p in labels],
@@ -404,8 +406,9 @@ def landscape_figure(
         )
     )
     mx, my = _point(minimum)
-    fig.add_trace(
-        go.Scatter(
+    traces.append(
+        dict(
+            type="scatter",
             x=mx,
             y=my,
             mode="markers",
@@ -420,8 +423,9 @@ def landscape_figure(
         )
     )
     sx, sy = _point(start)
-    fig.add_trace(
-        go.Scatter(
+    traces.append(
+        dict(
+            type="scatter",
             x=sx,
             y=sy,
             mode="markers",
@@ -436,8 +440,9 @@ def landscape_figure(
         )
     )
     cx, cy = _point(current)
-    fig.add_trace(
-        go.Scatter(
+    traces.append(
+        dict(
+            type="scatter",
             x=cx,
             y=cy,
             mode="markers",
@@ -459,8 +464,9 @@ def landscape_figure(
     for kind, pts in by_kind.items():
         symbol, color = KIND_STYLE.get(kind, ("circle-open", "#cccccc"))
         th = np.array([np.asarray(p.theta, dtype=float).reshape(2) for p in pts])
-        fig.add_trace(
-            go.Scatter(
+        traces.append(
+            dict(
+                type="scatter",
                 x=th[:, 0],
                 y=th[:, 1],
                 mode="markers",
@@ -476,12 +482,13 @@ def landscape_figure(
                 "<extra></extra>",
             )
         )
-    first_path = len(fig.data)
+    first_path = len(traces)
     drawn = [_finite_path(t.params) for t in paths]
     for i, (traj, p) in enumerate(zip(paths, drawn)):
         color = PATH_COLORS[i % len(PATH_COLORS)]
-        fig.add_trace(
-            go.Scatter(
+        traces.append(
+            dict(
+                type="scatter",
                 x=p[:, 0],
                 y=p[:, 1],
                 mode="lines+markers",
@@ -492,37 +499,47 @@ def landscape_figure(
                 + " (%{x:.3f}, %{y:.3f})<extra></extra>",
             )
         )
-    if animate and drawn:
-        cuts = _frame_cuts([len(p) for p in drawn])
-        idx = list(range(first_path, first_path + len(drawn)))
-        fig.frames = [
-            go.Frame(
-                name=str(k),
-                traces=idx,
-                data=[go.Scatter(x=p[:k, 0], y=p[:k, 1]) for p in drawn],
-            )
-            for k in cuts
-        ]
-        fig.update_layout(updatemenus=_animation_menu())
-    fig.update_layout(
-        title={"text": title or "", "x": 0.02, "font": {"size": 15}},
-        xaxis={"title": n0, "range": [a0[0], a0[-1]], "constrain": "domain"},
-        yaxis={"title": n1, "range": [a1[0], a1[-1]]},
-        legend={
+    layout: dict[str, Any] = {
+        "title": {"text": title or "", "x": 0.02, "font": {"size": 15}},
+        "xaxis": {
+            "title": {"text": n0},
+            "range": [float(a0[0]), float(a0[-1])],
+            "constrain": "domain",
+        },
+        "yaxis": {"title": {"text": n1}, "range": [float(a1[0]), float(a1[-1])]},
+        "legend": {
             "orientation": "h",
             "yanchor": "top",
             "y": -0.12,
             "x": 0.0,
             "bgcolor": "rgba(255,255,255,0.8)",
         },
-        margin={"l": 60, "r": 20, "t": 45, "b": 105},
-        font=_FONT,
-        template="plotly_white",
-        clickmode="event",
-        hovermode="closest",
-        uirevision="landscape",
+        "margin": {"l": 60, "r": 20, "t": 45, "b": 105},
+        "font": _FONT,
+        "template": _white_template(),
+        "clickmode": "event",
+        "hovermode": "closest",
+        "uirevision": "landscape",
+    }
+    frames: list[dict[str, Any]] = []
+    if animate and drawn:
+        idx = list(range(first_path, first_path + len(drawn)))
+        frames = [
+            {
+                "name": str(k),
+                "traces": idx,
+                "data": [
+                    {"type": "scatter", "x": p[:k, 0], "y": p[:k, 1]} for p in drawn
+                ],
+            }
+            for k in _frame_cuts([len(p) for p in drawn])
+        ]
+        layout["updatemenus"] = _animation_menu()
+    # built without plotly's per-property validation: 201x201 figures are
+    # rebuilt on every change of a setting
+    return go.Figure(
+        {"data": traces, "layout": layout, "frames": frames}, _validate=False
     )
-    return fig
 
 
 def surface3d_figure(
