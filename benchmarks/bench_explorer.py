@@ -224,10 +224,9 @@ def run() -> dict[str, Any]:
     out["goals_ms"] = {"click_to_fit": 150, "loss_to_landscape": 500}
     out["grid"] = "201x201"
     out["note"] = (
-        "medians over clicks at random (w, b) on noisy-line... two-points; "
-        "machine shared (load average at start: "
+        "clicks at random (w, b) on two-points; loss switches on four regression "
+        "presets; load average at start: "
         + json.dumps([round(v, 2) for v in _loadavg()])
-        + ")"
     )
     return out
 
