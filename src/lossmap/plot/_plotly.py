@@ -78,7 +78,8 @@ class ColorScale:
     ----------
     log : bool
     floor : float
-        Smallest value shown on a log scale (values below are clipped to it).
+        Smallest value shown on a log scale (values below are clipped to it):
+        the smallest positive value, but at most 5 decades below the largest.
     tickvals : list of float
         Colour-bar ticks in plotted units.
     ticktext : list of str
@@ -97,7 +98,9 @@ class ColorScale:
             raise ValueError("a logarithmic colour scale needs positive values")
         if self.log:
             positive = finite[finite > 0]
-            self.floor = max(float(positive.min()), hi * 1e-9)
+            # 5 decades at most: an exact fit (loss 0) would otherwise stretch
+            # the colours over empty decades around the minimum
+            self.floor = max(float(positive.min()), hi * 1e-5)
             zlo, zhi = math.log10(self.floor), math.log10(hi)
             if zhi - zlo < 1e-9:
                 zlo -= 0.5
