@@ -39,12 +39,9 @@ def root(tmp_path):
 
 
 def test_list_and_open_stores(root):
-    # stores at any depth, relative and sorted; nothing inside a store is listed
-    assert research.list_stores(root) == [
-        "b.zarr",
-        "deep/er/a.zarr",
-        "not-a-store.zarr",
-    ]
+    # surface stores at any depth, relative and sorted; other folders left out
+    assert research.list_stores(root) == ["b.zarr", "deep/er/a.zarr"]
+    assert research.list_stores(root / "not-a-store.zarr") == []
     assert research.list_stores(None) == []
     assert research.list_stores(root / "b.zarr") == ["."]
     s = research.load_store(root, "deep/er/a.zarr")

@@ -31,16 +31,32 @@ class Path2D(NamedTuple):
     label: str = "training path"
 
 
+def _is_surface_store(path: Path) -> bool:
+    from lossmap.io import GridStore
+
+    try:
+        GridStore.attach(path)
+    except (ValueError, OSError):
+        return False
+    return True
+
+
 def list_stores(root: Path | None) -> list[str]:
-    """Stores (folders named ``*.zarr``) under ``root``, relative, sorted."""
+    """Surface stores (``*.zarr`` folders) under ``root``: relative, sorted.
+
+    Other zarr folders (e.g. recorded trajectories) are left out.
+    """
     if root is None:
         return []
     root = Path(root).resolve()
     if root.name.endswith(".zarr"):
-        return ["."]
+        return ["."] if _is_surface_store(root) else []
     found = []
     for p in sorted(root.rglob("*.zarr")):
-        if p.is_dir() and not any(part.endswith(".zarr") for part in p.parent.parts):
+        inside = any(
+            part.endswith(".zarr") for part in p.relative_to(root).parent.parts
+        )
+        if p.is_dir() and not inside and _is_surface_store(p):
             found.append(p.relative_to(root).as_posix())
         if len(found) >= MAX_STORES:
             break
