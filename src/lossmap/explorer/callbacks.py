@@ -233,6 +233,7 @@ def register(app: Any, *, store_root: Any = None) -> None:
             }
             const p = cd.points[0];
             const gd = document.querySelector("#landscape .js-plotly-plot");
+            try {
             if (gd && window.Plotly && gd._fullData && gd._fullData.length) {
                 const is3d = gd._fullData[0].type === "surface";
                 const idx = is3d ? CURRENT3D : CURRENT;
@@ -261,6 +262,10 @@ def register(app: Any, *, store_root: Any = None) -> None:
                     window.Plotly.restyle(
                         gd, {x: [[p.x]], y: [[p.y]], z: [[p.z]]}, [idx]);
                 }
+            }
+            } catch (err) {
+                // the marker is cosmetic: the point still goes to the server
+                console.warn("lossmap: could not move the marker", err);
             }
             return [p.x, p.y];
         }
