@@ -240,6 +240,9 @@ def test_3d_view_and_logistic_model(explorer, artifacts):
         " return g && g._fullData && g._fullData[0].type === 'surface'; }"
     )
     page.wait_for_timeout(500)
+    # the 3-D view keeps the markers: θ*, start and current point
+    names = [t["name"] for t in ui.traces("landscape")]
+    assert names[1:4] == ["θ* (minimum)", "start θ₀", "current point"]
     page.screenshot(path=artifacts / "explorer-8-3d.png", full_page=True)
 
 
