@@ -213,9 +213,14 @@ def run(out: Path) -> list[tuple[Path, str]]:
     disp.ax_.set_title(
         f"Training path on its PCA plane ({100 * ratio.sum():.1f} % of its variance)"
     )
+    with_path = pca.with_metadata(
+        trajectory={"steps": proj.steps.tolist(), "coords": proj.coords.tolist()}
+    )
+    io.save(with_path, folder / "pca_path.zarr")
     written += [
         (_save(disp.figure_, folder / "pca_path.png"), "path over the PCA plane"),
         (folder / "pca_plane.zarr", "its surface store"),
+        (folder / "pca_path.zarr", "the plane with the projected path (explorer)"),
     ]
     gap = np.nanmax(np.abs(proj.loss_gap))
     print(
