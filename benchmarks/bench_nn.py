@@ -66,9 +66,21 @@ def _peak_mib() -> float | None:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def _rss_mib() -> float:
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
 @contextlib.contextmanager
 def _measure(out: dict[str, Any]) -> Iterator[None]:
     reset = _reset_peak()
+    out["rss_before_mib"] = round(_rss_mib(), 1)
     t0 = time.perf_counter()
     yield
     out["seconds"] = time.perf_counter() - t0
@@ -251,6 +263,9 @@ def _best(runs: list[dict[str, Any]], points: int) -> dict[str, Any]:
     best = dict(min(runs, key=lambda r: r["seconds"]))
     best["all_seconds_timed"] = [round(r["seconds"], 3) for r in runs]
     best["peak_rss_mib"] = max(r["peak_rss_mib"] for r in runs)
+    best["peak_over_start_mib"] = round(
+        max(r["peak_rss_mib"] - r["rss_before_mib"] for r in runs), 1
+    )
     return _scale(best, points)
 
 
@@ -290,7 +305,7 @@ def bench(name: str, reps: int) -> dict[str, Any]:
     return res
 
 
-REPS = {"W1": 3, "W2": 2, "W3": 5}
+REPS = {"W1": 3, "W2": 2, "W3": 7}
 
 
 def run(names: list[str] | None = None) -> dict[str, Any]:

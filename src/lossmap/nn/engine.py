@@ -261,9 +261,12 @@ class Evaluator:
                 args.append(acc)
         else:
             args = [x]
-        out = functional_call(
-            self.runner, ({**self.fixed, **moved}, self.run_buffers), tuple(args)
-        )
+        if moved or self.fixed or self.run_buffers:
+            out = functional_call(
+                self.runner, ({**self.fixed, **moved}, self.run_buffers), tuple(args)
+            )
+        else:  # nothing left to load (e.g. a one-layer model, fully cached)
+            out = self.runner(*args)
         vals = [self.spec.loss_fn(out, y)]
         vals += [fn(out, y) for fn in self.spec.metrics.values()]
         return tuple(torch.as_tensor(v).reshape(()) for v in vals)
@@ -338,12 +341,9 @@ class Evaluator:
         per_tile = np.empty((len(self.tiles.tiles), len(self._value_fields), n))
         step = self.points_per_pass
         with torch.no_grad():
+            all_c = torch.as_tensor(coeffs, dtype=self.spec.dtype, device=self.device)
             for start in range(0, n, step):
-                c = torch.as_tensor(
-                    coeffs[start : start + step],
-                    dtype=self.spec.dtype,
-                    device=self.device,
-                )
+                c = all_c[start : start + step]
                 per_tile[:, :, start : start + step] = self._batch(c)
                 if callback is not None:
                     callback(c.shape[0])
