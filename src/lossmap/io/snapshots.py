@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from lossmap.io.store import require_zarr
 from lossmap.surface import _jsonable
 
 __all__ = ["SnapshotStore"]
@@ -37,13 +38,7 @@ _DTYPES = ("float16", "float32", "float64")
 
 
 def _zarr() -> Any:
-    try:
-        import zarr
-    except ImportError as exc:  # pragma: no cover - depends on environment
-        raise ImportError(
-            "snapshot stores need zarr: pip install 'lossmap[io]'"
-        ) from exc
-    return zarr
+    return require_zarr("snapshot stores")
 
 
 class SnapshotStore:

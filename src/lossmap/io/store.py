@@ -53,14 +53,16 @@ _ATTR_META = "lossmap_metadata"  # JSON string, as Surface.to_xarray writes it
 _ATTR_STORE = "lossmap_store"  # settings: axes names, fields, chunks, signature
 
 
-def _zarr() -> Any:
+def require_zarr(what: str = "surface stores") -> Any:
+    """Import zarr, or explain how to install it."""
     try:
         import zarr
     except ImportError as exc:  # pragma: no cover - depends on environment
-        raise ImportError(
-            "surface stores need zarr: pip install 'lossmap[io]'"
-        ) from exc
+        raise ImportError(f"{what} need zarr: pip install 'lossmap[io]'") from exc
     return zarr
+
+
+_zarr = require_zarr
 
 
 def settings_signature(

@@ -97,7 +97,7 @@ class LandscapeDisplay:
         current: Any = None,
         title: str | None = None,
     ) -> None:
-        self.surface = check_field(surface, field, ndim=2, who="LandscapeDisplay")
+        self.surface = check_field(surface, field, ndim=2, who=type(self).__name__)
         self.field = field
         self.minimum = as_point("minimum", minimum)
         self.start = as_point("start", start)

@@ -8,11 +8,11 @@ from typing import Any
 import numpy as np
 
 from lossmap._validation import check_choice, check_float, check_int
+from lossmap.plot._landscape import LandscapeDisplay
 from lossmap.plot._style import (
     CURRENT_STYLE,
     MINIMUM_STYLE,
     START_STYLE,
-    as_point,
     check_field,
     log_limits,
     new_axes,
@@ -49,22 +49,8 @@ class Surface3DDisplay:
     minimum_, start_, current_ : Path3DCollection or None
     """
 
-    def __init__(
-        self,
-        surface: Surface,
-        *,
-        field: str = "loss",
-        minimum: Any = None,
-        start: Any = None,
-        current: Any = None,
-        title: str | None = None,
-    ) -> None:
-        self.surface = check_field(surface, field, ndim=2, who="Surface3DDisplay")
-        self.field = field
-        self.minimum = as_point("minimum", minimum)
-        self.start = as_point("start", start)
-        self.current = as_point("current", current)
-        self.title = title
+    # same constructor as LandscapeDisplay: surface, field and the three markers
+    __init__ = LandscapeDisplay.__init__
 
     @classmethod
     def from_surface(
