@@ -1,0 +1,153 @@
+"""Running a grid through the engine, chunk by chunk.
+
+In this process (chunks grouped so each engine pass is full), or as one job
+per chunk on any ``concurrent.futures.Executor``; each finished chunk goes to
+the resumable store when one is given.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Sequence
+from concurrent.futures import Executor, as_completed
+from typing import Any
+
+import numpy as np
+
+from lossmap._validation import check_int
+from lossmap.nn._prepare import Call
+from lossmap.nn.engine import Evaluator, run_chunk
+from lossmap.surface import Surface
+
+#: Chunks per axis when ``chunk`` is not given.
+CHUNKS_PER_AXIS = 8
+
+
+def _chunks(shape: tuple[int, ...], chunk: Any) -> tuple[int, ...]:
+    if chunk is None:
+        return tuple(max(1, math.ceil(s / CHUNKS_PER_AXIS)) for s in shape)
+    if isinstance(chunk, int | np.integer) and not isinstance(chunk, bool):
+        chunk = (chunk,) * len(shape)
+    if not isinstance(chunk, Sequence) or len(chunk) != len(shape):
+        raise ValueError(
+            f"`chunk` must be an int or {len(shape)} ints (grid points per chunk "
+            f"along each axis), got {chunk!r}"
+        )
+    return tuple(check_int(f"chunk[{i}]", c, minimum=1) for i, c in enumerate(chunk))
+
+
+def run_grid(
+    call: Call,
+    axes: dict[str, np.ndarray],
+    *,
+    chunk: Any,
+    store: Any,
+    executor: Executor | None,
+    progress: bool,
+    kind: str,
+) -> Surface:
+    spec = call.spec
+    shape = tuple(len(a) for a in axes.values())
+    chunks = _chunks(shape, chunk)
+    coords = list(axes.values())
+    meta = {"kind": kind, **call.meta, "chunks": list(chunks)}
+    fields = spec.fields
+    counts = [math.ceil(s / c) for s, c in zip(shape, chunks)]
+    all_idx = list(itertools.product(*(range(k) for k in counts)))
+
+    def slices(idx: tuple[int, ...]) -> tuple[slice, ...]:
+        return tuple(
+            slice(i * c, min((i + 1) * c, s)) for i, c, s in zip(idx, chunks, shape)
+        )
+
+    grid_store = None
+    todo = all_idx
+    if store is not None:
+        from lossmap.io import GridStore
+
+        grid_store = GridStore.open(
+            store, axes=axes, fields=fields, chunks=chunks, metadata=meta
+        )
+        todo = [tuple(i) for i in grid_store.missing()]
+        slices = grid_store.chunk_slices
+
+    def coeffs_of(idx: tuple[int, ...]) -> np.ndarray:
+        """Coordinates of a chunk's points, shape (n_points, ndim), "ij" order."""
+        sl = slices(idx)
+        mesh = np.meshgrid(*(c[s] for c, s in zip(coords, sl)), indexing="ij")
+        return np.stack([m.ravel() for m in mesh], axis=1)
+
+    out = {f: np.full(shape, np.nan) for f in fields}
+    engine_info: dict[str, Any] = {}
+
+    def store_block(idx: tuple[int, ...], values: dict[str, np.ndarray]) -> None:
+        sl = slices(idx)
+        bshape = tuple(s.stop - s.start for s in sl)
+        block = {f: values[f].reshape(bshape) for f in fields}
+        for f in fields:
+            out[f][sl] = block[f]
+        if grid_store is not None:
+            grid_store.write(idx, block)
+
+    total = sum(int(np.prod([s.stop - s.start for s in slices(i)])) for i in todo)
+    with _progress(progress, total, kind) as advance:
+        if executor is None:
+            with Evaluator(spec) as ev:
+                # group chunks so that each engine pass is full; every chunk
+                # is still stored as soon as its group is done
+                group: list[tuple[tuple[int, ...], np.ndarray]] = []
+                for k, idx in enumerate(todo):
+                    group.append((idx, coeffs_of(idx)))
+                    size = sum(len(c) for _, c in group)
+                    if size < ev.points_per_pass and k + 1 < len(todo):
+                        continue
+                    values = ev.evaluate(
+                        np.concatenate([c for _, c in group]), callback=advance
+                    )
+                    start = 0
+                    for gidx, c in group:
+                        part = {f: v[start : start + len(c)] for f, v in values.items()}
+                        store_block(gidx, part)
+                        start += len(c)
+                    group = []
+                engine_info = ev.describe()
+        else:
+            futures = []
+            for idx in todo:
+                c = coeffs_of(idx)
+                futures.append(executor.submit(run_chunk, spec, idx, c))
+            for fut in as_completed(futures):
+                idx, values, info = fut.result()
+                store_block(tuple(idx), values)
+                engine_info = info
+                advance(int(values["loss"].size))
+    if grid_store is not None:
+        surface = grid_store.to_surface()
+    else:
+        surface = Surface(axes=axes, fields=out, metadata=meta)
+    return surface.with_metadata(engine=engine_info)
+
+
+class _progress:
+    """A rich progress bar, or nothing."""
+
+    def __init__(self, enabled: bool, total: int, kind: str) -> None:
+        self.bar = None
+        if enabled and total > 0:
+            try:
+                from rich.progress import Progress
+            except ImportError:  # pragma: no cover - rich is optional
+                return
+            self.bar = Progress(transient=False)
+            self.task = self.bar.add_task(f"{kind} ({total} points)", total=total)
+
+    def __enter__(self) -> Any:
+        if self.bar is None:
+            return lambda n: None
+        self.bar.start()
+        return lambda n: self.bar.advance(self.task, n)
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.bar is not None:
+            self.bar.stop()
