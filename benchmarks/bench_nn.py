@@ -305,7 +305,7 @@ def bench(name: str, reps: int) -> dict[str, Any]:
     return res
 
 
-REPS = {"W1": 3, "W2": 2, "W3": 7}
+REPS = {"W1": 5, "W2": 2, "W3": 7}
 
 
 def run(names: list[str] | None = None) -> dict[str, Any]:
