@@ -48,6 +48,10 @@ DEFAULT_MEMORY = 1 << 30
 #: and the model has no convolution.
 VMAP_MAX_WORK = 5e7
 MAX_POINTS_PER_PASS = 4096
+#: Working set of one vmap pass (activations of all its points). Larger passes
+#: fall out of cache: on a 64-64-64-10 MLP over 1,797 samples, 313 points per
+#: pass (1 GiB) took 2.3x as long as 19 (64 MiB).
+PASS_BYTES = 64 << 20
 
 
 @dataclass
@@ -232,9 +236,8 @@ class Evaluator:
         item = torch.empty((), dtype=self.spec.dtype).element_size()
         per_point = 3 * sum(counts) * item
         per_point += 2 * sum(t[0].numel() for t in self.stack.values()) * item
-        return int(
-            max(1, min(MAX_POINTS_PER_PASS, self.spec.memory // max(per_point, 1)))
-        )
+        budget = min(self.spec.memory, PASS_BYTES)
+        return int(max(1, min(MAX_POINTS_PER_PASS, budget // max(per_point, 1))))
 
     # ------------------------------------------------------------ evaluation
     def _point(

@@ -60,7 +60,8 @@ _DOC_OPTIONS = """
     strategy : {"auto", "vmap", "loop"}
         Force the engine's strategy (default: chosen from the model's cost).
     memory : int, optional
-        Byte budget for vmap batches and cached activations (default 1 GiB).
+        Byte budget for vmap batches and cached activations (default 1 GiB;
+        one vmap pass also stays within 64 MiB, to stay near the cache).
 """
 
 
