@@ -23,6 +23,7 @@ Examples
 
 from __future__ import annotations
 
+from lossmap.nn import hessian
 from lossmap.nn._data import METRICS, accuracy
 from lossmap.nn.directions import (
     NORMS,
@@ -62,6 +63,7 @@ __all__ = [
     "axis_directions",
     "evaluate_params",
     "from_tensors",
+    "hessian",
     "interpolation",
     "line",
     "pca_directions",
