@@ -257,10 +257,8 @@ class Evaluator:
                     acc = torch.add(y0, ys[0], alpha=scalars[0]) if self.m else y0
                     for j in range(1, self.m):
                         acc.add_(ys[j], alpha=scalars[j])
-                else:
-                    acc = y0
-                    for j in range(self.m):  # elementwise: cheap under vmap
-                        acc = acc + coef[j] * ys[j]
+                else:  # under vmap: one batched (k, m) @ (m, ...) product
+                    acc = y0 + torch.tensordot(coef, ys, dims=1)
                 args.append(acc)
         else:
             args = [x]
