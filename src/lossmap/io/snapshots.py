@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from lossmap.io.store import require_zarr
+from lossmap.io._settings import require_zarr
 from lossmap.surface import _jsonable
 
 __all__ = ["SnapshotStore"]
