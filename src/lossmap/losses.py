@@ -16,7 +16,7 @@ Examples
 >>> from lossmap import losses
 >>> round(float(losses.bce(0.9, 1.0)), 3), round(float(losses.bce(0.1, 1.0)), 3)
 (0.105, 2.303)
->>> losses.get("huber").value(3.0, 0.0, delta=1.0)
+>>> float(losses.get("huber").value(3.0, 0.0, delta=1.0))
 2.5
 """
 

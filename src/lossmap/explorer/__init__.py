@@ -1,8 +1,10 @@
 """The interactive landscape explorer (a Dash app).
 
->>> from lossmap.explorer import create_app   # doctest: +SKIP
->>> app = create_app(store_root="runs/")      # doctest: +SKIP
->>> app.run(host="127.0.0.1", port=8050)      # doctest: +SKIP
+Serving it blocks until stopped::
+
+    from lossmap.explorer import create_app
+    app = create_app(store_root="runs/")
+    app.run(host="127.0.0.1", port=8050)
 
 Or from a shell: ``lossmap explore [PATH] [--host 127.0.0.1] [--port 8050]``.
 dash and plotly are imported only when the app is created.

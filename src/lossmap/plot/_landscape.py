@@ -84,7 +84,9 @@ class LandscapeDisplay:
     >>> from lossmap import toy
     >>> from lossmap.plot import LandscapeDisplay
     >>> p = toy.problem("tanh", "two-points", "huber")
-    >>> disp = LandscapeDisplay.from_problem(p, steps=51)  # doctest: +SKIP
+    >>> disp = LandscapeDisplay.from_problem(p, steps=51)
+    >>> disp.minimum_ is not None
+    True
     """
 
     def __init__(
