@@ -7,8 +7,10 @@ the resumable store when one is given.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
+import uuid
 from collections.abc import Sequence
 from concurrent.futures import Executor, as_completed
 from typing import Any
@@ -126,7 +128,42 @@ def run_grid(
         surface = grid_store.to_surface()
     else:
         surface = Surface(axes=axes, fields=out, metadata=meta)
-    return surface.with_metadata(engine=engine_info)
+    surface = surface.with_metadata(engine=engine_info)
+    if spec.precision != "float":
+        surface = surface.with_metadata(**precision_check(call, surface))
+    return surface
+
+
+def check_points(shape: tuple[int, ...]) -> list[tuple[int, ...]]:
+    """Grid indices re-evaluated in full precision: centre, first, last corner."""
+    points = [tuple(s // 2 for s in shape), (0,) * len(shape)]
+    points.append(tuple(s - 1 for s in shape))
+    return list(dict.fromkeys(points))
+
+
+def precision_check(call: Call, surface: Surface) -> dict[str, Any]:
+    """Re-evaluate a few grid points without autocast; record the difference.
+
+    Returns metadata entries: ``precision_error`` (max |reduced − full| of the
+    loss over the points), ``precision_errors`` (the same per field) and
+    ``precision_check_points`` (their grid indices).
+    """
+    points = check_points(surface.shape)
+    coeffs = np.array(
+        [[arr[i] for (_, arr), i in zip(surface.axes, idx)] for idx in points]
+    )
+    full = dataclasses.replace(call.spec, precision="float", token=uuid.uuid4().hex)
+    with Evaluator(full) as ev:
+        exact = ev.evaluate(coeffs)
+    errors = {}
+    for f, v in exact.items():
+        reduced = np.array([surface.field(f)[idx] for idx in points])
+        errors[f] = float(np.max(np.abs(reduced - v)))
+    return {
+        "precision_error": errors["loss"],
+        "precision_errors": errors,
+        "precision_check_points": [list(p) for p in points],
+    }
 
 
 class _progress:

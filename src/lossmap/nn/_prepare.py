@@ -22,10 +22,12 @@ from lossmap._validation import check_choice, check_float, check_int
 from lossmap.nn import _bn
 from lossmap.nn._data import materialise, resolve_metrics
 from lossmap.nn.directions import Direction
-from lossmap.nn.engine import DEFAULT_MEMORY, STRATEGIES, EngineSpec
+from lossmap.nn.engine import DEFAULT_MEMORY, PRECISIONS, STRATEGIES, EngineSpec
 from lossmap.nn.params import ParamSpace
 
 MAX_STEPS = 10_001
+#: How each ``precision`` is recorded in a surface's metadata.
+PRECISION_LABELS = {"float": "float", "bf16": "bf16-autocast"}
 
 
 def _dtype(dtype: Any, default: torch.dtype) -> torch.dtype:
@@ -208,6 +210,7 @@ def prepare(
     bn_data: Any,
     strategy: str,
     memory: Any,
+    precision: str = "float",
 ) -> Call:
     if not isinstance(model, nn.Module):
         raise TypeError(
@@ -217,10 +220,17 @@ def prepare(
         raise TypeError(f"`loss_fn` must be callable, got {loss_fn!r}")
     check_choice("bn", bn, _bn.BN_MODES)
     check_choice("strategy", strategy, STRATEGIES)
+    check_choice("precision", precision, PRECISIONS)
     metric_fns = resolve_metrics(metrics)
     space = ParamSpace(model)
     cen = _center(model, center, space, "params" if ndim == 0 else "center")
     dtype = _dtype(dtype, space.dtype)
+    if precision == "bf16" and dtype != torch.float32:
+        # autocast leaves float64 (and other dtypes) alone: refuse, not mislabel
+        raise ValueError(
+            f"`precision` 'bf16' needs float32 evaluation (a float32 model or "
+            f"dtype=torch.float32), got dtype {str(dtype).removeprefix('torch.')}"
+        )
     directions = _directions(dirs, ndim, space) if ndim else []
     x, y = materialise(data)
     n = int(x.shape[0])
@@ -258,6 +268,7 @@ def prepare(
         bn_inputs=bx,
         strategy=strategy,
         memory=memory,
+        precision=precision,
     )
     _probe(spec)
     import lossmap
@@ -279,6 +290,7 @@ def prepare(
             "input_shape": list(x.shape[1:]),
         },
         "dtype": str(dtype).removeprefix("torch."),
+        "precision": PRECISION_LABELS[precision],
         "device": str(next(iter(cen.values())).device),
         "fingerprint": {
             "center": _fingerprint(*cen.values()),

@@ -25,6 +25,7 @@ all samples.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import uuid
 import warnings
@@ -42,6 +43,8 @@ from lossmap.nn._data import Tiles
 from lossmap.nn._split import Split, affine_parts, build_split
 
 STRATEGIES = ("auto", "vmap", "loop")
+#: Forward-pass precisions: plain (the evaluation dtype), or bfloat16 autocast.
+PRECISIONS = ("float", "bf16")
 #: Default memory budget (bytes) for vmap batches and cached activations.
 DEFAULT_MEMORY = 1 << 30
 #: ``auto`` uses vmap when (parameters run per point) × (samples) is below this
@@ -74,6 +77,7 @@ class EngineSpec:
     bn_inputs: torch.Tensor | None = None
     strategy: str = "auto"
     memory: int = DEFAULT_MEMORY
+    precision: str = "float"
     token: str = field(default_factory=lambda: uuid.uuid4().hex)
 
     @property
@@ -341,7 +345,7 @@ class Evaluator:
         n = coeffs.shape[0]
         per_tile = np.empty((len(self.tiles.tiles), len(self._value_fields), n))
         step = self.points_per_pass
-        with torch.no_grad():
+        with torch.no_grad(), self._autocast():
             all_c = torch.as_tensor(coeffs, dtype=self.spec.dtype, device=self.device)
             for start in range(0, n, step):
                 c = all_c[start : start + step]
@@ -356,6 +360,12 @@ class Evaluator:
             for i, name in enumerate(self._value_fields):
                 out[f"{name}_stderr"] = se[i]
         return out
+
+    def _autocast(self) -> Any:
+        """bfloat16 autocast of the forward passes when asked, else nothing."""
+        if self.spec.precision != "bf16":
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
 
     def _batch(self, c: torch.Tensor) -> np.ndarray:
         if self.strategy == "vmap":
