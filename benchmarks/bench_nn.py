@@ -16,7 +16,9 @@ Each is timed in one process against
 Slow baselines are timed on an evenly spread subset of the grid and scaled
 to the full grid (per-point cost does not depend on the coordinates); the
 result says so (``points_timed`` < ``points``). Set ``LOSSMAP_BENCH_FULL=1``
-to time every point. Peak memory is the process's peak resident set size
+to time every point. W1 is also timed with ``precision="bf16"`` (bfloat16
+autocast preview; key ``lossmap_bf16``, with its error against the reference
+and the float surface). Peak memory is the process's peak resident set size
 during each run (``VmHWM`` after resetting it through
 ``/proc/self/clear_refs``), in MiB.
 
@@ -184,7 +186,9 @@ def _directions(w: dict[str, Any]) -> tuple[lnn.Direction, lnn.Direction]:
     return lnn.random_plane(w["model"], seed=0, norm="filter")
 
 
-def run_lossmap(w: dict[str, Any], dirs: Any) -> tuple[dict[str, Any], Any]:
+def run_lossmap(
+    w: dict[str, Any], dirs: Any, precision: str = "float"
+) -> tuple[dict[str, Any], Any]:
     steps = w.get("lossmap_steps") or w["steps"]
     out: dict[str, Any] = {}
     with _measure(out):
@@ -196,6 +200,7 @@ def run_lossmap(w: dict[str, Any], dirs: Any) -> tuple[dict[str, Any], Any]:
             span=w["span"],
             steps=steps,
             progress=False,
+            precision=precision,
         )
     out["points_timed"] = steps * steps
     out["engine"] = dict(s.metadata["engine"])
@@ -279,6 +284,9 @@ def bench(name: str, reps: int) -> dict[str, Any]:
     for _ in range(reps):
         lm, surface = run_lossmap(w, dirs)
         runs["lossmap"].append(lm)
+        if name in BF16:
+            lm16, surface16 = run_lossmap(w, dirs, precision="bf16")
+            runs.setdefault("lossmap_bf16", []).append(lm16)
         ref, values = run_reference(w, dirs)
         runs["reference"].append(ref)
         ll = run_loss_landscapes(w)
@@ -287,14 +295,19 @@ def bench(name: str, reps: int) -> dict[str, Any]:
     for key, r in runs.items():
         res[key] = _best(r, points)
     # agreement at the reference's points that lie on lossmap's grid
-    a_ax, b_ax = surface.coords("alpha"), surface.coords("beta")
-    diffs = []
-    for (a, b), v in values.items():
-        i, j = np.flatnonzero(np.isclose(a_ax, a)), np.flatnonzero(np.isclose(b_ax, b))
-        if i.size and j.size:
-            diffs.append(abs(surface.loss[i[0], j[0]] - v))
+    diffs = _diffs(surface, values)
     res["max_abs_diff_vs_reference"] = float(max(diffs)) if diffs else None
     res["points_compared"] = len(diffs)
+    if "lossmap_bf16" in res:
+        d16 = _diffs(surface16, values)
+        res["lossmap_bf16"].update(
+            max_abs_diff_vs_reference=float(max(d16)) if d16 else None,
+            max_abs_diff_vs_float=float(np.max(np.abs(surface16.loss - surface.loss))),
+            recorded_precision_error=surface16.metadata["precision_error"],
+            speedup_vs_lossmap_float=round(
+                res["lossmap"]["seconds"] / res["lossmap_bf16"]["seconds"], 2
+            ),
+        )
     if "loss_landscapes" in res:
         res["speedup_vs_loss_landscapes"] = round(
             res["loss_landscapes"]["seconds"] / res["lossmap"]["seconds"], 2
@@ -305,7 +318,19 @@ def bench(name: str, reps: int) -> dict[str, Any]:
     return res
 
 
+def _diffs(surface: Any, values: dict) -> list[float]:
+    a_ax, b_ax = surface.coords("alpha"), surface.coords("beta")
+    diffs = []
+    for (a, b), v in values.items():
+        i, j = np.flatnonzero(np.isclose(a_ax, a)), np.flatnonzero(np.isclose(b_ax, b))
+        if i.size and j.size:
+            diffs.append(abs(surface.loss[i[0], j[0]] - v))
+    return diffs
+
+
 REPS = {"W1": 5, "W2": 2, "W3": 7}
+#: Workloads also timed with ``precision="bf16"`` (key ``"lossmap_bf16"``).
+BF16 = {"W1"}
 
 
 def run(names: list[str] | None = None) -> dict[str, Any]:
