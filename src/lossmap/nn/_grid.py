@@ -135,9 +135,13 @@ def run_grid(
 
 
 def check_points(shape: tuple[int, ...]) -> list[tuple[int, ...]]:
-    """Grid indices re-evaluated in full precision: centre, first, last corner."""
-    points = [tuple(s // 2 for s in shape), (0,) * len(shape)]
-    points.append(tuple(s - 1 for s in shape))
+    """Grid indices re-evaluated in full precision.
+
+    The centre first, then the lattice of first, middle and last index along
+    every axis (corners and edge midpoints): 3 points on a line, 9 on a plane.
+    """
+    marks = [sorted({0, s // 2, s - 1}) for s in shape]
+    points = [tuple(s // 2 for s in shape), *itertools.product(*marks)]
     return list(dict.fromkeys(points))
 
 

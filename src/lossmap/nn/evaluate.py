@@ -65,10 +65,12 @@ _DOC_OPTIONS = """
     precision : {"float", "bf16"}
         ``"bf16"`` is a fast preview: forward passes run under bfloat16
         autocast (float32 evaluation only; losses still averaged in float64),
-        about twice as fast on CPUs with bfloat16 matrix units. The centre and
-        two corners of the grid are then re-evaluated in full precision and
-        metadata records ``precision="bf16-autocast"`` and
-        ``precision_error``, the largest loss difference there.
+        about twice as fast on CPUs with bfloat16 matrix units. The centre,
+        corners and edge midpoints of the grid (9 points on a plane) are then
+        re-evaluated in full precision; metadata records
+        ``precision="bf16-autocast"`` and ``precision_error``, the largest loss
+        difference at those points. It is a sample, not a bound: elsewhere on
+        the grid the difference can be several times larger.
 """
 
 
