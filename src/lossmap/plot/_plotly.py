@@ -213,59 +213,28 @@ def landscape_figure(
             name="contour labels",
         )
     )
-    mx, my = _point(minimum)
-    traces.append(
-        dict(
-            type="scatter",
-            x=mx,
-            y=my,
-            mode="markers",
-            marker={
-                "symbol": "star",
-                "size": 18,
-                "color": "#e0201b",
-                "line": {"color": "white", "width": 1.5},
-            },
-            name=names.get("minimum", "θ* (minimum)"),
-            hovertemplate="θ* = (%{x:.4f}, %{y:.4f})<extra></extra>",
-        )
-    )
-    sx, sy = _point(start)
-    traces.append(
-        dict(
-            type="scatter",
-            x=sx,
-            y=sy,
-            mode="markers",
-            marker={
-                "symbol": "diamond",
-                "size": 12,
-                "color": "white",
-                "line": {"color": "black", "width": 1.5},
-            },
-            name=names.get("start", "start θ₀"),
-            hovertemplate="θ₀ = (%{x:.4f}, %{y:.4f})<extra></extra>",
-        )
-    )
-    cx, cy = _point(current)
-    traces.append(
-        dict(
-            type="scatter",
-            x=cx,
-            y=cy,
-            mode="markers",
-            marker={
-                "symbol": "circle",
-                "size": 11,
-                "color": "white",
-                "line": {"color": "black", "width": 2},
-            },
-            name=names.get(
-                "current", "current (w, b)" if n0 == "w" else "current point"
-            ),
-            hovertemplate="(%{x:.4f}, %{y:.4f})<extra></extra>",
-        )
-    )
+    current_name = "current (w, b)" if n0 == "w" else "current point"
+    for point, style, name, hover in (
+        (
+            minimum,
+            ("star", 18, "#e0201b", "white", 1.5),
+            names.get("minimum", "θ* (minimum)"),
+            "θ* = ",
+        ),
+        (
+            start,
+            ("diamond", 12, "white", "black", 1.5),
+            names.get("start", "start θ₀"),
+            "θ₀ = ",
+        ),
+        (
+            current,
+            ("circle", 11, "white", "black", 2),
+            names.get("current", current_name),
+            "",
+        ),
+    ):
+        traces.append(_marker_trace(point, style, name, hover))
     by_kind: dict[str, list[Any]] = {}
     for cp in critical_points:
         by_kind.setdefault(str(cp.kind), []).append(cp)
@@ -450,3 +419,25 @@ def surface3d_figure(
         uirevision="surface3d",
     )
     return fig
+
+
+def _marker_trace(
+    point: Any, style: tuple[str, int, str, str, float], name: str, hover: str
+) -> dict[str, Any]:
+    """One marked point (θ*, θ₀ or the current point); empty when ``point`` is None."""
+    symbol, size, color, edge, width = style
+    x, y = _point(point)
+    return dict(
+        type="scatter",
+        x=x,
+        y=y,
+        mode="markers",
+        marker={
+            "symbol": symbol,
+            "size": size,
+            "color": color,
+            "line": {"color": edge, "width": width},
+        },
+        name=name,
+        hovertemplate=hover + "(%{x:.4f}, %{y:.4f})<extra></extra>",
+    )
