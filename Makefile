@@ -16,9 +16,13 @@ $(PY):
 
 # torch first, from the CPU wheel on disk: a bare `torch` requirement resolved
 # later would otherwise pull a multi-GB CUDA build.
-$(STAMP): pyproject.toml requirements.lock | $(PY)
+$(STAMP): pyproject.toml requirements.lock requirements-nodeps.txt | $(PY)
 	$(PIP) install -q torch==2.13.0
 	$(PIP) install -q -c requirements.lock -e '.[all,test]'
+	# curvlinops (a reference for the curvature tests and benchmarks) depends on
+	# backpack, which asks for torchvision and so a CUDA torch: its pure-Python
+	# dependencies are installed one by one, without their own requirements.
+	$(PIP) install -q --no-deps -c requirements-nodeps.txt -r requirements-nodeps.txt
 	touch $(STAMP)
 
 chromium:
@@ -36,8 +40,8 @@ test: $(STAMP) chromium lint
 	$(PY) -m pytest -q
 
 bench: $(STAMP)
-	# comparison baseline for bench_nn (pure Python, depends only on numpy/torch)
-	$(PIP) install -q loss-landscapes==3.0.6
+	# comparison baselines (pure Python, depend only on numpy/torch)
+	$(PIP) install -q loss-landscapes==3.0.6 pyhessian==0.1
 	$(PY) -m benchmarks
 
 explore: $(STAMP)
