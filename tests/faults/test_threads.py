@@ -39,7 +39,10 @@ def _problem():
 
 def test_concurrent_traces_of_a_deep_model_are_serialised():
     deep = torch.nn.Sequential(
-        *[torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Tanh()) for _ in range(20)]
+        *[
+            torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Tanh())
+            for _ in range(20)
+        ]
     )
     errors: list[BaseException] = []
     start = threading.Barrier(4)
