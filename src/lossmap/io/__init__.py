@@ -14,12 +14,20 @@ zarr is imported when a store is first opened.
 from __future__ import annotations
 
 from lossmap.io.snapshots import SnapshotStore
-from lossmap.io.store import VOLATILE_KEYS, GridStore, settings_signature
+from lossmap.io.store import (
+    VOLATILE_KEYS,
+    ChunkError,
+    ChunkProblem,
+    GridStore,
+    settings_signature,
+)
 from lossmap.io.vtk import to_vtk
 from lossmap.io.zarr_io import load, save
 
 __all__ = [
     "VOLATILE_KEYS",
+    "ChunkError",
+    "ChunkProblem",
     "GridStore",
     "SnapshotStore",
     "load",
