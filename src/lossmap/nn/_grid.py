@@ -71,7 +71,7 @@ def run_grid(
         grid_store = GridStore.open(
             store, axes=axes, fields=fields, chunks=chunks, metadata=meta
         )
-        todo = [tuple(i) for i in grid_store.missing()]
+        todo = [tuple(i) for i in grid_store.todo()]  # missing or damaged
         slices = grid_store.chunk_slices
 
     def coeffs_of(idx: tuple[int, ...]) -> np.ndarray:
