@@ -591,6 +591,32 @@ class GridStore:
             metadata=self.metadata,
         )
 
+    def point_counts(self, loss: np.ndarray | None = None) -> dict[str, int]:
+        """How many grid points are computed, and how many of those are not finite.
+
+        Parameters
+        ----------
+        loss : ndarray, optional
+            The ``loss`` field as :meth:`read` returns it (read if not given).
+
+        Returns
+        -------
+        dict
+            ``points`` (grid points), ``not_computed`` (points of missing
+            chunks) and ``nonfinite`` (computed points whose loss is NaN or
+            infinite: a result, kept as NaN, not a gap).
+        """
+        done = np.zeros(self.shape, dtype=bool)
+        for idx in self.chunk_indices():
+            if self.is_done(idx):
+                done[self.chunk_slices(idx)] = True
+        values = self.read("loss") if loss is None else np.asarray(loss)
+        return {
+            "points": int(done.size),
+            "not_computed": int((~done).sum()),
+            "nonfinite": int((done & ~np.isfinite(values)).sum()),
+        }
+
     def __repr__(self) -> str:
         done = len(self.chunk_indices()) - len(self.missing())
         return (
