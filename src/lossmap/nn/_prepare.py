@@ -19,7 +19,7 @@ from torch import nn
 from torch.func import functional_call
 
 from lossmap._validation import check_choice, check_float, check_int
-from lossmap.nn import _bn
+from lossmap.nn import _bn, _checks
 from lossmap.nn._data import materialise, resolve_metrics
 from lossmap.nn.directions import Direction
 from lossmap.nn.engine import DEFAULT_MEMORY, PRECISIONS, STRATEGIES, EngineSpec
@@ -185,6 +185,8 @@ def _probe(spec: EngineSpec) -> None:
                     f"`{name}` must return a scalar tensor (the mean over the batch), "
                     f"got {got}"
                 )
+            if name == "loss_fn":  # a metric may be undefined on a few rows
+                _checks.check_probe_value(name, value, rows)
 
 
 @dataclass(frozen=True)
@@ -252,6 +254,13 @@ def prepare(
                 f"`bn_data` is used only with bn='recompute', got bn={bn!r}"
             )
         bx, _ = materialise(bn_data)
+    _checks.check_inputs(
+        "params" if ndim == 0 else "center",
+        cen,
+        [d.tensors for d in directions],
+        (x, y),
+        bx,
+    )
     spec = EngineSpec(
         model=model,
         loss_fn=loss_fn,
