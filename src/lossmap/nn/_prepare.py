@@ -21,6 +21,7 @@ from torch.func import functional_call
 from lossmap._validation import check_choice, check_float, check_int
 from lossmap.nn import _bn, _checks
 from lossmap.nn._data import materialise, resolve_metrics
+from lossmap.nn._fingerprint import canonical_rows, data_fingerprint
 from lossmap.nn.directions import Direction
 from lossmap.nn.engine import DEFAULT_MEMORY, PRECISIONS, STRATEGIES, EngineSpec
 from lossmap.nn.params import ParamSpace
@@ -234,7 +235,7 @@ def prepare(
             f"dtype=torch.float32), got dtype {str(dtype).removeprefix('torch.')}"
         )
     directions = _directions(dirs, ndim, space) if ndim else []
-    x, y = materialise(data)
+    x, y = canonical_rows(data, *materialise(data))
     n = int(x.shape[0])
     if subset is not None:
         subset = check_int("subset", subset, minimum=2, maximum=n)
@@ -304,7 +305,7 @@ def prepare(
         "fingerprint": {
             "center": _fingerprint(*cen.values()),
             "directions": [_fingerprint(*d.tensors.values()) for d in directions],
-            "data": _fingerprint(x, y),
+            "data": data_fingerprint((x, y)),
         },
         "versions": {"torch": torch.__version__, "lossmap": lossmap.__version__},
     }
