@@ -29,7 +29,7 @@ def info(
     """Describe a saved surface: grid, fields, lowest loss, how it was made."""
     import numpy as np
 
-    from lossmap.explorer.research import describe_metadata
+    from lossmap.describe import describe_metadata
 
     surface = _load(store)
     for line in describe_metadata(surface):
