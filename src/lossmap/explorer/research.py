@@ -119,7 +119,6 @@ def store_figure(surface: Surface, field: str) -> Any:
         start=traj.params[0] if traj is not None else None,
         current=origin if show_origin else None,
         paths=[traj] if traj is not None else [],
-        animate=False,
         title=f"{field} on the plane",
         marker_names={
             "minimum": "lowest loss on the grid"
