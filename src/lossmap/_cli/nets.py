@@ -34,7 +34,7 @@ def info(
     """Describe a saved surface: grid, fields, lowest loss, how it was made."""
     import numpy as np
 
-    from lossmap.explorer.research import describe_metadata
+    from lossmap.describe import describe_metadata
     from lossmap.io import GridStore
 
     surface = _load(store)
