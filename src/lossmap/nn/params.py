@@ -378,7 +378,7 @@ def _has_glob(text: str) -> bool:
 
 
 def _callable_name(fn: Any) -> str:
-    return getattr(fn, "__qualname__", None) or type(fn).__name__
+    return getattr(fn, "__name__", None) or type(fn).__name__
 
 
 def _module_name(root: nn.Module, module: nn.Module) -> str | None:
