@@ -43,7 +43,7 @@ from lossmap.nn.evaluate import (
     plane,
     random_lines,
 )
-from lossmap.nn.params import ParamInfo, ParamSpace
+from lossmap.nn.params import ParamInfo, ParamSpace, describe_selection, select
 
 # ---- trajectories (trajectory.py)
 from lossmap.nn.projection import Projection, project, surface_at
@@ -61,6 +61,7 @@ __all__ = [
     "Recording",
     "accuracy",
     "axis_directions",
+    "describe_selection",
     "evaluate_params",
     "from_tensors",
     "hessian",
@@ -74,5 +75,6 @@ __all__ = [
     "random_directions",
     "random_lines",
     "random_plane",
+    "select",
     "surface_at",
 ]
