@@ -34,9 +34,19 @@ def info(
     surface = _load(store)
     for line in describe_metadata(surface):
         typer.echo(line)
+    _recompute(surface.metadata)
     missing = int(np.isnan(surface.loss).sum())
     if missing:
         typer.echo(f"{missing} grid point(s) not computed yet (an interrupted run).")
+
+
+def _recompute(meta: dict[str, Any]) -> None:
+    """Print how to recompute a surface the CLI made (issue 9)."""
+    if meta.get("_experiment"):
+        typer.echo("Recompute with: lossmap run EXPERIMENT.toml, where the file reads:")
+        typer.echo(str(meta["_experiment"]).strip("\n"))
+    elif meta.get("_command"):
+        typer.echo(f"Recompute with: {meta['_command']}")
 
 
 def show(
