@@ -42,11 +42,14 @@ def info(
 
 def _recompute(meta: dict[str, Any]) -> None:
     """Print how to recompute a surface the CLI made (issue 9)."""
+    import shlex
+
+    command = meta.get("_command")
+    if isinstance(command, list):
+        typer.echo(f"Recompute with: {shlex.join(str(w) for w in command)}")
     if meta.get("_experiment"):
-        typer.echo("Recompute with: lossmap run EXPERIMENT.toml, where the file reads:")
+        typer.echo("It was run from an experiment file (lossmap run FILE.toml):")
         typer.echo(str(meta["_experiment"]).strip("\n"))
-    elif meta.get("_command"):
-        typer.echo(f"Recompute with: {meta['_command']}")
 
 
 def show(

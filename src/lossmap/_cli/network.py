@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import re
-import shlex
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
@@ -119,8 +118,8 @@ def _norm(norm: str) -> str | None:
     return value
 
 
-def command_line(kind: str, settings: dict[str, Any]) -> str:
-    """The ``lossmap`` command that recomputes a result made with ``settings``."""
+def command_line(kind: str, settings: dict[str, Any]) -> list[str]:
+    """The ``lossmap`` command (argv words) that recomputes a result of ``settings``."""
     words = ["lossmap", kind]
     for key, value in settings.items():
         if key in _NOT_RECORDED or value is None or value is False or value == []:
@@ -129,7 +128,7 @@ def command_line(kind: str, settings: dict[str, Any]) -> str:
         values = value if isinstance(value, list | tuple) else [value]
         for v in values:
             words += [flag] if v is True else [flag, str(v)]
-    return shlex.join(words)
+    return words
 
 
 @contextlib.contextmanager
