@@ -13,6 +13,7 @@ zarr is imported when a store is first opened.
 
 from __future__ import annotations
 
+from lossmap.io.importers import import_file, import_h5, import_npz
 from lossmap.io.snapshots import SnapshotStore
 from lossmap.io.store import (
     VOLATILE_KEYS,
@@ -30,6 +31,9 @@ __all__ = [
     "ChunkProblem",
     "GridStore",
     "SnapshotStore",
+    "import_file",
+    "import_h5",
+    "import_npz",
     "load",
     "save",
     "settings_signature",

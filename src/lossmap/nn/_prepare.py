@@ -18,6 +18,7 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
+from lossmap import _cpu
 from lossmap._validation import check_choice, check_float, check_int
 from lossmap.nn import _bn, _checks
 from lossmap.nn._data import materialise, resolve_metrics
@@ -234,6 +235,8 @@ def prepare(
             f"`precision` 'bf16' needs float32 evaluation (a float32 model or "
             f"dtype=torch.float32), got dtype {str(dtype).removeprefix('torch.')}"
         )
+    if precision == "bf16":  # emulated bfloat16 is slower than float: refuse it
+        _cpu.require_bf16(next(iter(cen.values())).device)
     directions = _directions(dirs, ndim, space) if ndim else []
     x, y = canonical_rows(data, *materialise(data))
     n = int(x.shape[0])
