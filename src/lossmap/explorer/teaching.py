@@ -235,7 +235,7 @@ _SURFACE_LR = {
     "quadratic": 0.1,
     "rosenbrock": 0.001,
     "himmelblau": 0.01,
-    "beale": 0.01,
+    "beale": 0.003,
     "booth": 0.05,
     "saddle": 0.05,
     "monkey-saddle": 0.05,
