@@ -501,6 +501,7 @@ def build_layout(
             dcc.Tabs(
                 id="tabs",
                 value="teaching",
+                mobile_breakpoint=0,
                 children=[
                     dcc.Tab(
                         label="Landscape",

@@ -257,7 +257,7 @@ def landscape_figure(
         "legend": {
             "orientation": "h",
             "yanchor": "top",
-            "y": -0.12,
+            "y": -0.16,
             "x": 0.0,
             "bgcolor": "rgba(255,255,255,0.8)",
         },

@@ -29,7 +29,7 @@ __all__ = ["curve_figure", "fit_figure", "fit_y_range", "loss_curves_figure"]
 _LEGEND_BELOW = {
     "orientation": "h",
     "yanchor": "top",
-    "y": -0.22,
+    "y": -0.3,
     "x": 0.0,
     "xanchor": "left",
 }
@@ -124,9 +124,7 @@ def fit_figure(problem: Any, w: float, b: float, *, n_curve: int = 241) -> Any:
                 "font": {"size": 15},
             },
             "xaxis": {
-                "title": {
-                    "text": f"x   ({problem.data.name}, model {problem.model.formula})"
-                },
+                "title": {"text": f"x   ({problem.data.name})"},
                 "range": [lo - pad, hi + pad],
             },
             "yaxis": {"title": {"text": "y"}, "range": yrange},

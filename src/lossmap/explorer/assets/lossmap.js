@@ -303,7 +303,9 @@
           hovertemplate: r.label + "<br>%{x:.3f}, %{y:.3f}<extra></extra>"};
       }
       // whole paths first, so each has its SVG line to animate
-      return {type: "scatter", mode: "lines+markers", x: r.x.slice(0, r.n),
+      // markers only where they can be told apart (and drawn quickly)
+      return {type: "scatter", mode: r.n > 300 ? "lines" : "lines+markers",
+        x: r.x.slice(0, r.n),
         y: r.y.slice(0, r.n),
         line: {color: color, width: 2.5},
         marker: {size: 5, color: color, line: {color: "white", width: 0.6}},
@@ -341,13 +343,22 @@
     });
     if (!is3d && fast) {
       // while playing: move only the lines' SVG; markers come back at the end
+      // and at most ~300 vertices per path: the full path comes at the end
       runs.forEach(function (r, i) {
         const g = traceGroup(gd, "path-" + i);
         if (g) {
           const pts = g.querySelector(".points");
           if (pts) pts.style.display = "none";
         }
-        setLine(gd, "path-" + i, xs[i], ys[i]);
+        let px = xs[i], py = ys[i];
+        const stride = Math.ceil(px.length / 300);
+        if (stride > 1) {
+          const sx = [], sy = [];
+          for (let j = 0; j < px.length; j += stride) { sx.push(px[j]); sy.push(py[j]); }
+          sx.push(px[px.length - 1]); sy.push(py[py.length - 1]);
+          px = sx; py = sy;
+        }
+        setLine(gd, "path-" + i, px, py);
       });
     } else {
       const upd = is3d ? {x: xs, y: ys, z: zs} : {x: xs, y: ys};
@@ -366,7 +377,7 @@
       showFit(r0.x[j], r0.y[j]);
     }
     const lc = plot("loss-curves");
-    if (lc && lc._fullLayout) {
+    if (!fast && lc && lc._fullLayout) {  // a relayout redraws every curve
       window.Plotly.relayout(lc, {shapes: [{type: "line", xref: "x", yref: "paper",
         x0: k, x1: k, y0: 0, y1: 1, line: {color: "#888", width: 1, dash: "dot"}}]});
     }
@@ -387,18 +398,23 @@
     if (!state.runs || !state.maxStep) return;
     if (state.step >= state.maxStep) state.step = 0;
     state.playing = true;
+    state.tickMs = [];
+    state.playStart = performance.now();
     setPlayLabel();
     const host = document.getElementById("landscape");
     if (host) host.dataset.animated = "playing";
-    const frames = Math.min(state.maxStep, 75);
+    const frames = Math.min(state.maxStep, 60);
     const stride = state.maxStep / frames;
     let f = Math.round(state.step / stride);
     const tick = function () {
       if (!state.playing) return;
       f += 1;
       const k = Math.min(state.maxStep, Math.round(f * stride));
+      const t0 = performance.now();
       L.showStep(k, k < state.maxStep);
+      state.tickMs.push(performance.now() - t0);
       if (k >= state.maxStep) {
+        state.playMs = performance.now() - state.playStart;
         state.playing = false;
         setPlayLabel();
         setSlider(k);
