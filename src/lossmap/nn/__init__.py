@@ -47,7 +47,7 @@ from lossmap.nn.params import ParamInfo, ParamSpace, describe_selection, select
 
 # ---- trajectories (trajectory.py)
 from lossmap.nn.projection import Projection, project, surface_at
-from lossmap.nn.trajectory import Recorder, Recording, pca_directions
+from lossmap.nn.trajectory import Recorder, Recording, path_span, pca_directions
 
 __all__ = [
     "METRICS",
@@ -67,6 +67,7 @@ __all__ = [
     "hessian",
     "interpolation",
     "line",
+    "path_span",
     "pca_directions",
     "plane",
     "plane_through",
