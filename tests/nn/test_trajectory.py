@@ -341,7 +341,10 @@ def test_project_true_loss_and_surface_agree_at_the_centre():
     r = rec.recording()
     loss_fn = torch.nn.functional.mse_loss
     d1, d2, _ = pca_directions(r)
-    span = float(np.abs(project(r, (d1, d2)).coords).max()) * 1.1
+    # the PCA is mean-centred, the plane is around the final weights: a span
+    # symmetric about them (the centre a grid point) covering the path
+    about_last = project(r, (d1, d2), center="last").coords
+    span = float(np.abs(about_last).max()) * 1.1
     s = lnn.plane(net, loss_fn, (x, y), (d1, d2), span=span, steps=5, progress=False)
     proj = project(r, (d1, d2), surface=s, model=net, loss_fn=loss_fn, data=(x, y))
     # true loss: a plain forward pass with each snapshot's parameters

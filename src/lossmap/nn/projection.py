@@ -346,9 +346,11 @@ def _surface_center(
 
 
 def _default_center(dirs: Sequence[Direction]) -> Any:
-    """Without a surface: a PCA's own point centre, else the final weights."""
+    """Without a surface: the centre a PCA was made with, else the final weights."""
     spec = dirs[0].meta.get("center") if dirs[0].meta.get("kind") == "pca" else None
-    return spec if isinstance(spec, int) or spec in ("first", "last") else "last"
+    return (
+        spec if isinstance(spec, int) or spec in ("first", "last", "mean") else "last"
+    )
 
 
 def project(
@@ -377,9 +379,10 @@ def project(
         index, a module, a parameter mapping or a flat tensor. By default,
         with a surface, the surface's own centre (found among ``model``'s
         parameters, the snapshots and their mean by the fingerprint the
-        surface records); without one, a PCA's point centre (``"first"``,
-        ``"last"`` or an index), else the last snapshot (the final weights,
-        where planes are usually centred, as in Li et al.'s reference).
+        surface records); without one, the centre PCA directions were made
+        with (``"mean"`` by default: the coordinates are then the principal
+        component scores), else the last snapshot (the final weights, where
+        planes are usually centred, as in Li et al.'s reference).
     surface : Surface, optional
         The surface computed on this line/plane; gives ``surface_loss``.
         Refused when the fingerprints it records show another centre or
