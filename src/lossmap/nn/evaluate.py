@@ -349,17 +349,21 @@ def random_lines(
     seed: int,
     norm: str | None = "filter",
     ignore: Any = "biasbn",
+    params: Any = None,
     span: Any = 1.0,
     steps: int = 51,
     **options: Any,
 ) -> RandomLines:
     """``count`` random directions (seed, indices 0…count−1), one line each.
 
-    Shows how much a single random picture depends on its seed. ``options``
+    Shows how much a single random picture depends on its seed. ``params``
+    restricts the lines to a parameter selection (:func:`select`); ``options``
     are passed to :func:`line`.
     """
     count = check_int("count", count, minimum=1)
-    dirs = random_directions(model, count, seed=seed, norm=norm, ignore=ignore)
+    dirs = random_directions(
+        model, count, seed=seed, norm=norm, ignore=ignore, params=params
+    )
     surfaces = [
         line(model, loss_fn, data, d, span=span, steps=steps, **options) for d in dirs
     ]
