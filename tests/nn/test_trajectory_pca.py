@@ -339,3 +339,31 @@ def test_recorder_keeps_learning_rates_and_buffers_in_memory_and_store(tmp_path)
     assert plain.recording().buffers is None
     with pytest.raises(TypeError, match=r"`optimizer` must be a torch\.optim"):
         Recorder(net, optimizer="sgd")
+
+
+def test_store_state_survives_an_interrupted_append(tmp_path):
+    net = _bn_net()
+    x, y = _data(n=16)
+    opt = torch.optim.SGD(net.parameters(), lr=0.1)
+    path = tmp_path / "run.zarr"
+    rec = Recorder(net, optimizer=opt, store=path)
+
+    def step(k):
+        net.train()
+        opt.zero_grad()
+        torch.nn.functional.mse_loss(net(x), y).backward()
+        opt.step()
+        rec(k)
+
+    step(0)
+    step(1)
+    # killed between the state row and the snapshot row of step 2
+    rec._state.append(2, np.zeros(rec._state.size))
+    rec = Recorder(net, optimizer=opt, store=path)
+    assert len(rec) == 2
+    step(2)
+    r = Recording.load(path)
+    assert r.steps.tolist() == [0, 1, 2]
+    want = dict(net.named_buffers())["1.running_mean"]
+    torch.testing.assert_close(r.buffers["1.running_mean"][-1], want, rtol=0, atol=0)
+    np.testing.assert_allclose(r.lr[:, 0], 0.1)

@@ -333,7 +333,13 @@ class Recorder:
     def _current_lr(self) -> list[float]:
         if self.optimizer is None:
             return []
-        return [float(g["lr"]) for g in self.optimizer.param_groups]
+        groups = self.optimizer.param_groups
+        if not all("lr" in g for g in groups):
+            raise ValueError(
+                f"`optimizer` ({type(self.optimizer).__name__}) has a parameter "
+                f"group without a learning rate ('lr'); record without it"
+            )
+        return [float(g["lr"]) for g in groups]
 
     def _open_state(self, path: Path) -> Any:
         """A side store for buffers and learning rates (None if neither)."""
