@@ -191,7 +191,8 @@ def _buffers_swapped(
             owner = work.get_submodule(owner_name)
             old = owner._buffers[leaf]
             swapped.append((owner, leaf, old))
-            owner._buffers[leaf] = value.to(device=old.device, dtype=old.dtype)
+            like = old if old is not None else value
+            owner._buffers[leaf] = value.to(device=like.device, dtype=like.dtype)
         yield work
     finally:
         if work is model:
