@@ -25,7 +25,9 @@ app = typer.Typer(
 )
 
 #: Modules under lossmap._cli, each with a ``register(app)`` function.
-COMMAND_MODULES = ("toy", "walk", "nets", "explore", "network", "report")
+COMMAND_MODULES = (
+    "toy", "walk", "nets", "explore", "verify", "network", "report",
+)
 
 for _name in COMMAND_MODULES:
     importlib.import_module(f"lossmap._cli.{_name}").register(app)

@@ -20,7 +20,12 @@ def _load(store: Path) -> Any:
 
     if not store.exists():
         raise FileNotFoundError(f"`STORE` must be a saved surface, got missing {store}")
-    return io.load(store, allow_incomplete=True)
+    try:  # a damaged store raises io.ChunkError, a ValueError naming the chunk
+        return io.load(store, allow_incomplete=True)
+    except OSError as exc:
+        raise ValueError(
+            f"`STORE` must be a readable surface store, got {store} ({exc})"
+        ) from None
 
 
 def info(
@@ -29,15 +34,33 @@ def info(
     """Describe a saved surface: grid, fields, lowest loss, how it was made."""
     import numpy as np
 
-    from lossmap.explorer.research import describe_metadata
+    from lossmap.describe import describe_metadata
+    from lossmap.io import GridStore
 
     surface = _load(store)
-    for line in describe_metadata(surface):
-        typer.echo(line)
-    _recompute(surface.metadata)
-    missing = int(np.isnan(surface.loss).sum())
-    if missing:
-        typer.echo(f"{missing} grid point(s) not computed yet (an interrupted run).")
+    counts = GridStore.attach(store).point_counts(surface.loss)
+    if counts["not_computed"] == counts["points"]:
+        typer.echo(
+            f"{store}: no point computed yet ({counts['points']} grid points to "
+            f"compute; run the computation with this store to fill it)."
+        )
+        return
+    if np.isfinite(surface.loss).any():
+        for line in describe_metadata(surface):
+            typer.echo(line)
+        _recompute(surface.metadata)
+    else:
+        typer.echo(f"{store}: no computed grid point has a finite loss.")
+    if counts["nonfinite"]:
+        typer.echo(
+            f"{counts['nonfinite']} computed grid point(s) gave a non-finite loss "
+            f"(kept as NaN)."
+        )
+    if counts["not_computed"]:
+        typer.echo(
+            f"{counts['not_computed']} grid point(s) not computed yet (an "
+            f"interrupted run: rerun it with the same store to finish)."
+        )
 
 
 def _recompute(meta: dict[str, Any]) -> None:

@@ -65,7 +65,9 @@ _DOC_OPTIONS = """
     precision : {"float", "bf16"}
         ``"bf16"`` is a fast preview: forward passes run under bfloat16
         autocast (float32 evaluation only; losses still averaged in float64),
-        about twice as fast on CPUs with bfloat16 matrix units. The centre,
+        about twice as fast on CPUs with bfloat16 matrix units. Only where
+        bfloat16 is native (AMX or AVX-512-BF16, see ``lossmap._cpu``; CUDA
+        from Ampere on); elsewhere it is refused with a ValueError. The centre,
         corners and edge midpoints of the grid (9 points on a plane) are then
         re-evaluated in full precision; metadata records
         ``precision="bf16-autocast"`` and ``precision_error``, the largest loss
