@@ -229,11 +229,15 @@ class Inputs:
         self.params = inputs.select_params(self.model, s.get("params"))
         self.weights = weights
 
-    def ignore(self) -> Any:
-        """``ignore=`` for random directions: everything not in ``--params``."""
+    def selection(self) -> dict[str, Any]:
+        """``params=``/``ignore=`` for random directions.
+
+        Without ``--params`` biases and normalisation layers stay fixed (Li et
+        al.); with it, exactly the selected parameters move.
+        """
         if self.params is None:
-            return "biasbn"
-        return [n for n, _ in self.model.named_parameters() if n not in self.params]
+            return {"ignore": "biasbn"}
+        return {"ignore": None, "params": self.params}
 
 
 def _finish(surface: Any, store: Path | None) -> None:
@@ -258,7 +262,7 @@ def do_plane(s: dict[str, Any]) -> Any:
     inp = Inputs(s)
     norm = _norm(s.get("norm", "filter"))
     d1, d2 = lnn.random_plane(
-        inp.model, seed=s.get("seed", 0), norm=norm, ignore=inp.ignore()
+        inp.model, seed=s.get("seed", 0), norm=norm, **inp.selection()
     )
     span = _span(s.get("span"), 1.0)
     if span == "auto":
@@ -303,7 +307,7 @@ def do_line(s: dict[str, Any]) -> Any:
     else:
         norm = _norm(s.get("norm", "filter"))
         direction = lnn.random_direction(
-            inp.model, seed=s.get("seed", 0), norm=norm, ignore=inp.ignore()
+            inp.model, seed=s.get("seed", 0), norm=norm, **inp.selection()
         )
         span = _span(s.get("span"), 1.0)
     if span == "auto":
@@ -470,7 +474,8 @@ def do_hessian(s: dict[str, Any]) -> dict[str, Any]:
     out = s.get("out")
     if out is not None and Path(out).suffix != ".json":
         raise ValueError(f"`--out` must end in .json, got {Path(out).name!r}")
-    op = H.HessianOperator(inp.model, inp.loss, inp.data, params=inp.params)
+    names = inputs.param_names(inp.model, inp.params)
+    op = H.HessianOperator(inp.model, inp.loss, inp.data, params=names)
     seed = s.get("seed", 0)
     result: dict[str, Any] = {
         "kind": "nn.hessian",
