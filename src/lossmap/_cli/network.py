@@ -463,11 +463,33 @@ def do_pca(s: dict[str, Any]) -> Any:
     return surface
 
 
+class _Counted:
+    """A curvature operator that reports each matrix-vector product."""
+
+    def __init__(self, op: Any) -> None:
+        self.op = op
+        self.advance: Any = lambda n=1: None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.op, name)
+
+    def matvec(self, v: Any) -> Any:
+        out = self.op.matvec(v)
+        self.advance(1)
+        return out
+
+    def matmat(self, V: Any) -> Any:
+        out = self.op.matmat(V)
+        self.advance(int(V.shape[0]))
+        return out
+
+
 def do_hessian(s: dict[str, Any]) -> dict[str, Any]:
     import json
 
     import numpy as np
 
+    from lossmap._progress import progress
     from lossmap.nn import hessian as H
 
     inp = Inputs(s)
@@ -475,21 +497,28 @@ def do_hessian(s: dict[str, Any]) -> dict[str, Any]:
     if out is not None and Path(out).suffix != ".json":
         raise ValueError(f"`--out` must end in .json, got {Path(out).name!r}")
     names = inputs.param_names(inp.model, inp.params)
-    op = H.HessianOperator(inp.model, inp.loss, inp.data, params=names)
-    seed = s.get("seed", 0)
+    op = _Counted(H.HessianOperator(inp.model, inp.loss, inp.data, params=names))
+    seed, top, probes = (
+        s.get("seed", 0),
+        min(s.get("top", 5), op.dim),
+        s.get("probes", 50),
+    )
     result: dict[str, Any] = {
         "kind": "nn.hessian",
         "dim": op.dim,
-        "params": op.names,
+        "params": list(op.names),
         "_command": command_line("hessian", s),
     }
     with interruptible(None):
-        eig = H.top_eigenvalues(op, min(s.get("top", 5), op.dim), seed=seed)
+        lanczos = min(op.dim, max(300, 10 * top))
+        with progress(lanczos, "Lanczos (at most)", unit="products") as op.advance:
+            eig = H.top_eigenvalues(op, top, seed=seed)
         result["eigenvalues"] = eig.values.tolist()
         result["residuals"] = eig.residuals.tolist()
         typer.echo("top eigenvalues: " + ", ".join(f"{v:.6g}" for v in eig.values))
-        if s.get("probes", 50) >= 2:
-            tr = H.hessian_trace(op, probes=s.get("probes", 50), seed=seed)
+        if probes >= 2:
+            with progress(probes, "Hutchinson", unit="products") as op.advance:
+                tr = H.hessian_trace(op, probes=probes, seed=seed)
             result["trace"] = {
                 "value": tr.value,
                 "stderr": tr.stderr,
@@ -500,7 +529,9 @@ def do_hessian(s: dict[str, Any]) -> dict[str, Any]:
                 f"({tr.probes} Hutchinson probes)"
             )
         if s.get("density", True):
-            dens = H.spectral_density(op, iterations=min(80, op.dim), seed=seed)
+            m = min(80, op.dim)
+            with progress(4 * m, "spectral density", unit="products") as op.advance:
+                dens = H.spectral_density(op, iterations=m, seed=seed)
             result["density"] = {
                 "grid": dens.grid.tolist(),
                 "density": dens.density.tolist(),
