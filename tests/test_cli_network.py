@@ -392,3 +392,13 @@ def test_params_moves_only_the_selected_parameters(work):
     params = {n: w[n] + a * d1.tensors[n] + b * d2.tensors[n] for n in w}
     ref = _reference("make_model", work / "final.pt", params)
     assert s.loss[0, 2] == pytest.approx(ref, rel=1e-5)
+
+
+@pytest.mark.slow
+def test_local_dask_executor_gives_the_same_surface(work):
+    pytest.importorskip("distributed")
+    argv = ["plane", *BASE, "--weights", "final.pt", "--steps", "5"]
+    assert main([*argv, "--store", "a.zarr"]) == 0
+    assert main([*argv, "--store", "b.zarr", "--executor", "local:2"]) == 0
+    np.testing.assert_array_equal(io.load("a.zarr").loss, io.load("b.zarr").loss)
+    assert main([*argv, "--store", "c.zarr", "--executor", "local:two"]) == 2

@@ -140,7 +140,7 @@ def executor_from(spec: str | None) -> Iterator[Any]:
     from lossmap.distributed import dask_executor
 
     match = re.fullmatch(r"local:(\d+)", spec)
-    if spec.startswith("local") and match is None:
+    if (spec == "local" or spec.startswith("local:")) and match is None:
         raise ValueError(
             f"`--executor` must be in-process, local:N or a scheduler address "
             f"(tcp://host:8786), got {spec!r}"
