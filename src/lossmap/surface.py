@@ -289,6 +289,12 @@ class Surface:
             for k in self.fields
         )
 
+    def _repr_html_(self) -> str:
+        """A compact summary with a thumbnail, for Jupyter (see ``lossmap._repr``)."""
+        from lossmap._repr import surface_html
+
+        return surface_html(self)
+
     def __repr__(self) -> str:
         axes = ", ".join(
             f"{n}: {a.size} in [{a[0]:.4g}, {a[-1]:.4g}]" for n, a in self.axes
