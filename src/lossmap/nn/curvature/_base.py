@@ -234,19 +234,25 @@ class CurvatureOperator:
         fresh = _bn.fresh_bn_buffers(self._work, dtype=self.dtype, device=self.device)
         buffers = {**self.buffers, **fresh}
         params = {**self.fixed, **dict(zip(self.names, self.theta))}
-        with self._configured(), _bn.statistics_pass(self._work), torch.no_grad():
+        with (
+            self._configured("recompute"),
+            _bn.statistics_pass(self._work),
+            torch.no_grad(),
+        ):
             for x, _ in self.tiles.tiles:
                 functional_call(self._work, (params, buffers), (x,))
         self.buffers = buffers
 
     @contextlib.contextmanager
-    def _configured(self) -> Iterator[None]:
-        """The working copy's flags for a product; restored afterwards."""
+    def _configured(self, mode: str | None = None) -> Iterator[None]:
+        """The working copy's flags for a product (BatchNorm ``mode``, default
+        the operator's; "recompute" products use the re-estimated statistics
+        in eval mode); restored afterwards, also on error."""
+        if mode is None:
+            mode = "eval" if self.bn == "recompute" else self.bn
         guard = _bn.ModelGuard(self._work)
         try:
-            _bn.configure(
-                guard, self._work, "eval" if self.bn == "recompute" else self.bn
-            )
+            _bn.configure(guard, self._work, mode)
             with _math_attention():
                 yield
         finally:
