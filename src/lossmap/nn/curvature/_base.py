@@ -130,8 +130,8 @@ class CurvatureOperator:
         Rows per tile (default: all rows in one tile).
     bn : {"eval", "batch", "recompute"}, default="eval"
     at : mapping of str to tensor, optional
-        Parameter values at which the matrix is taken (default: the model's);
-        names not given keep the model's values.
+        Parameter (and buffer) values at which the matrix is taken (default:
+        the model's); names not given keep the model's values.
     dtype : torch.dtype, optional
         Compute in this floating dtype (default: the parameters' dtype).
     keep_graph : bool, optional
@@ -172,9 +172,12 @@ class CurvatureOperator:
         named = {n: p.detach() for n, p in model.named_parameters()}
         #: Every parameter of the model, in order, with its shape.
         self.param_shapes = {n: tuple(t.shape) for n, t in named.items()}
+        own_buffers = {n: b.detach() for n, b in model.named_buffers()}
         if at is not None:
-            self._check_at(named, at)
-            named.update({n: torch.as_tensor(t).detach() for n, t in at.items()})
+            self._check_at(named, own_buffers, at)
+            for n, t in at.items():
+                target = named if n in named else own_buffers
+                target[n] = torch.as_tensor(t).detach().to(target[n].device)
         first = named[self.names[0]]
         if dtype is None:
             dtype = first.dtype
@@ -193,8 +196,8 @@ class CurvatureOperator:
         }
         self._work = _bn.working_copy(model)
         self.buffers = {
-            n: (b.detach().to(dtype) if b.is_floating_point() else b.detach())
-            for n, b in self._work.named_buffers()
+            n: (b.to(dtype) if b.is_floating_point() else b)
+            for n, b in own_buffers.items()
         }
         self.tiles = _data_tiles(
             data, batch_size=batch_size, dtype=dtype, device=self.device
@@ -212,18 +215,23 @@ class CurvatureOperator:
         self._setup()
 
     # ------------------------------------------------------------- set-up
-    def _check_at(self, named: dict[str, torch.Tensor], at: Any) -> None:
+    def _check_at(
+        self, named: dict[str, torch.Tensor], buffers: dict[str, torch.Tensor], at: Any
+    ) -> None:
         if not isinstance(at, Mapping):
             raise TypeError(
                 f"`at` must map parameter names to tensors, got {type(at).__name__}"
             )
         for n, t in at.items():
-            if n not in named:
-                raise ValueError(f"`at` names {n!r}, which is not a model parameter")
-            if tuple(torch.as_tensor(t).shape) != tuple(named[n].shape):
+            ref = named.get(n, buffers.get(n))
+            if ref is None:
                 raise ValueError(
-                    f"`at`[{n!r}] must have shape {tuple(named[n].shape)}, got "
-                    f"{tuple(torch.as_tensor(t).shape)}"
+                    f"`at` names {n!r}, which is not a parameter or buffer of the model"
+                )
+            shape = tuple(torch.as_tensor(t).shape)
+            if shape != tuple(ref.shape):
+                raise ValueError(
+                    f"`at`[{n!r}] must have shape {tuple(ref.shape)}, got {shape}"
                 )
 
     def _setup(self) -> None:
