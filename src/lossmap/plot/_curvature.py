@@ -90,6 +90,14 @@ class SpectrumDisplay:
         return self
 
 
+_MATRIX_NAMES = {
+    "hessian": "Hessian",
+    "ggn": "Gauss-Newton matrix",
+    "empirical_fisher": "empirical Fisher",
+    "fisher": "Fisher",
+}
+
+
 class CurvatureMapDisplay:
     """λmax, λmin and |λmin/λmax| over a plane, side by side.
 
@@ -151,7 +159,8 @@ class CurvatureMapDisplay:
         self.axes_ = list(axes)
         self.figure_ = self.axes_[0].figure
         matrix = self.surface.metadata.get("matrix", "hessian")
-        self.figure_.suptitle(title or f"Curvature of the {matrix} over the plane")
+        name = _MATRIX_NAMES.get(matrix, matrix)
+        self.figure_.suptitle(title or f"Curvature of the {name} over the plane")
         return self
 
 
