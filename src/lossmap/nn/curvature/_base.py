@@ -22,9 +22,12 @@ curvature matrix of a mean loss ``L(θ) = (1/N) Σₙ ℓ(f(xₙ; θ), yₙ)``:
   ``scaled_dot_product_attention``, whose double backward exists;
 * products on a batch of vectors: ``matmat(V)`` with ``V`` of shape
   ``(b, dim)`` computes ``b`` products in one backward pass per tile
-  (``is_grads_batched``), falling back to a loop when an operation has no
+  (``is_grads_batched``) when that is faster than a loop — the first batch is
+  run both ways and timed (on a CPU, batching pays for small models and
+  costs a little on larger ones) — and loops when an operation has no
   batching rule;
-* the count of matrix-vector products used (:attr:`products`).
+* the count of matrix-vector products computed (:attr:`products`, including
+  the one measuring pass).
 
 A subclass supplies only :meth:`_tile_state` (what to keep per tile, e.g. the
 gradient graph) and :meth:`_tile_product` (the tile's matrix times a batch of
@@ -39,6 +42,7 @@ owns the loop, a matrix writes its per-batch product.
 from __future__ import annotations
 
 import contextlib
+import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
@@ -208,7 +212,9 @@ class CurvatureOperator:
             keep_graph = self.n_samples * self.dim <= KEEP_GRAPH_WORK
         self.keep_graph = bool(keep_graph)
         self._states: dict[int, Any] = {}
-        self._batched_ok = True
+        #: Batched products faster than a loop (None: not measured yet).
+        self._batched: bool | None = None
+        self._extra = 0
         if self.bn == "recompute" and _bn.has_batchnorm(self._work):
             self._recompute_statistics()
         self._check_loss()
@@ -343,19 +349,37 @@ class CurvatureOperator:
             for t, w in enumerate(weights):
                 state = self._state(t)
                 total.add_(self._apply(state, V), alpha=w)
-        self.products += b
+        self.products += b + self._extra
+        self._extra = 0
         return total
 
     def _apply(self, state: Any, V: torch.Tensor) -> torch.Tensor:
-        b = V.shape[0]
-        if b > 1 and self._batched_ok:
-            try:
-                with warnings.catch_warnings():
-                    warnings.filterwarnings("ignore", "There is a performance drop")
-                    out = self._tile_product(state, self.split(V), True)
-                return self.flatten([o.detach() for o in out], lead=1)
-            except RuntimeError:
-                self._batched_ok = False  # no batching rule: loop from now on
+        """The tile's products with the rows of ``V``: in one batched backward
+        pass or one by one, whichever the first batch measured faster."""
+        if V.shape[0] == 1 or self._batched is False:
+            return self._looped(state, V)
+        try:
+            if self._batched is None:  # measure both ways once
+                t0 = time.perf_counter()
+                out = self._batched_product(state, V)
+                t1 = time.perf_counter()
+                self._looped(state, V)
+                t2 = time.perf_counter()
+                self._extra += V.shape[0]
+                self._batched = (t1 - t0) <= (t2 - t1)
+                return out
+            return self._batched_product(state, V)
+        except RuntimeError:
+            self._batched = False  # no batching rule here: loop from now on
+            return self._looped(state, V)
+
+    def _batched_product(self, state: Any, V: torch.Tensor) -> torch.Tensor:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "There is a performance drop")
+            out = self._tile_product(state, self.split(V), True)
+        return self.flatten([o.detach() for o in out], lead=1)
+
+    def _looped(self, state: Any, V: torch.Tensor) -> torch.Tensor:
         rows = [
             self.flatten(
                 [o.detach() for o in self._tile_product(state, self.split(v), False)]
