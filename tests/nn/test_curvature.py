@@ -434,3 +434,23 @@ def test_slq_to_exhaustion_finds_the_spectrum():
     for nodes, weights in zip(d.nodes, d.weights):
         kept = nodes[weights > 1e-10]
         assert np.min(np.abs(kept[:, None] - lam[None, :]), axis=1).max() < 1e-7
+
+
+@pytest.mark.parametrize(
+    ("kind", "name"),
+    [
+        ("hessian", "HessianLinearOperator"),
+        ("ggn", "GGNLinearOperator"),
+        ("empirical_fisher", "EFLinearOperator"),
+    ],
+)
+def test_agrees_with_curvlinops(kind, name):
+    curvlinops = pytest.importorskip("curvlinops")
+    model, x, y = CASES["mlp"]()
+    params = list(model.parameters())
+    theirs = getattr(curvlinops, name)(
+        model, nn.CrossEntropyLoss(), params, [(x[:25], y[:25]), (x[25:], y[25:])]
+    )
+    ours = OPERATORS[kind](model, F.cross_entropy, (x, y), batch_size=25)
+    V = torch.randn(ours.dim, 3, dtype=torch.float64)
+    torch.testing.assert_close(ours.matmat(V.T).T, theirs @ V, rtol=1e-9, atol=1e-11)
