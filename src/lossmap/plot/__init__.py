@@ -38,6 +38,9 @@ _EXPORTS: dict[str, str] = {
     "RandomLinesDisplay": "_nn",
     "TrajectoryDisplay": "_nn_path",
     "SpectrumDisplay": "_curvature",
+    "CurvatureMapDisplay": "_curvature",
+    "SharpnessDisplay": "_curvature",
+    "BlockTraceDisplay": "_curvature",
     # ---- Plotly figure builders for the explorer (_plotly.py)
     "landscape_figure": "_plotly",
     "surface3d_figure": "_plotly",
