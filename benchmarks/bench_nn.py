@@ -27,12 +27,10 @@ Run: ``python -m benchmarks nn`` (or ``python benchmarks/bench_nn.py W1``).
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import os
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -40,54 +38,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from benchmarks._machine import measure
 from lossmap import nn as lnn
 
 FULL = os.environ.get("LOSSMAP_BENCH_FULL") == "1"
-
-
-# ------------------------------------------------------------------ memory
-def _reset_peak() -> bool:
-    try:
-        with open("/proc/self/clear_refs", "w") as fh:
-            fh.write("5")
-        return True
-    except OSError:
-        return False
-
-
-def _peak_mib() -> float | None:
-    try:
-        with open("/proc/self/status") as fh:
-            for line in fh:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def _rss_mib() -> float:
-    try:
-        with open("/proc/self/status") as fh:
-            for line in fh:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return float("nan")
-
-
-@contextlib.contextmanager
-def _measure(out: dict[str, Any]) -> Iterator[None]:
-    reset = _reset_peak()
-    out["rss_before_mib"] = round(_rss_mib(), 1)
-    t0 = time.perf_counter()
-    yield
-    out["seconds"] = time.perf_counter() - t0
-    out["peak_rss_mib"] = round(_peak_mib() or float("nan"), 1)
-    out["peak_is_since_start"] = not reset
 
 
 # ---------------------------------------------------------------- workloads
@@ -191,7 +145,7 @@ def run_lossmap(
 ) -> tuple[dict[str, Any], Any]:
     steps = w.get("lossmap_steps") or w["steps"]
     out: dict[str, Any] = {}
-    with _measure(out):
+    with measure(out):
         s = lnn.plane(
             w["model"],
             w["loss"],
@@ -223,7 +177,7 @@ def run_reference(w: dict[str, Any], dirs: Any) -> tuple[dict[str, Any], dict]:
     points = _grid_subset(w, w["ref_points"])
     values = {}
     out: dict[str, Any] = {}
-    with _measure(out), torch.no_grad():
+    with measure(out), torch.no_grad():
         params = dict(model.named_parameters())
         for a, b in points:
             for n, p in params.items():
@@ -243,7 +197,7 @@ def run_loss_landscapes(w: dict[str, Any]) -> dict[str, Any] | None:
     model = copy.deepcopy(w["model"])
     metric = Loss(w["loss"], w["x"], w["y"])
     out: dict[str, Any] = {}
-    with _measure(out):
+    with measure(out):
         loss_landscapes.random_plane(
             model,
             metric,
