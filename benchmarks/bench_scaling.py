@@ -3,9 +3,9 @@
 A W1-like model is an MLP 784-h-h-10 with ReLU, cross-entropy on random data,
 a filter-normalised random plane. Three sweeps, each changing one thing:
 
-* ``grid``: 11², 21², 41² grid points (h=512, 1,024 samples);
-* ``samples``: 1,024 … 16,384 samples (h=512, 11²);
-* ``width``: h = 256, 512, 1,024 (2,048 samples, 11²).
+* ``grid``: 11², 21², 41² grid points (h=512, 512 samples);
+* ``samples``: 1,024 … 16,384 samples (h=512, 7²);
+* ``width``: h = 256, 512, 1,024 (2,048 samples, 7²).
 
 Scaled down from W1 (8,192 samples, 21²) to keep this short on a shared
 machine; per-point cost is what the sweeps compare. Each run records its time
@@ -20,7 +20,7 @@ of the machine's measured float32 matrix-product peak it reached:
   ``nn/_split.py``), then per point the weighted sum of the cached outputs
   and layers 2–3.
 
-Run: ``python -m benchmarks scaling`` (about a minute on a quiet 2-core VM).
+Run: ``python -m benchmarks scaling`` (about half a minute on a quiet 2-core VM).
 """
 
 from __future__ import annotations
@@ -39,11 +39,11 @@ ROUNDS = 2
 IN, OUT = 784, 10
 
 SWEEPS: dict[str, list[dict[str, int]]] = {
-    "grid": [{"h": 512, "n": 1024, "steps": s} for s in (11, 21, 41)],
+    "grid": [{"h": 512, "n": 512, "steps": s} for s in (11, 21, 41)],
     "samples": [
-        {"h": 512, "n": n, "steps": 11} for n in (1024, 2048, 4096, 8192, 16384)
+        {"h": 512, "n": n, "steps": 7} for n in (1024, 2048, 4096, 8192, 16384)
     ],
-    "width": [{"h": h, "n": 2048, "steps": 11} for h in (256, 512, 1024)],
+    "width": [{"h": h, "n": 2048, "steps": 7} for h in (256, 512, 1024)],
 }
 
 
