@@ -53,7 +53,7 @@ from lossmap.nn.evaluate import (
     plane,
     random_lines,
 )
-from lossmap.nn.params import ParamInfo, ParamSpace
+from lossmap.nn.params import ParamInfo, ParamSpace, describe_selection, select
 
 # ---- trajectories (trajectory.py)
 from lossmap.nn.projection import Projection, project, surface_at
@@ -78,6 +78,7 @@ __all__ = [
     "axis_directions",
     "barrier",
     "curve_path",
+    "describe_selection",
     "embed",
     "evaluate_params",
     "from_tensors",
@@ -93,6 +94,7 @@ __all__ = [
     "random_directions",
     "random_lines",
     "random_plane",
+    "select",
     "surface_at",
     "train_curve",
 ]

@@ -18,8 +18,9 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
+from lossmap import _cpu
 from lossmap._validation import check_choice, check_float, check_int
-from lossmap.nn import _bn
+from lossmap.nn import _bn, _checks
 from lossmap.nn._data import materialise, resolve_metrics
 from lossmap.nn.directions import Direction
 from lossmap.nn.engine import DEFAULT_MEMORY, PRECISIONS, STRATEGIES, EngineSpec
@@ -185,6 +186,8 @@ def _probe(spec: EngineSpec) -> None:
                     f"`{name}` must return a scalar tensor (the mean over the batch), "
                     f"got {got}"
                 )
+            if name == "loss_fn":  # a metric may be undefined on a few rows
+                _checks.check_probe_value(name, value, rows)
 
 
 @dataclass(frozen=True)
@@ -231,6 +234,8 @@ def prepare(
             f"`precision` 'bf16' needs float32 evaluation (a float32 model or "
             f"dtype=torch.float32), got dtype {str(dtype).removeprefix('torch.')}"
         )
+    if precision == "bf16":  # emulated bfloat16 is slower than float: refuse it
+        _cpu.require_bf16(next(iter(cen.values())).device)
     directions = _directions(dirs, ndim, space) if ndim else []
     x, y = materialise(data)
     n = int(x.shape[0])
@@ -252,6 +257,13 @@ def prepare(
                 f"`bn_data` is used only with bn='recompute', got bn={bn!r}"
             )
         bx, _ = materialise(bn_data)
+    _checks.check_inputs(
+        "params" if ndim == 0 else "center",
+        cen,
+        [d.tensors for d in directions],
+        (x, y),
+        bx,
+    )
     spec = EngineSpec(
         model=model,
         loss_fn=loss_fn,

@@ -65,12 +65,18 @@ _DOC_OPTIONS = """
     precision : {"float", "bf16"}
         ``"bf16"`` is a fast preview: forward passes run under bfloat16
         autocast (float32 evaluation only; losses still averaged in float64),
-        about twice as fast on CPUs with bfloat16 matrix units. The centre,
+        about twice as fast on CPUs with bfloat16 matrix units. Only where
+        bfloat16 is native (AMX or AVX-512-BF16, see ``lossmap._cpu``; CUDA
+        from Ampere on); elsewhere it is refused with a ValueError. The centre,
         corners and edge midpoints of the grid (9 points on a plane) are then
         re-evaluated in full precision; metadata records
         ``precision="bf16-autocast"`` and ``precision_error``, the largest loss
         difference at those points. It is a sample, not a bound: elsewhere on
         the grid the difference can be several times larger.
+    metadata : mapping, optional
+        Extra JSON-friendly provenance added to the result's (and the store's)
+        metadata, e.g. the command that made it. Keys starting with ``_`` are
+        not part of a store's settings.
 """
 
 
@@ -97,6 +103,7 @@ def plane(
     strategy: str = "auto",
     memory: int | None = None,
     precision: str = "float",
+    metadata: Mapping[str, Any] | None = None,
 ) -> Surface:
     """The loss over the plane ``θ₀ + α·d₁ + β·d₂``.
 
@@ -158,6 +165,7 @@ def plane(
         "beta": np.linspace(*spans[1], steps_[1]),
     }
     call.meta.update(span=[list(s) for s in spans], steps=steps_)
+    call.meta.update(metadata or {})
     return run_grid(
         call,
         axes,
@@ -192,6 +200,7 @@ def line(
     strategy: str = "auto",
     memory: int | None = None,
     precision: str = "float",
+    metadata: Mapping[str, Any] | None = None,
 ) -> Surface:
     """The loss along the line ``θ₀ + α·d``.
 
@@ -226,6 +235,7 @@ def line(
         precision=precision,
     )
     call.meta.update(span=[list(lo_hi)], steps=[steps])
+    call.meta.update(metadata or {})
     axes = {"alpha": np.linspace(*lo_hi, steps)}
     return run_grid(
         call,
