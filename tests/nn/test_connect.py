@@ -306,3 +306,22 @@ def test_mismatched_models_are_refused(minima, digits):
         train_curve(minima[0], "b", F.cross_entropy, digits)
     with pytest.raises(ValueError, match="bn"):
         linear_path(minima[0], minima[1], F.cross_entropy, digits, bn="fresh")
+
+
+def test_curve_training_takes_any_batch_form(minima, digits):
+    """A mapping batch with a custom call trains the same curve as the pair."""
+    a, b = minima
+    x, y = digits
+    kw = dict(epochs=2, batch_size=128, seed=2)
+    pair = train_curve(a, b, F.cross_entropy, (x, y), **kw)
+    mapping = train_curve(
+        a,
+        b,
+        lambda out, batch: F.cross_entropy(out, batch["label"]),
+        {"image": x, "label": y},
+        call=lambda model, batch: model(batch["image"]),
+        **kw,
+    )
+    assert mapping.meta["train_loss"] == pytest.approx(pair.meta["train_loss"])
+    for n, t in pair.points[1].items():
+        torch.testing.assert_close(mapping.points[1][n], t)
