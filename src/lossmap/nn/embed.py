@@ -83,6 +83,18 @@ class Embedding:
     def __len__(self) -> int:
         return int(self.coords.shape[0])
 
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-friendly values (lists and numbers), e.g. for a file."""
+        return {
+            "coords": self.coords.tolist(),
+            "run": self.run.tolist(),
+            "step": self.step.tolist(),
+            "runs": list(self.runs),
+            "loss": None if self.loss is None else self.loss.tolist(),
+            "metrics": {k: v.tolist() for k, v in self.metrics.items()},
+            "meta": dict(self.meta),
+        }
+
     def of_run(self, run: int | str) -> np.ndarray:
         """Row indices of one run's checkpoints, in order."""
         k = self.runs.index(run) if isinstance(run, str) else int(run)
