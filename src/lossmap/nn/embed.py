@@ -418,7 +418,8 @@ def _umap(reduced: np.ndarray, seed: int, meta: dict[str, Any]) -> np.ndarray:
         import umap
     except ImportError as exc:
         raise ImportError(
-            "method='umap' needs the umap-learn package (pip install umap-learn); "
+            "method='umap' needs the umap-learn package (pip install "
+            "'lossmap[umap]', which also installs numba); "
             "method='tsne' gives a similar neighbourhood map with scikit-learn"
         ) from exc
     n_neighbors = min(15, reduced.shape[0] - 1)
