@@ -135,3 +135,19 @@ def test_embed_checkpoint_folders(work, capsys):
     )  # fmt: skip
     assert code == 2
     assert "--out" in capsys.readouterr().err
+
+
+def test_embed_html_page(work):
+    tmp, _ = work
+    code = main(
+        ["embed", "--model", "nets.py:make_model", "--data", "nets.py:batch",
+         "--checkpoints", "run0", "--method", "tsne", "--perplexity", "2",
+         "--out", "map.html"]
+    )  # fmt: skip
+    assert code == 0
+    page = (tmp / "map.html").read_text()
+    assert "plotly" in page
+    assert "not metric" in page
+    record = json.loads((tmp / "map.json").read_text())
+    assert record["kind"] == "nn.embedding"
+    assert record["meta"]["perplexity"] == 2.0

@@ -97,3 +97,20 @@ def test_curve_plane_display(pyplot):
     np.testing.assert_array_equal(disp.line_.get_xydata(), [[0, 0], [1, 0]])
     with pytest.raises(ValueError, match="bend"):
         CurvePlaneDisplay(plane, curve, controls[::2])
+
+
+def test_embedding_figure_from_object_and_dict():
+    pytest.importorskip("plotly")
+    from lossmap.plot import embedding_figure
+
+    emb = _embedding()
+    for source in (emb, emb.to_dict()):
+        fig = embedding_figure(source)
+        points = fig.data[-1]
+        np.testing.assert_allclose(points.x, emb.coords[:, 0])
+        np.testing.assert_allclose(points.marker.color, np.log10(emb.loss))
+        assert points.text[0] == "a, step 0<br>loss 2"
+    lines = [t for t in fig.data if t.mode == "lines"]
+    assert [t.name for t in lines] == ["a", "b"]
+    with pytest.raises(TypeError, match="Embedding"):
+        embedding_figure({"coords": [[0, 0]]})

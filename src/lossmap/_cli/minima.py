@@ -30,7 +30,7 @@ from lossmap._cli.network import (
     recording_of,
 )
 
-FIGURES = (".png", ".pdf", ".svg")
+FIGURES = (".png", ".pdf", ".svg", ".html")
 _BN = Annotated[
     str,
     typer.Option(
@@ -197,7 +197,7 @@ def connect(
 # -------------------------------------------------------------------- embed
 def do_embed(s: dict[str, Any]) -> Any:
     from lossmap import nn as lnn
-    from lossmap.plot import EmbeddingDisplay
+    from lossmap.plot import EmbeddingDisplay, embedding_figure
 
     out = Path(s["out"])
     if out.suffix.lower() not in FIGURES:
@@ -235,9 +235,16 @@ def do_embed(s: dict[str, Any]) -> Any:
         perplexity=s.get("perplexity"),
         **evaluate,
     )
-    disp = EmbeddingDisplay.from_embedding(emb)
-    _save(disp.figure_, out)
-    record = {**emb.to_dict(), "_command": command_line("embed", s)}
+    if out.suffix.lower() == ".html":  # one page, plotly.js inside
+        page = embedding_figure(emb).to_html(include_plotlyjs=True, full_html=True)
+        out.write_text(page, encoding="utf-8")
+    else:
+        _save(EmbeddingDisplay.from_embedding(emb).figure_, out)
+    record = {
+        "kind": "nn.embedding",
+        **emb.to_dict(),
+        "_command": command_line("embed", s),
+    }
     out.with_suffix(".json").write_text(json.dumps(record))
     typer.echo(f"{len(emb)} checkpoints of {len(emb.runs)} run(s) by {s['method']}")
     typer.echo(f"wrote {out}")
@@ -267,7 +274,11 @@ def embed(
         float | None, typer.Option(help="t-SNE perplexity (default min(30, (n-1)/3)).")
     ] = None,
     out: Annotated[
-        Path, typer.Option(help="The figure (.png, .pdf, .svg); a .json beside it.")
+        Path,
+        typer.Option(
+            help="The figure (.png, .pdf, .svg, or .html for an interactive "
+            "page); its data go to a .json beside it."
+        ),
     ] = Path("embedding.png"),
     device: Device = None,
 ) -> None:

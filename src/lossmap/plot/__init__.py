@@ -42,6 +42,7 @@ _EXPORTS: dict[str, str] = {
     "EmbeddingDisplay": "_minima",
     "BarrierDisplay": "_minima",
     "CurvePlaneDisplay": "_minima",
+    "embedding_figure": "_minima",
     # ---- Plotly figure builders for the explorer (_plotly.py)
     "landscape_figure": "_plotly",
     "surface3d_figure": "_plotly",

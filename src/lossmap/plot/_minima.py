@@ -9,6 +9,8 @@
 * :class:`CurvePlaneDisplay`: the loss over the plane through a curve's
   control points with the curve, its control points and the straight line
   drawn on it: the low-loss tunnel beside the barrier.
+* :func:`embedding_figure`: the embedding as a Plotly figure (hover shows
+  each checkpoint's run, step and loss), for HTML pages.
 
 Like every display here, they only draw computed results.
 """
@@ -26,7 +28,12 @@ from lossmap.plot._nn import PlaneDisplay
 from lossmap.plot._style import log_norm_type, make_norm, plain_log_ticks
 from lossmap.surface import Surface
 
-__all__ = ["BarrierDisplay", "CurvePlaneDisplay", "EmbeddingDisplay"]
+__all__ = [
+    "BarrierDisplay",
+    "CurvePlaneDisplay",
+    "EmbeddingDisplay",
+    "embedding_figure",
+]
 
 RUN_COLORS = (
     "#1d3557",
@@ -430,3 +437,105 @@ def _xy(values: Any, name: str) -> np.ndarray:
     if arr.ndim != 2 or arr.shape[1] != 2:
         raise ValueError(f"`{name}` must have shape (n, 2), got {arr.shape}")
     return arr
+
+
+# ------------------------------------------------------------ Plotly view
+def embedding_figure(embedding: Any) -> Any:
+    """A Plotly figure of an embedding: the same picture as
+    :class:`EmbeddingDisplay`, with the run, step and loss of every checkpoint
+    on hover.
+
+    ``embedding`` is an :class:`~lossmap.nn.Embedding` or the mapping its
+    ``to_dict()`` gives (as ``lossmap embed`` writes it to JSON).
+    """
+    from lossmap.plot import require_plotly
+    from lossmap.plot._plotly_style import color_scale
+
+    go = require_plotly("embedding_figure")
+    rec = embedding.to_dict() if hasattr(embedding, "to_dict") else dict(embedding)
+    try:
+        xy = np.asarray(rec["coords"], dtype=np.float64).reshape(-1, 2)
+        run = np.asarray(rec["run"], dtype=int)
+        step = np.asarray(rec["step"])
+        runs = list(rec["runs"])
+    except (KeyError, TypeError, ValueError):
+        raise TypeError(
+            "`embedding` must be a lossmap.nn.Embedding or its to_dict() mapping "
+            "(coords, run, step, runs)"
+        ) from None
+    meta = dict(rec.get("meta") or {})
+    loss = rec.get("loss")
+    fig = go.Figure()
+    for k, name in enumerate(runs):
+        rows = np.flatnonzero(run == k)
+        fig.add_scatter(
+            x=xy[rows, 0],
+            y=xy[rows, 1],
+            mode="lines",
+            line={"color": _run_color(k), "width": 1.5},
+            name=name,
+            hoverinfo="skip",
+        )
+        ends = rows[[0, -1]]
+        fig.add_scatter(
+            x=xy[ends, 0],
+            y=xy[ends, 1],
+            mode="markers",
+            marker={
+                "symbol": ["circle-open", "star"],
+                "size": [14, 18],
+                "color": _run_color(k),
+                "line": {"width": 2, "color": _run_color(k)},
+            },
+            name=f"{name}: start, end",
+            showlegend=False,
+            hoverinfo="skip",
+        )
+    text = [f"{runs[r]}, step {s}" for r, s in zip(run, step)]
+    marker: dict[str, Any] = {"size": 8, "line": {"width": 0.5, "color": "white"}}
+    if loss is not None:
+        values = np.asarray(loss, dtype=np.float64)
+        scale = color_scale(values)
+        marker.update(
+            color=scale.z(values),
+            colorscale="Viridis",
+            colorbar={
+                "title": {"text": "loss"},
+                "tickvals": scale.tickvals,
+                "ticktext": scale.ticktext,
+            },
+        )
+        text = [f"{t}<br>loss {v:.4g}" for t, v in zip(text, values)]
+    else:
+        marker.update(color=step, colorscale="Viridis", colorbar={"title": "step"})
+    fig.add_scatter(
+        x=xy[:, 0],
+        y=xy[:, 1],
+        mode="markers",
+        marker=marker,
+        text=text,
+        hovertemplate="%{text}<extra></extra>",
+        name="checkpoints",
+        showlegend=False,
+    )
+    method = meta.get("method", "pca")
+    if method == "pca":
+        ratio = meta.get("explained_variance_ratio", [np.nan, np.nan])
+        labels = [f"PC {i + 1} ({100 * ratio[i]:.1f} % of variance)" for i in (0, 1)]
+        title = f"PCA of {len(xy)} checkpoints"
+    else:
+        word = _METHOD_WORDS.get(method, method)
+        labels = [f"{word} 1", f"{word} 2"]
+        title = (
+            f"{word} of {len(xy)} checkpoints (neighbourhoods only: distances and "
+            "gaps are not metric)"
+        )
+    fig.update_layout(
+        template="plotly_white",
+        title={"text": title, "x": 0.02},
+        xaxis={"title": {"text": labels[0]}},
+        yaxis={"title": {"text": labels[1]}},
+        legend={"orientation": "h", "y": -0.15},
+        margin={"l": 60, "r": 20, "t": 50, "b": 40},
+    )
+    return fig
