@@ -244,6 +244,12 @@ def test_training_resumes_where_it_stopped(minima, digits, tmp_path):
     for p, q in zip(loaded.points, resumed.points):
         for n in p:
             torch.testing.assert_close(p[n], q[n])
+    # the loss along the curve, stored once, reopens from the loaded curve
+    along = curve_path(resumed, a, F.cross_entropy, digits, steps=5,
+                       store=store / "along.zarr")  # fmt: skip
+    again = curve_path(loaded, a, F.cross_entropy, digits, steps=5,
+                       store=store / "along.zarr")  # fmt: skip
+    np.testing.assert_array_equal(again.loss, along.loss)
     with pytest.raises(ValueError, match="other settings"):
         train_curve(
             a, b, F.cross_entropy, digits, epochs=5, store=store, **{**kw, "lr": 0.1}

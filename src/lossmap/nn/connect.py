@@ -787,7 +787,9 @@ def curve_path(
         "loss_fn": getattr(loss_fn, "__name__", type(loss_fn).__name__),
         "metrics": [f for f in fields if f != "loss"],
         "curve": {
-            k: v for k, v in curve.meta.items() if k not in ("train_loss", "store")
+            k: v
+            for k, v in curve.meta.items()
+            if k not in ("train_loss", "store", "epochs")
         },
         "fingerprint": {
             "curve": _fingerprint([t for p in curve.points for t in p.values()]),
