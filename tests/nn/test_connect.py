@@ -281,6 +281,11 @@ def test_batchnorm_models(digits):
     # at the ends, re-estimated statistics are the ones the models hold
     ref = evaluate_params(b, F.cross_entropy, (x, y))
     assert path.loss[-1] == pytest.approx(ref["loss"], rel=1e-4)
+    # with bn="eval" the whole line uses A's running statistics: at B the loss
+    # is not B's own (the false barrier the default avoids)
+    stale = linear_path(a, b, F.cross_entropy, (x, y), steps=3, bn="eval")
+    assert stale.metadata["bn"] == "eval"
+    assert abs(stale.loss[-1] - ref["loss"]) > 1e-3 * ref["loss"]
     curve = train_curve(a, b, F.cross_entropy, (x, y), epochs=1, batch_size=200)
     along = curve_path(curve, a, F.cross_entropy, (x, y), steps=3)
     assert along.metadata["bn"] == "recompute"

@@ -129,6 +129,16 @@ def barrier(path: Surface, field: str = "loss") -> dict[str, float]:
         Neyshabur, ICLR 2022), never negative and zero on a convex loss;
         ``t`` and ``max``: where the largest value is and what it is;
         ``start`` and ``end``: the ends' values.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from lossmap import Surface
+    >>> t = np.linspace(0, 1, 5)
+    >>> path = Surface(axes={"t": t}, fields={"loss": [1.0, 2.0, 4.0, 3.0, 3.0]})
+    >>> b = barrier(path)
+    >>> b["height"], b["chord"], b["t"]
+    (2.0, 2.0, 0.5)
     """
     if not isinstance(path, Surface) or path.ndim != 1:
         raise TypeError(
