@@ -148,7 +148,7 @@ def test_auto_strategy_falls_back_when_vmap_fails():
     d1, d2 = lnn.random_plane(net, seed=1)
     s = lnn.plane(net, F.cross_entropy, (x, y), (d1, d2), steps=3, progress=False)
     assert s.metadata["engine"]["strategy"] == "loop"
-    assert "vmap_fallback" in s.metadata["engine"]
+    assert "vmap failed" in s.metadata["engine"]["fallback"]
 
 
 def test_affine_first_layer_and_cached_prefix_are_used():

@@ -23,8 +23,15 @@ Examples
 
 from __future__ import annotations
 
-from lossmap.nn import hessian
-from lossmap.nn._data import METRICS, accuracy
+from lossmap.nn import batch, hessian
+from lossmap.nn.batch import (
+    METRICS,
+    OUTPUT_LOSS,
+    accuracy,
+    materialise,
+    sum_count,
+    token_cross_entropy,
+)
 from lossmap.nn.directions import (
     NORMS,
     Direction,
@@ -43,6 +50,7 @@ from lossmap.nn.evaluate import (
     plane,
     random_lines,
 )
+from lossmap.nn.options import Options
 from lossmap.nn.params import ParamInfo, ParamSpace
 
 # ---- trajectories (trajectory.py)
@@ -52,7 +60,9 @@ from lossmap.nn.trajectory import Recorder, Recording, pca_directions
 __all__ = [
     "METRICS",
     "NORMS",
+    "OUTPUT_LOSS",
     "Direction",
+    "Options",
     "ParamInfo",
     "ParamSpace",
     "Projection",
@@ -61,11 +71,13 @@ __all__ = [
     "Recording",
     "accuracy",
     "axis_directions",
+    "batch",
     "evaluate_params",
     "from_tensors",
     "hessian",
     "interpolation",
     "line",
+    "materialise",
     "pca_directions",
     "plane",
     "plane_through",
@@ -74,5 +86,7 @@ __all__ = [
     "random_directions",
     "random_lines",
     "random_plane",
+    "sum_count",
     "surface_at",
+    "token_cross_entropy",
 ]
