@@ -73,6 +73,7 @@ more than one term each term is also a field under its own name.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -974,7 +975,10 @@ def _as_parts(
         if t.reduction == "mean":
             n = torch.as_tensor(float(rows), dtype=v.dtype, device=v.device)
             return v * n, n
-        n = torch.as_tensor(float(rows), dtype=v.dtype, device=v.device)
+        # "sum": the count is not used; "batch": the value of the one tile
+        n = torch.as_tensor(
+            float(rows if t.reduction == "sum" else 1), dtype=v.dtype, device=v.device
+        )
         return v, n
     if raw.dim() >= 1 and raw.shape[0] == rows:
         c = torch.as_tensor(float(raw.numel()), dtype=raw.dtype, device=raw.device)
@@ -1021,8 +1025,10 @@ def token_cross_entropy(
 
 
 # ---------------------------------------------------- the tiling check
-#: Rows of the prefix on which :func:`check_tiling` compares one tile with two.
-CHECK_ROWS = 64
+#: Rows of the prefix on which :func:`check_tiling` compares one tile with
+#: tiles of :data:`CHECK_TILE` rows.
+CHECK_ROWS = 16
+CHECK_TILE = 2
 
 
 def tolerance(dtype: torch.dtype) -> float:
@@ -1046,16 +1052,22 @@ def check_tiling(
     """Refuse terms or metrics whose value changes when the data is tiled.
 
     ``run(batch)`` returns the ``(sum, count)`` list of one tile. The first
-    ``CHECK_ROWS`` rows are evaluated as one tile and as two (a third and two
-    thirds); every field must agree to :func:`tolerance`. Skipped when a term
-    is ``reduction="batch"`` (never tiled). Returns the one-tile values.
+    ``CHECK_ROWS`` rows are evaluated as one tile and in tiles of
+    ``CHECK_TILE`` rows (small tiles make a wrong count show: a token mean
+    over rows with different numbers of tokens); every field must agree to
+    :func:`tolerance`. Skipped when a term is ``reduction="batch"`` (never
+    tiled). Returns the one-tile values.
     """
     head = data.head(CHECK_ROWS)
     whole = aggregate(objective, [run(head)])
-    if objective.whole_batch or head.n < 2:
+    if objective.whole_batch or head.n < 2 * CHECK_TILE:
         return whole
-    cut = max(1, head.n // 3)
-    split = aggregate(objective, [run(head.rows(0, cut)), run(head.rows(cut, head.n))])
+    starts = list(range(0, head.n - CHECK_TILE + 1, CHECK_TILE))
+    bounds = [*starts, head.n]
+    split = aggregate(
+        objective, [run(head.rows(a, b)) for a, b in itertools.pairwise(bounds)]
+    )
+    sizes = "+".join(str(b - a) for a, b in itertools.pairwise(bounds))
     tol = tolerance(dtype)
     names = [n for n in whole if n != "loss"] + ["loss"]  # name a term first
     for name in names:
@@ -1066,8 +1078,8 @@ def check_tiling(
         if not abs(a - b) <= tol * max(abs(a), abs(b), 1e-12):
             raise ValueError(
                 f"{name!r} depends on how the data is tiled: {a:.6g} on {head.n} "
-                f"rows at once, {b:.6g} when the same rows are split into {cut} + "
-                f"{head.n - cut}. A scalar loss is read as a per-row mean "
+                f"rows at once, {b:.6g} when the same rows are split into tiles of "
+                f"{sizes} rows. A scalar loss is read as a per-row mean "
                 "(reduction='mean'). If it sums over rows, pass reduction='sum'; if "
                 "it averages over some rows or tokens only (padding, ignore_index, "
                 "terms on different rows), return per-row values or (sum, count) "
