@@ -52,45 +52,6 @@ def test_list_and_open_stores(root):
         research.load_store(root, "../outside.zarr")
 
 
-def test_describe_metadata_in_words():
-    s = _plane(
-        model="Net",
-        n_params=1234,
-        loss_fn="cross_entropy",
-        directions=[
-            {"kind": "random", "seed": 7, "norm": "filter", "ignore": "biasbn"},
-            {"kind": "pca", "component": 1, "explained_variance_ratio": 0.0312},
-        ],
-        bn="recompute",
-        data={"n_samples": 1000, "subset": 200, "seed": 3, "input_shape": [1, 8, 8]},
-        versions={"torch": "2.13.0"},
-        fingerprint={"center": "abc"},
-        note="hello",
-    )
-    lines = research.describe_metadata(s)
-    assert lines[0] == (
-        "A plane through parameter space: alpha (21 points, -1 to 1) × "
-        "beta (11 points, -0.5 to 1.5)."
-    )
-    assert "Lowest loss 0.2 at alpha = 0, beta = 0.5." in lines
-    assert "Model: Net with 1,234 parameters." in lines
-    assert lines[lines.index("Loss function: cross_entropy.") + 1].startswith(
-        "Direction 1: a random Gaussian direction, seed 7, filter-normalised"
-    )
-    assert any(
-        "principal direction of the training trajectory (component 2), explains "
-        "3.1 % of the trajectory's variance" in ln
-        for ln in lines
-    )
-    assert "BatchNorm running statistics were recomputed at every grid point." in lines
-    assert (
-        "Data: 1000 samples, a subset of 200 (seed 3), inputs of shape 1×8×8." in lines
-    )
-    assert "Computed with torch 2.13.0." in lines
-    assert "Note: hello." in lines
-    assert not any("abc" in ln for ln in lines)  # fingerprints are not prose
-
-
 def test_store_figure_plane_with_trajectory_and_line():
     coords = [[0.9, 1.2], [0.5, 0.9], [0.1, 0.55]]
     s = _plane(trajectory={"steps": [0, 5, 10], "coords": coords})

@@ -215,7 +215,7 @@ def test_user_model_is_never_changed_even_after_an_error():
 
     def flaky(out, target):
         calls["n"] += 1
-        if calls["n"] > 3:
+        if calls["n"] > 12:  # after the probe (at most 9 calls), mid-grid
             raise RuntimeError("boom")
         return F.cross_entropy(out, target)
 

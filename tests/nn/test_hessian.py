@@ -150,7 +150,12 @@ def test_model_left_untouched(setup):
             ValueError,
             "`loss_fn` must return a scalar",
         ),
-        ({"data": [1, 2, 3]}, TypeError, "`data` must be a pair of tensors"),
+        ({"data": [1, 2, 3]}, TypeError, r"`data` .*\(inputs, targets\)"),
+        (
+            {"data": (torch.zeros(64, 3, dtype=torch.float64), torch.zeros(5).long())},
+            ValueError,
+            "must share their leading",
+        ),
     ],
 )
 def test_bad_input(setup, kwargs, error, message):

@@ -24,6 +24,7 @@ Examples
 from __future__ import annotations
 
 from lossmap.nn import batch, hessian
+from lossmap.nn.align import Alignment, align
 from lossmap.nn.batch import (
     METRICS,
     OUTPUT_LOSS,
@@ -31,6 +32,14 @@ from lossmap.nn.batch import (
     materialise,
     sum_count,
     token_cross_entropy,
+)
+from lossmap.nn.connect import (
+    CURVES,
+    Curve,
+    barrier,
+    curve_path,
+    linear_path,
+    train_curve,
 )
 from lossmap.nn.directions import (
     NORMS,
@@ -43,6 +52,7 @@ from lossmap.nn.directions import (
     random_directions,
     random_plane,
 )
+from lossmap.nn.embed import Embedding, embed
 from lossmap.nn.evaluate import (
     RandomLines,
     evaluate_params,
@@ -51,17 +61,21 @@ from lossmap.nn.evaluate import (
     random_lines,
 )
 from lossmap.nn.options import Options
-from lossmap.nn.params import ParamInfo, ParamSpace
+from lossmap.nn.params import ParamInfo, ParamSpace, describe_selection, select
 
 # ---- trajectories (trajectory.py)
 from lossmap.nn.projection import Projection, project, surface_at
 from lossmap.nn.trajectory import Recorder, Recording, pca_directions
 
 __all__ = [
+    "CURVES",
     "METRICS",
     "NORMS",
     "OUTPUT_LOSS",
+    "Alignment",
+    "Curve",
     "Direction",
+    "Embedding",
     "Options",
     "ParamInfo",
     "ParamSpace",
@@ -70,13 +84,19 @@ __all__ = [
     "Recorder",
     "Recording",
     "accuracy",
+    "align",
     "axis_directions",
+    "barrier",
     "batch",
+    "curve_path",
+    "describe_selection",
+    "embed",
     "evaluate_params",
     "from_tensors",
     "hessian",
     "interpolation",
     "line",
+    "linear_path",
     "materialise",
     "pca_directions",
     "plane",
@@ -86,7 +106,9 @@ __all__ = [
     "random_directions",
     "random_lines",
     "random_plane",
+    "select",
     "sum_count",
     "surface_at",
     "token_cross_entropy",
+    "train_curve",
 ]

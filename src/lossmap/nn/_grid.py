@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from lossmap._validation import check_int
+from lossmap.nn import _checks
 from lossmap.nn._prepare import Call
 from lossmap.nn.engine import Evaluator, run_chunk
 from lossmap.nn.options import Options
@@ -48,6 +49,7 @@ def run_grid(
     spec = call.spec
     chunk, store, executor = options.chunk, options.store, options.executor
     progress = options.progress
+    _checks.check_reach(spec.center, spec.directions, axes, spec.dtype)
     shape = tuple(len(a) for a in axes.values())
     chunks = check_chunks(shape, chunk)
     coords = list(axes.values())
@@ -69,7 +71,7 @@ def run_grid(
         grid_store = GridStore.open(
             store, axes=axes, fields=fields, chunks=chunks, metadata=meta
         )
-        todo = [tuple(i) for i in grid_store.missing()]
+        todo = [tuple(i) for i in grid_store.todo()]  # missing or damaged
         slices = grid_store.chunk_slices
 
     def coeffs_of(idx: tuple[int, ...]) -> np.ndarray:
@@ -126,7 +128,7 @@ def run_grid(
         surface = grid_store.to_surface()
     else:
         surface = Surface(axes=axes, fields=out, metadata=meta)
-    surface = surface.with_metadata(engine=engine_info)
+    surface = _checks.count_nonfinite(surface.with_metadata(engine=engine_info))
     if spec.precision != "float":
         surface = surface.with_metadata(**precision_check(call, surface))
     return surface

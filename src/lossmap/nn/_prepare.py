@@ -21,9 +21,19 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
+from lossmap import _cpu
 from lossmap._validation import check_float, check_int
-from lossmap.nn import _bn
-from lossmap.nn.batch import Batch, Objective, aggregate, check_tiling, materialise
+from lossmap.nn import _bn, _checks
+from lossmap.nn._split import GATE
+from lossmap.nn.batch import (
+    CHECK_ROWS,
+    Batch,
+    Data,
+    Objective,
+    aggregate,
+    check_tiling,
+    materialise,
+)
 from lossmap.nn.directions import Direction
 from lossmap.nn.engine import DEFAULT_MEMORY, EngineSpec
 from lossmap.nn.options import Options
@@ -208,7 +218,7 @@ def _probe(spec: EngineSpec) -> tuple[bool, dict[str, float]]:
 
         def attempt(grad: bool) -> dict[str, float]:
             ctx = torch.enable_grad() if grad else torch.no_grad()
-            with ctx:
+            with ctx, GATE.shared():
                 if spec.bn == "batch" and _bn.has_batchnorm(work):
                     # per-tile statistics depend on the tiling by definition
                     return aggregate(obj, [run(spec.data.head(64))])
@@ -284,6 +294,8 @@ def prepare(
             f"`precision` 'bf16' needs float32 evaluation (a float32 model or "
             f"dtype=torch.float32), got dtype {str(dtype).removeprefix('torch.')}"
         )
+    if opts.precision == "bf16":  # emulated bfloat16 is slower than float: refuse
+        _cpu.require_bf16(next(iter(cen.values())).device)
     directions = _directions(dirs, ndim, space) if ndim else []
     directions, selection = _restrict(model, directions, opts.params if ndim else None)
     data_ = materialise(data)
@@ -305,6 +317,13 @@ def prepare(
     bn_data = None
     if opts.bn_data is not None:
         bn_data = materialise(opts.bn_data, "bn_data")
+    _checks.check_inputs(
+        "params" if ndim == 0 else "center",
+        cen,
+        [d.tensors for d in directions],
+        _values(data_),
+        None if bn_data is None else _values(bn_data),
+    )
     spec = EngineSpec(
         model=model,
         objective=objective,
@@ -322,7 +341,11 @@ def prepare(
         precision=opts.precision,
         optimize=opts.optimize,
     )
-    spec.needs_grad, _ = _probe(spec)
+    spec.needs_grad, probed = _probe(spec)
+    # a metric may be undefined on a few rows; the loss must be finite
+    _checks.check_probe_value(
+        "loss_fn", torch.tensor(probed["loss"], dtype=torch.float64), min(n, CHECK_ROWS)
+    )
     import lossmap
 
     data_meta: dict[str, Any] = {
@@ -363,6 +386,14 @@ def prepare(
     if len(objective.terms) > 1:
         meta["loss_terms"] = {t.name: t.describe() for t in objective.terms}
     return Call(spec, meta)
+
+
+def _values(data: Data) -> Any:
+    """The data in the user's structure (a list of blocks when there are
+    several), for the finiteness checks' messages."""
+    if len(data.blocks) == 1:
+        return data.first.value
+    return [b.value for b in data.blocks]
 
 
 def _loss_label(loss_fn: Any) -> str:

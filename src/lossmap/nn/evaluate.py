@@ -39,6 +39,7 @@ def plane(
     span: Any = 1.0,
     steps: Any = 51,
     options: Options | None = None,
+    metadata: Mapping[str, Any] | None = None,
     **kwargs: Any,
 ) -> Surface:
     """The loss over the plane ``θ₀ + α·d₁ + β·d₂``.
@@ -65,6 +66,10 @@ def plane(
     options : Options, optional
         Shared options (see :class:`~lossmap.nn.Options`); any of its fields
         can also be given as a keyword argument, which wins.
+    metadata : mapping, optional
+        Extra JSON-friendly provenance added to the result's (and the store's)
+        metadata, e.g. the command that made it. Keys starting with ``_`` are
+        not part of a store's settings.
 
     Returns
     -------
@@ -94,6 +99,7 @@ def plane(
         "beta": np.linspace(*spans[1], steps_[1]),
     }
     call.meta.update(span=[list(s) for s in spans], steps=steps_)
+    call.meta.update(metadata or {})
     return run_grid(call, axes, opts, kind="nn.plane")
 
 
@@ -106,6 +112,7 @@ def line(
     span: Any = 1.0,
     steps: int = 51,
     options: Options | None = None,
+    metadata: Mapping[str, Any] | None = None,
     **kwargs: Any,
 ) -> Surface:
     """The loss along the line ``θ₀ + α·d``.
@@ -125,6 +132,7 @@ def line(
     check_chunks((steps,), opts.chunk)
     call = prepare(model, loss_fn, data, direction, 1, opts)
     call.meta.update(span=[list(lo_hi)], steps=[steps])
+    call.meta.update(metadata or {})
     axes = {"alpha": np.linspace(*lo_hi, steps)}
     return run_grid(call, axes, opts, kind="nn.line")
 

@@ -22,10 +22,34 @@ from lossmap.plot._plotly_style import (
 )
 from lossmap.surface import Surface
 
-__all__ = ["curve_figure", "fit_figure", "loss_curves_figure"]
+__all__ = ["curve_figure", "fit_figure", "fit_y_range", "loss_curves_figure"]
+
+
+#: Legends go under the x-axis title, where they cannot cover the panel title.
+_LEGEND_BELOW = {
+    "orientation": "h",
+    "yanchor": "top",
+    "y": -0.22,
+    "x": 0.0,
+    "xanchor": "left",
+}
 
 
 # --------------------------------------------------------------- fit panel
+def fit_y_range(y: Any) -> list[float]:
+    """The fit panel's y-axis for targets ``y``: fixed per data set.
+
+    Binary targets (all 0 or 1) get ``[-0.15, 1.15]``; others their range
+    padded by 35 % on both sides, so most predictions stay in view.
+    """
+    y = np.asarray(y, dtype=float)
+    lo, hi = float(y.min()), float(y.max())
+    if np.all((y == 0) | (y == 1)):
+        return [-0.15, 1.15]
+    span = hi - lo if hi > lo else max(1.0, abs(hi))
+    return [lo - 0.35 * span, hi + 0.35 * span]
+
+
 def fit_figure(problem: Any, w: float, b: float, *, n_curve: int = 241) -> Any:
     """Data, the prediction curve at ``(w, b)`` and one residual line per point.
 
@@ -57,9 +81,7 @@ def fit_figure(problem: Any, w: float, b: float, *, n_curve: int = 241) -> Any:
         rx.extend([xi, xi, None])
         ry.extend([yi, pi, None])
     loss = float(problem.loss(w, b))
-    ys = np.concatenate([y, curve[np.isfinite(curve)]])
-    ylo, yhi = float(ys.min()), float(ys.max())
-    ypad = 0.1 * (yhi - ylo if yhi > ylo else 1.0)
+    yrange = fit_y_range(y)
     spec = {
         "data": [
             {
@@ -70,6 +92,7 @@ def fit_figure(problem: Any, w: float, b: float, *, n_curve: int = 241) -> Any:
                 "line": {"color": "#e0201b", "width": 1.5, "dash": "dot"},
                 "name": "residuals",
                 "hoverinfo": "skip",
+                "uid": "residuals",
             },
             {
                 "type": "scatter",
@@ -78,6 +101,7 @@ def fit_figure(problem: Any, w: float, b: float, *, n_curve: int = 241) -> Any:
                 "mode": "lines",
                 "line": {"color": "#2a6fdb", "width": 3},
                 "name": "prediction",
+                "uid": "prediction",
             },
             {
                 "type": "scatter",
@@ -90,6 +114,7 @@ def fit_figure(problem: Any, w: float, b: float, *, n_curve: int = 241) -> Any:
                     "line": {"color": "white", "width": 1},
                 },
                 "name": "data",
+                "uid": "data",
             },
         ],
         "layout": {
@@ -104,9 +129,9 @@ def fit_figure(problem: Any, w: float, b: float, *, n_curve: int = 241) -> Any:
                 },
                 "range": [lo - pad, hi + pad],
             },
-            "yaxis": {"title": {"text": "y"}, "range": [ylo - ypad, yhi + ypad]},
-            "legend": {"orientation": "h", "yanchor": "bottom", "y": 1.0, "x": 0.0},
-            "margin": {"l": 55, "r": 15, "t": 70, "b": 50},
+            "yaxis": {"title": {"text": "y"}, "range": yrange},
+            "legend": _LEGEND_BELOW,
+            "margin": {"l": 55, "r": 15, "t": 40, "b": 95},
             "font": _FONT,
             "template": _white_template(),
         },
@@ -137,6 +162,7 @@ def loss_curves_figure(paths: Sequence[Any], *, log: bool | None = None) -> Any:
                 mode="lines",
                 line={"color": PATH_COLORS[i % len(PATH_COLORS)], "width": 2.5},
                 name=_path_label(traj, i),
+                uid=f"path-{i}",
             )
         )
     if not paths:
@@ -161,8 +187,8 @@ def loss_curves_figure(paths: Sequence[Any], *, log: bool | None = None) -> Any:
             "type": "log" if use_log else "linear",
             "exponentformat": "power",
         },
-        legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "x": 0.0},
-        margin={"l": 60, "r": 15, "t": 60, "b": 45},
+        legend=_LEGEND_BELOW,
+        margin={"l": 60, "r": 15, "t": 40, "b": 95},
         font=_FONT,
         template="plotly_white",
     )
