@@ -12,19 +12,14 @@ import os
 from pathlib import Path
 from typing import Any
 
+from lossmap._optional import require
 from lossmap.explorer import callbacks, layout, teaching
 
 __all__ = ["create_app", "serve"]
 
 
 def _require_dash() -> Any:
-    try:
-        import dash
-    except ImportError as exc:  # pragma: no cover - depends on environment
-        raise ImportError(
-            "the explorer needs dash: pip install 'lossmap[explorer]'"
-        ) from exc
-    return dash
+    return require("dash", extra="explorer", what="the explorer")
 
 
 def _optim_names() -> tuple[tuple[str, ...], tuple[str, ...]]:

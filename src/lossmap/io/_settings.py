@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from lossmap._optional import require
 from lossmap.surface import _jsonable
 
 __all__ = ["VOLATILE_KEYS", "require_zarr", "settings_signature"]
@@ -28,11 +29,7 @@ VOLATILE_KEYS = frozenset(
 
 def require_zarr(what: str = "surface stores") -> Any:
     """Import zarr, or explain how to install it."""
-    try:
-        import zarr
-    except ImportError as exc:  # pragma: no cover - depends on environment
-        raise ImportError(f"{what} need zarr: pip install 'lossmap[io]'") from exc
-    return zarr
+    return require("zarr", extra="io", what=what)
 
 
 def settings_signature(
