@@ -9,12 +9,9 @@ from __future__ import annotations
 import importlib
 import sys
 
-try:
-    import typer
-except ImportError as exc:  # pragma: no cover - depends on environment
-    raise ImportError(
-        "the lossmap command needs typer: pip install 'lossmap[cli]'"
-    ) from exc
+from lossmap._optional import require
+
+typer = require("typer", extra="cli", what="the lossmap command")
 
 app = typer.Typer(
     name="lossmap",

@@ -20,7 +20,9 @@ moves more memory than recomputing them.
 
 from __future__ import annotations
 
+import contextlib
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -32,18 +34,70 @@ from torch import fx, nn
 #: between, recomputing the product is about as cheap and needs no cache.
 MIN_IN_FEATURES = 64
 
-#: ``torch.fx`` tracing replaces ``torch.nn.Module.__call__`` process-wide
-#: while it runs, so two traces at once (threads of an executor) corrupt each
-#: other and can leave the patch in place for good. Every trace takes this lock.
-_TRACE_LOCK = threading.Lock()
+class _Gate:
+    """Tracing is exclusive; forward passes are shared.
+
+    ``torch.fx`` tracing replaces ``torch.nn.Module.__call__`` process-wide
+    while it runs, so two traces at once (threads of an executor) corrupt each
+    other and can leave the patch in place for good, and a forward pass in
+    another thread during a trace goes through the tracer. A trace therefore
+    waits until no engine forward pass runs, and forward passes wait while a
+    trace runs or waits. Shared sections nest within a thread.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition(threading.Lock())
+        self._readers = 0
+        self._tracing = False
+        self._waiting = 0
+        self._local = threading.local()
+
+    @contextlib.contextmanager
+    def exclusive(self) -> Iterator[None]:
+        if getattr(self._local, "depth", 0):
+            raise RuntimeError("cannot trace inside an engine forward pass")
+        with self._cond:
+            self._waiting += 1
+            while self._tracing or self._readers:
+                self._cond.wait()
+            self._waiting -= 1
+            self._tracing = True
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._tracing = False
+                self._cond.notify_all()
+
+    @contextlib.contextmanager
+    def shared(self) -> Iterator[None]:
+        depth = getattr(self._local, "depth", 0)
+        if depth == 0:
+            with self._cond:
+                while self._tracing or self._waiting:
+                    self._cond.wait()
+                self._readers += 1
+        self._local.depth = depth + 1
+        try:
+            yield
+        finally:
+            self._local.depth = depth
+            if depth == 0:
+                with self._cond:
+                    self._readers -= 1
+                    self._cond.notify_all()
+
+
+#: The process-wide gate between fx tracing and engine forward passes.
+GATE = _Gate()
 _MODULE_METHODS = {
     name: nn.Module.__dict__[name] for name in ("__call__", "__getattr__")
 }
 
 
 def trace(model: nn.Module) -> fx.GraphModule:
-    """``fx.symbolic_trace(model)``, one at a time; torch's globals restored."""
-    with _TRACE_LOCK:
+    """``fx.symbolic_trace(model)``, alone; torch's globals restored."""
+    with GATE.exclusive():
         try:
             return fx.symbolic_trace(model)
         finally:
