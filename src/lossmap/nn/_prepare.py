@@ -23,6 +23,7 @@ from lossmap._validation import check_choice, check_float, check_int
 from lossmap.nn import _bn, _checks
 from lossmap.nn._data import materialise, resolve_metrics
 from lossmap.nn._fingerprint import canonical_rows, data_fingerprint
+from lossmap.nn._split import forward_passes
 from lossmap.nn.directions import Direction
 from lossmap.nn.engine import DEFAULT_MEMORY, PRECISIONS, STRATEGIES, EngineSpec
 from lossmap.nn.params import ParamSpace
@@ -150,7 +151,7 @@ def _probe(spec: EngineSpec) -> None:
     y = spec.targets[:rows].to(device)
     y = y.to(spec.dtype) if y.is_floating_point() else y
     work = _bn.working_copy(spec.model)
-    with _bn.ModelGuard(work) as guard, torch.no_grad():
+    with _bn.ModelGuard(work) as guard, torch.no_grad(), forward_passes():
         _bn.configure(guard, work, "batch" if spec.bn == "batch" else "eval")
         params = {n: t.to(spec.dtype) for n, t in spec.center.items()}
         buffers = {

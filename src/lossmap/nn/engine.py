@@ -40,7 +40,7 @@ from torch.func import functional_call, vmap
 
 from lossmap.nn import _bn
 from lossmap.nn._data import Tiles
-from lossmap.nn._split import Split, affine_parts, build_split
+from lossmap.nn._split import Split, affine_parts, build_split, forward_passes
 
 STRATEGIES = ("auto", "vmap", "loop")
 #: Forward-pass precisions: plain (the evaluation dtype), or bfloat16 autocast.
@@ -107,7 +107,8 @@ class Evaluator:
         self.work = _bn.working_copy(spec.model)
         self.guard = _bn.ModelGuard(self.work)
         try:
-            self._setup()
+            with forward_passes():  # set-up runs probes and caching passes
+                self._setup()
         except BaseException:
             self.guard.restore()
             raise
@@ -185,7 +186,7 @@ class Evaluator:
         cached = []
         budget = self.spec.memory
         used = 0
-        with torch.no_grad():
+        with torch.no_grad(), forward_passes():
             for x, _ in self.tiles.tiles:
                 outs = functional_call(split.prefix, state, (x,))
                 frontier = list(outs[: split.n_frontier])
@@ -345,7 +346,7 @@ class Evaluator:
         n = coeffs.shape[0]
         per_tile = np.empty((len(self.tiles.tiles), len(self._value_fields), n))
         step = self.points_per_pass
-        with torch.no_grad(), self._autocast():
+        with torch.no_grad(), self._autocast(), forward_passes():
             all_c = torch.as_tensor(coeffs, dtype=self.spec.dtype, device=self.device)
             for start in range(0, n, step):
                 c = all_c[start : start + step]
