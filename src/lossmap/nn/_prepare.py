@@ -24,7 +24,7 @@ from torch.func import functional_call
 from lossmap import _cpu
 from lossmap._validation import check_float, check_int
 from lossmap.nn import _bn, _checks
-from lossmap.nn._split import GATE
+from lossmap.nn._split import forward_passes
 from lossmap.nn.batch import (
     CHECK_ROWS,
     Batch,
@@ -218,7 +218,7 @@ def _probe(spec: EngineSpec) -> tuple[bool, dict[str, float]]:
 
         def attempt(grad: bool) -> dict[str, float]:
             ctx = torch.enable_grad() if grad else torch.no_grad()
-            with ctx, GATE.shared():
+            with ctx, forward_passes():
                 if spec.bn == "batch" and _bn.has_batchnorm(work):
                     # per-tile statistics depend on the tiling by definition
                     return aggregate(obj, [run(spec.data.head(64))])

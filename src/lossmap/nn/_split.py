@@ -20,6 +20,7 @@ moves more memory than recomputing them.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import threading
 from collections.abc import Iterator
@@ -34,70 +35,93 @@ from torch import fx, nn
 #: between, recomputing the product is about as cheap and needs no cache.
 MIN_IN_FEATURES = 64
 
-class _Gate:
-    """Tracing is exclusive; forward passes are shared.
+_MODULE_METHODS = {
+    name: nn.Module.__dict__[name] for name in ("__call__", "__getattr__")
+}
 
-    ``torch.fx`` tracing replaces ``torch.nn.Module.__call__`` process-wide
-    while it runs, so two traces at once (threads of an executor) corrupt each
-    other and can leave the patch in place for good, and a forward pass in
-    another thread during a trace goes through the tracer. A trace therefore
-    waits until no engine forward pass runs, and forward passes wait while a
-    trace runs or waits. Shared sections nest within a thread.
+
+class _Gate:
+    """Traces one at a time and never during the engine's forward passes.
+
+    ``torch.fx`` tracing replaces ``torch.nn.Module.__call__`` (and
+    ``__getattr__``) process-wide while it runs. Two traces at once (threads
+    of an executor) corrupt each other and can leave the patch in place for
+    good; a forward pass in another thread meanwhile is routed into the trace
+    and fails ("module is not installed as a submodule"). So a trace is
+    exclusive and the engine's forward passes share the gate. Requests are
+    served in arrival order (consecutive passes together), so neither a
+    trace nor a pass waits forever. A thread's passes may nest, and a thread
+    may trace inside its own passes (they step aside meanwhile).
     """
 
     def __init__(self) -> None:
-        self._cond = threading.Condition(threading.Lock())
-        self._readers = 0
+        self._cond = threading.Condition()
+        self._queue: collections.deque[object] = collections.deque()
+        self._passes = 0
         self._tracing = False
-        self._waiting = 0
         self._local = threading.local()
 
-    @contextlib.contextmanager
-    def exclusive(self) -> Iterator[None]:
-        if getattr(self._local, "depth", 0):
-            raise RuntimeError("cannot trace inside an engine forward pass")
+    def _enter(self, tracing: bool) -> None:
+        me = object()
         with self._cond:
-            self._waiting += 1
-            while self._tracing or self._readers:
+            self._queue.append(me)
+            while not (
+                self._queue[0] is me
+                and not self._tracing
+                and not (tracing and self._passes)
+            ):
                 self._cond.wait()
-            self._waiting -= 1
-            self._tracing = True
-        try:
-            yield
-        finally:
-            with self._cond:
+            self._queue.popleft()
+            if tracing:
+                self._tracing = True
+            else:
+                self._passes += 1
+            self._cond.notify_all()  # the next in line may be a pass too
+
+    def _leave(self, tracing: bool) -> None:
+        with self._cond:
+            if tracing:
                 self._tracing = False
-                self._cond.notify_all()
+            else:
+                self._passes -= 1
+            self._cond.notify_all()
 
     @contextlib.contextmanager
-    def shared(self) -> Iterator[None]:
+    def passes(self) -> Iterator[None]:
         depth = getattr(self._local, "depth", 0)
         if depth == 0:
-            with self._cond:
-                while self._tracing or self._waiting:
-                    self._cond.wait()
-                self._readers += 1
+            self._enter(tracing=False)
         self._local.depth = depth + 1
         try:
             yield
         finally:
             self._local.depth = depth
             if depth == 0:
-                with self._cond:
-                    self._readers -= 1
-                    self._cond.notify_all()
+                self._leave(tracing=False)
+
+    @contextlib.contextmanager
+    def trace(self) -> Iterator[None]:
+        inside = getattr(self._local, "depth", 0) > 0
+        if inside:  # this thread's passes step aside while it traces
+            self._leave(tracing=False)
+        self._enter(tracing=True)
+        try:
+            yield
+        finally:
+            self._leave(tracing=True)
+            if inside:
+                self._enter(tracing=False)
 
 
-#: The process-wide gate between fx tracing and engine forward passes.
-GATE = _Gate()
-_MODULE_METHODS = {
-    name: nn.Module.__dict__[name] for name in ("__call__", "__getattr__")
-}
+_GATE = _Gate()
+
+#: Wrap every forward pass of the engine: ``with forward_passes(): ...``.
+forward_passes = _GATE.passes
 
 
 def trace(model: nn.Module) -> fx.GraphModule:
-    """``fx.symbolic_trace(model)``, alone; torch's globals restored."""
-    with GATE.exclusive():
+    """``fx.symbolic_trace(model)`` behind the gate; torch's globals restored."""
+    with _GATE.trace():
         try:
             return fx.symbolic_trace(model)
         finally:

@@ -43,7 +43,7 @@ from torch import nn
 from torch.func import functional_call, vmap
 
 from lossmap.nn import _bn
-from lossmap.nn._split import GATE, Split, affine_parts, build_split
+from lossmap.nn._split import Split, affine_parts, build_split, forward_passes
 from lossmap.nn.batch import Batch, Data, Objective, tolerance
 
 STRATEGIES = ("auto", "vmap", "loop")
@@ -121,7 +121,8 @@ class Evaluator:
         self.work = _bn.working_copy(spec.model)
         self.guard = _bn.ModelGuard(self.work)
         try:
-            self._setup()
+            with forward_passes():  # set-up runs probes and caching passes
+                self._setup()
         except BaseException:
             self.guard.restore()
             raise
@@ -227,7 +228,7 @@ class Evaluator:
         """
         zero = torch.zeros((1, self.m), dtype=self.spec.dtype, device=self.device)
         fast = None
-        with torch.no_grad(), GATE.shared():
+        with torch.no_grad(), forward_passes():
             if self.strategy == "vmap":
                 try:
                     fast = self._batch_vmap(zero, tiles=[0])[0, :, 0]
@@ -269,7 +270,7 @@ class Evaluator:
         cached = []
         budget = self.spec.memory
         used = 0
-        with torch.no_grad(), GATE.shared():
+        with torch.no_grad(), forward_passes():
             for tile in self.tiles:
                 x = self.obj.model_args(tile)[0][0]
                 outs = functional_call(split.prefix, state, (x,))
@@ -310,7 +311,7 @@ class Evaluator:
 
         handles = [m.register_forward_hook(hook) for m in self.runner.modules()]
         try:
-            with torch.no_grad(), GATE.shared():
+            with torch.no_grad(), forward_passes():
                 self._point(
                     torch.zeros(self.m, dtype=self.spec.dtype, device=self.device),
                     {n: self.center[n] for n in self.stack},
@@ -439,7 +440,7 @@ class Evaluator:
         per_tile = np.empty((len(self.tiles), self._n_values, n))
         step = self.points_per_pass
         grad = torch.enable_grad() if self.spec.needs_grad else torch.no_grad()
-        with grad, self._autocast(), GATE.shared():
+        with grad, self._autocast(), forward_passes():
             all_c = torch.as_tensor(coeffs, dtype=self.spec.dtype, device=self.device)
             for start in range(0, n, step):
                 c = all_c[start : start + step]
