@@ -343,3 +343,46 @@ def test_play_pause_and_step_slider_move_point_and_fit(explorer, artifacts):
     assert "pause" not in page.inner_text("#play")
     page.screenshot(path=artifacts / "lesson-4-scrubbed.png", full_page=True)
     assert label.startswith("step ")
+
+
+def test_overlays_explain_the_long_valley(explorer, artifacts):
+    from lossmap.explorer import overlays
+
+    page, ui = explorer.page, explorer
+    page.locator("#preset").click()
+    page.get_by_role("option", name="sloped-line-through-origin", exact=True).click()
+    page.keyboard.press("Escape")
+    page.wait_for_function(
+        "() => document.querySelector('#landscape .gtitle').textContent"
+        ".endsWith('sloped-line-through-origin')"
+    )
+    for label in ("downhill arrows", "curvature at the point", "slices through θ*"):
+        page.locator("#overlays label", has_text=label).click()
+    page.wait_for_function(
+        "() => document.querySelector('#readout').innerText.includes('κ')"
+    )
+    arrows = ui.trace("landscape", "downhill")
+    assert len(arrows["x"]) >= 3 * 160
+    ui.click_data("landscape", 1.0, 1.0)
+    page.wait_for_function(
+        "() => { const t = document.querySelector('#fit .gtitle');"
+        " return t && t.textContent.startsWith('w = 1.0'); }"
+    )
+    page.wait_for_function(
+        "() => document.querySelector('#readout').innerText.includes('κ')"
+    )
+    w, b, _ = ui.readout()
+    s = ProblemSettings(
+        "line", "sloped-line-through-origin", "mse", 0.5, 0.0, ((-1, 3), (-2, 2))
+    )
+    curv = overlays.curvature_at(s, (w, b))
+    assert f"κ = {curv.condition:.3g}" in page.inner_text("#readout")
+    page.wait_for_timeout(500)
+    eigen = ui.trace("landscape", "Hessian")
+    mid = (eigen["x"][0] + eigen["x"][1]) / 2, (eigen["y"][0] + eigen["y"][1]) / 2
+    assert mid == pytest.approx((w, b), abs=1e-3)
+    assert page.locator("#slices-panel").is_visible()
+    assert len(ui.traces("slices")) == 2
+    dots = ui.trace("residual-loss", "the data's residuals")
+    assert len(dots["x"]) == len(toy.dataset("sloped-line-through-origin").x)
+    page.screenshot(path=artifacts / "lesson-5-overlays.png", full_page=True)

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from typing import Any
 
 from lossmap import toy
-from lossmap.explorer import research, teaching
+from lossmap.explorer import overlays, research, teaching
 from lossmap.explorer.validate import (
     FunctionSettings,
     InputError,
@@ -138,6 +138,20 @@ def _hyper_from(ids: list[dict[str, Any]], values: list[Any]) -> dict[str, Any]:
     return out
 
 
+def _overlays(value: Any) -> tuple[str, ...]:
+    """The ticked overlays; anything unknown is ignored."""
+    known = ("arrows", "curvature", "slices")
+    if not isinstance(value, list):
+        return ()
+    return tuple(v for v in value if isinstance(v, str) and v in known)
+
+
+def _criticals(settings: Any) -> tuple[Any, ...]:
+    if isinstance(settings, FunctionSettings):
+        return teaching.critical_points_for(settings)
+    return ()
+
+
 def register(app: Any, *, store_root: Any = None) -> None:
     """Attach every callback to ``app``."""
     from dash import ALL, Input, Output, State, ctx, no_update
@@ -207,12 +221,13 @@ def register(app: Any, *, store_root: Any = None) -> None:
         Output("function-controls", "style"),
         Output("fit-panel", "style"),
         Output("critical-panel", "style"),
+        Output("residual-panel", "style"),
         Output(hyper_ids, "value"),
         Input("mode", "value"),
         Input("preset", "value"),
         Input("function", "value"),
     )
-    @guarded(12, None)
+    @guarded(13, None)
     def defaults(mode: Any, preset: Any, function: Any) -> Any:
         mode = check_name("mode", mode, ("problem", "function"))
         show, hide = {}, {"display": "none"}
@@ -232,7 +247,7 @@ def register(app: Any, *, store_root: Any = None) -> None:
         hyper = teaching.default_hyper(settings)
         ids = ctx.outputs_list[-1]
         values = [hyper.get(o["id"]["name"], {}).get(o["id"]["key"]) for o in ids]
-        return (a, b, c, d, point, names[0], names[1], *panels, values)
+        return (a, b, c, d, point, names[0], names[1], *panels, panels[2], values)
 
     # ---- settings -> the landscape (the expensive figure; no paths)
     @app.callback(
@@ -240,12 +255,14 @@ def register(app: Any, *, store_root: Any = None) -> None:
         Output("message", "children"),
         *settings_in,
         Input("view", "value"),
+        Input("overlays", "value"),
         State("point", "data"),
     )
     @guarded(2, 1)
     def landscape(*args: Any) -> Any:
         settings = settings_from(*args[:n_settings])
-        view, point = args[n_settings:]
+        view, shown, point = args[n_settings:]
+        shown = _overlays(shown)
         view = check_name("view", view, ("2d", "3d", "3d-linear"))
         current = check_point(point) if point is not None else None
         if current is None:
@@ -256,6 +273,15 @@ def register(app: Any, *, store_root: Any = None) -> None:
         fig.update_layout(meta=meta)
         if view == "2d":
             fig.update_layout(dragmode=False)
+            empty = {"type": "scatter", "x": [], "y": [], "showlegend": False}
+            arrows = overlays.gradient_arrows(settings) if "arrows" in shown else None
+            fig.add_trace(arrows or {**empty, "uid": "arrows"})
+            curv = (
+                overlays.curvature_at(settings, current)
+                if "curvature" in shown
+                else None
+            )
+            fig.add_trace(overlays.curvature_trace(settings, current, curv))
         theta, note = teaching.minimum_for(settings)
         return fig, note if theta is None else ""
 
@@ -283,31 +309,65 @@ def register(app: Any, *, store_root: Any = None) -> None:
         prevent_initial_call=True,
     )
 
-    # ---- the point -> fit panel and readout (confirms the browser's)
+    # ---- the point -> fit panel, readout, residual panel, curvature
     @app.callback(
         Output("fit", "figure"),
         Output("readout", "children"),
         Output("critical-points", "children"),
+        Output("residual-loss", "figure"),
+        Output("landscape", "figure", allow_duplicate=True),
         Input("point", "data"),
         *settings_in,
+        Input("overlays", "value"),
+        State("view", "value"),
+        prevent_initial_call="initial_duplicate",
     )
-    @guarded(3, 1)
+    @guarded(5, 1)
     def point_changed(point: Any, *args: Any) -> Any:
-        from dash import html
+        from dash import Patch, html
         from dash.exceptions import PreventUpdate
 
+        shown, view = _overlays(args[n_settings]), args[n_settings + 1]
         try:
-            settings = settings_from(*args)
+            settings = settings_from(*args[:n_settings])
         except InputError:  # reported once, under the landscape
             raise PreventUpdate from None
         if point is None:
             point = teaching.default_start(settings)
         w, b = check_point(point)
         text = teaching.readout(settings, (w, b))
+        patch: Any = no_update
+        if "curvature" in shown and view == "2d":
+            curv = overlays.curvature_at(settings, (w, b))
+            text += "\n" + curv.sentence()
+            kinds = len({cp.kind for cp in _criticals(settings)})
+            patch = Patch()
+            patch["data"][6 + kinds + 1] = overlays.curvature_trace(
+                settings, (w, b), curv
+            )
         if isinstance(settings, ProblemSettings):
-            return teaching.fit_view(settings, (w, b)), text, no_update
+            return (
+                teaching.fit_view(settings, (w, b)),
+                text,
+                no_update,
+                overlays.residual_loss_figure(settings, (w, b)),
+                patch,
+            )
         crit = [html.Li(s) for s in teaching.critical_points_view(settings)]
-        return no_update, text, crit
+        return no_update, text, crit, no_update, patch
+
+    # ---- slices through θ* (only when asked for)
+    @app.callback(
+        Output("slices", "figure"),
+        Output("slices-panel", "style"),
+        Input("overlays", "value"),
+        *settings_in,
+    )
+    @guarded(2, None)
+    def slices(shown: Any, *args: Any) -> Any:
+        if "slices" not in _overlays(shown):
+            return no_update, {"display": "none"}
+        return overlays.slices_figure(settings_from(*args)), {}
 
     # ---- new settings -> no runs (paths belong to one landscape)
     @app.callback(

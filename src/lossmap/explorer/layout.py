@@ -48,6 +48,10 @@ HELP = {
     "step": "Scrub through the run: the paths, the current point and the fit "
     "follow the chosen step.",
     "noise": "Add Gaussian noise (this standard deviation, this seed) to y.",
+    "overlays": "Arrows point downhill (−gradient). Curvature: the Hessian's "
+    "eigen-directions at the current point and its condition number κ "
+    "(large κ: a long thin valley, slow for gradient descent). Slices: the "
+    "loss along each parameter through the minimum θ*.",
 }
 
 _MODEL_WORDS = {"line": "line", "tanh": "tanh neuron", "logistic": "logistic"}
@@ -270,6 +274,18 @@ def _teaching_controls(
                             "2d",
                         ),
                     ),
+                    _h3("Show", "overlays"),
+                    dcc.Checklist(
+                        id="overlays",
+                        options=[
+                            {"label": "downhill arrows", "value": "arrows"},
+                            {"label": "curvature at the point", "value": "curvature"},
+                            {"label": "slices through θ*", "value": "slices"},
+                        ],
+                        value=[],
+                        inline=True,
+                        inputStyle={"marginRight": "3px"},
+                    ),
                     _h3("Optimizers", "optimizers"),
                     html.Div(_optimizer_rows(optimizers, hyper), id="opt-table"),
                     html.Div(
@@ -388,6 +404,29 @@ def _teaching_tab(
                                 className="graph-fit",
                                 config={"displaylogo": False, "responsive": True},
                             ),
+                        ],
+                    ),
+                    html.Div(
+                        id="residual-panel",
+                        className="panel",
+                        children=[
+                            dcc.Graph(
+                                id="residual-loss",
+                                className="graph-small",
+                                config={"displaylogo": False, "responsive": True},
+                            )
+                        ],
+                    ),
+                    html.Div(
+                        id="slices-panel",
+                        className="panel",
+                        style={"display": "none"},
+                        children=[
+                            dcc.Graph(
+                                id="slices",
+                                className="graph-small",
+                                config={"displaylogo": False, "responsive": True},
+                            )
                         ],
                     ),
                     html.Div(
