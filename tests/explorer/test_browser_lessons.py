@@ -386,3 +386,43 @@ def test_overlays_explain_the_long_valley(explorer, artifacts):
     dots = ui.trace("residual-loss", "the data's residuals")
     assert len(dots["x"]) == len(toy.dataset("sloped-line-through-origin").x)
     page.screenshot(path=artifacts / "lesson-5-overlays.png", full_page=True)
+
+
+def test_editing_the_data_moves_theta_star(explorer, artifacts):
+    page, ui = explorer.page, explorer
+    star0 = ui.trace("landscape", "θ*")
+    page.click("#add-outlier")
+    page.wait_for_function(
+        "() => document.querySelector('#landscape .gtitle').textContent"
+        ".includes('(edited)')"
+    )
+    page.wait_for_timeout(300)
+    star1 = ui.trace("landscape", "θ*")
+    assert (star1["x"][0], star1["y"][0]) != (star0["x"][0], star0["y"][0])
+    data = ui.trace("fit", "data")
+    x, y = np.array(data["x"]), np.array(data["y"])
+    assert len(x) == 3
+    want = np.linalg.lstsq(np.column_stack([x, np.ones_like(x)]), y, rcond=None)[0]
+    assert (star1["x"][0], star1["y"][0]) == pytest.approx(tuple(want), abs=1e-6)
+    # a click on the fit panel adds a point there
+    xy = page.evaluate(
+        "() => { const gd = document.querySelector('#fit .js-plotly-plot');"
+        " const fl = gd._fullLayout; const r = gd.getBoundingClientRect();"
+        " return [r.left + fl._size.l + fl.xaxis.d2p(0.5),"
+        " r.top + fl._size.t + fl.yaxis.d2p(0.0)]; }"
+    )
+    page.mouse.click(*xy)
+    page.wait_for_function(
+        "() => { const g = document.querySelector('#fit .js-plotly-plot');"
+        " const d = g._fullData.find((t) => t.uid === 'data');"
+        " return d && d.x.length === 4; }"
+    )
+    data = ui.trace("fit", "data")
+    assert data["x"][-1] == pytest.approx(0.5, abs=0.05)
+    assert data["y"][-1] == pytest.approx(0.0, abs=0.05)
+    page.screenshot(path=artifacts / "lesson-6-edited-data.png", full_page=True)
+    page.click("#reset-data")
+    page.wait_for_function(
+        "() => !document.querySelector('#landscape .gtitle').textContent"
+        ".includes('(edited)')"
+    )

@@ -117,9 +117,15 @@ def _guard_requests(app: Any) -> None:
         output = body.get("output")
         if not isinstance(output, str) or output not in app.callback_map:
             return refuse(400, "the request names no known callback output")
+        spec = app.callback_map[output]
         for key in ("inputs", "state"):
-            if not isinstance(body.get(key, []), list):
+            got = body.get(key, [])
+            if not isinstance(got, list):
                 return refuse(400, f"`{key}` must be a list")
+            if len(got) != len(spec.get(key, [])):
+                return refuse(
+                    400, f"`{key}` must have {len(spec.get(key, []))} entries"
+                )
         return None
 
     @app.server.after_request

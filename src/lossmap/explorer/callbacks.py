@@ -52,6 +52,7 @@ SETTINGS_INPUTS = [
     ("range1-max", "value"),
     ("grid-steps", "value"),
     ("function", "value"),
+    ("data-edit", "data"),
 ]
 #: Characters of an unexpected error's message shown in the page or logged.
 _ERROR_CHARS = 200
@@ -70,8 +71,10 @@ def settings_from(
     r1hi: Any,
     steps: Any,
     function: Any,
+    edit: Any = None,
 ) -> ProblemSettings | FunctionSettings:
-    """Checked settings from the raw values of :data:`SETTINGS_INPUTS`."""
+    """Checked settings from the raw values of :data:`SETTINGS_INPUTS`
+    (``edit``: the page's edited data points, or None for the preset's)."""
     mode = check_name("mode", mode, ("problem", "function"))
     region = (r0lo, r0hi, r1lo, r1hi)
     if mode == "function":
@@ -79,7 +82,15 @@ def settings_from(
             function, region, steps, functions=teaching.function_names()
         )
     return problem_settings(
-        model, preset, loss, delta, l2, region, steps, presets=toy.preset_names()
+        model,
+        preset,
+        loss,
+        delta,
+        l2,
+        region,
+        steps,
+        presets=toy.preset_names(),
+        points=edit,
     )
 
 
@@ -202,6 +213,47 @@ def register(app: Any, *, store_root: Any = None) -> None:
             [{"label": labels[k], "value": k} for k in names],
             loss,
         )
+
+    # ---- data editing: outlier, noise, click on the fit panel, reset
+    @app.callback(
+        Output("data-edit", "data"),
+        Output("data-message", "children"),
+        Input("add-outlier", "n_clicks"),
+        Input("add-noise", "n_clicks"),
+        Input("reset-data", "n_clicks"),
+        Input("fit-click", "data"),
+        Input("preset", "value"),
+        Input("model", "value"),
+        State("noise-sd", "value"),
+        State("noise-seed", "value"),
+        State("fit-click-mode", "value"),
+        *settings_state,
+        prevent_initial_call=True,
+    )
+    @guarded(2, 1)
+    def edit(*args: Any) -> Any:
+        from lossmap.explorer.validate import check_number
+
+        trigger = ctx.triggered_id
+        if trigger in ("reset-data", "preset", "model"):
+            return None, ""
+        click, sd, seed, mode = args[3], args[6], args[7], args[8]
+        settings = settings_from(*args[9:])
+        if not isinstance(settings, ProblemSettings):
+            return no_update, ""
+        if trigger == "add-outlier":
+            return teaching.edit_data(settings, "outlier"), ""
+        if trigger == "add-noise":
+            sd = check_number("noise σ", sd, minimum=0.0, maximum=1e3)
+            seed = int(
+                check_number("seed", seed, minimum=0, maximum=2**31, integer=True)
+            )
+            return teaching.edit_data(settings, "noise", sd=sd, seed=seed), ""
+        if trigger == "fit-click" and isinstance(click, list) and len(click) >= 2:
+            at = check_point(click[:2], "clicked point")
+            action = "delete" if mode == "delete" else "add"
+            return teaching.edit_data(settings, action, at=at), ""
+        return no_update, ""
 
     # ---- Huber's δ only for Huber
     @app.callback(Output("delta-box", "style"), Input("loss", "value"))

@@ -48,6 +48,8 @@ HELP = {
     "step": "Scrub through the run: the paths, the current point and the fit "
     "follow the chosen step.",
     "noise": "Add Gaussian noise (this standard deviation, this seed) to y.",
+    "edit": "Click on the fit panel to add a data point there, or to delete "
+    "the nearest one; the landscape, θ* and the runs follow the new data.",
     "overlays": "Arrows point downhill (−gradient). Curvature: the Hessian's "
     "eigen-directions at the current point and its condition number κ "
     "(large κ: a long thin valley, slow for gradient descent). Slices: the "
@@ -201,6 +203,51 @@ def _teaching_controls(
                                 value=presets[0],
                                 clearable=False,
                             ),
+                            html.Div(
+                                className="row",
+                                children=[
+                                    html.Button(
+                                        "add an outlier",
+                                        id="add-outlier",
+                                        n_clicks=0,
+                                        className="small",
+                                    ),
+                                    html.Button(
+                                        "reset data",
+                                        id="reset-data",
+                                        n_clicks=0,
+                                        className="small",
+                                    ),
+                                ],
+                            ),
+                            html.Div(
+                                className="row",
+                                title=HELP["noise"],
+                                children=[
+                                    "noise σ",
+                                    _number("noise-sd", 0.1),
+                                    "seed",
+                                    _number("noise-seed", 0),
+                                    html.Button(
+                                        "add",
+                                        id="add-noise",
+                                        n_clicks=0,
+                                        className="small",
+                                    ),
+                                ],
+                            ),
+                            html.Div(
+                                title=HELP["edit"],
+                                children=_radio(
+                                    "fit-click-mode",
+                                    {
+                                        "add": "fit click adds a point",
+                                        "delete": "… deletes one",
+                                    },
+                                    "add",
+                                ),
+                            ),
+                            html.Div(id="data-message", className="message"),
                             _h3("Loss", "loss"),
                             _radio(
                                 "loss",
@@ -559,6 +606,8 @@ def build_layout(
             dcc.Store(id="point"),
             dcc.Store(id="runs"),
             dcc.Store(id="problem-spec"),
+            dcc.Store(id="data-edit"),
+            dcc.Store(id="fit-click"),
             dcc.Store(id="animated"),
         ]
     )

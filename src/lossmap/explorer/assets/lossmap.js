@@ -265,7 +265,21 @@
     if (state.pending) { state.last = state.pending; state.pending = null; }
     if (state.last) L.setPoint(state.last[0], state.last[1], true);
   }
+  /** A click on the fit panel: its data coordinates go to the server,
+   *  which adds (or deletes) a data point there. */
+  function onFitDown(ev) {
+    const gd = plot("fit");
+    if (!gd || ev.button > 0) return;
+    const p = dataAt(gd, ev);
+    if (!p || !window.dash_clientside || !window.dash_clientside.set_props) return;
+    window.dash_clientside.set_props("fit-click", {data: [p[0], p[1], Date.now()]});
+  }
   L.attach = function () {
+    const fit = document.getElementById("fit");
+    if (fit && !fit.dataset.lossmapAttached) {
+      fit.dataset.lossmapAttached = "1";
+      fit.addEventListener("pointerdown", onFitDown);
+    }
     const host = document.getElementById("landscape");
     if (!host || host.dataset.lossmapAttached) return;
     host.dataset.lossmapAttached = "1";
