@@ -25,7 +25,7 @@ app = typer.Typer(
 )
 
 #: Modules under lossmap._cli, each with a ``register(app)`` function.
-COMMAND_MODULES = ("toy", "walk", "nets", "explore")
+COMMAND_MODULES = ("toy", "walk", "nets", "explore", "widget")
 
 for _name in COMMAND_MODULES:
     importlib.import_module(f"lossmap._cli.{_name}").register(app)
