@@ -426,3 +426,82 @@ def test_editing_the_data_moves_theta_star(explorer, artifacts):
         "() => !document.querySelector('#landscape .gtitle').textContent"
         ".includes('(edited)')"
     )
+
+
+def _controls(page):
+    return page.evaluate(
+        """() => {
+      const v = (s) => { const e = document.querySelector(s); return e && e.value; };
+      const checked = (g) => [...document.querySelectorAll('#' + g + ' input')]
+        .filter((i) => i.checked).map((i) => i.value);
+      const opts = [...document.querySelectorAll('#opt-table input[type=checkbox]')]
+        .filter((i) => i.checked).map((i) => i.value);
+      return {model: checked('model'), loss: checked('loss'), view: checked('view'),
+              overlays: checked('overlays'), r0: v('#range0-min'), r1: v('#range1-max'),
+              steps: v('#opt-steps'), opts: opts,
+              lr: v('[id=\\'{"key":"lr","name":"gd","type":"opt-hyper"}\\']'),
+              title: document.querySelector('#landscape .gtitle').textContent,
+              readout: document.querySelector('#readout').innerText.split('\\n')[0]};
+    }"""
+    )
+
+
+def test_the_url_holds_the_whole_state(explorer, browser, live_server, artifacts):
+    page, ui = explorer.page, explorer
+    page.locator("#preset").click()
+    page.get_by_role("option", name="noisy-line", exact=True).click()
+    page.keyboard.press("Escape")
+    ui.choose_radio("loss", "MAE")
+    page.wait_for_function(
+        "() => document.querySelector('#landscape .gtitle').textContent"
+        ".startsWith('MAE') && document.querySelector('#landscape .gtitle')"
+        ".textContent.endsWith('noisy-line')"
+    )
+    ui.set_number("range0-min", "-1.5")
+    ui.choose_optimizers({"gd": "1e-3", "adam": "0.02"})
+    ui.set_number("opt-steps", "150")
+    page.locator("#overlays label", has_text="downhill arrows").click()
+    page.wait_for_timeout(600)
+    ui.click_data("landscape", 0.8, 0.4)
+    page.wait_for_timeout(800)
+    before = _controls(page)
+    url = page.url
+    assert "?s=" in url
+    other = browser.new_page(viewport={"width": 1500, "height": 1000})
+    other.set_default_timeout(20_000)
+    other.goto(url)
+    other.wait_for_function(
+        "(t) => { const g = document.querySelector('#landscape .gtitle');"
+        " return g && g.textContent === t; }",
+        arg=before["title"],
+    )
+    other.wait_for_function(
+        "(r) => document.querySelector('#readout').innerText.split('\\n')[0] === r",
+        arg=before["readout"],
+    )
+    other.wait_for_timeout(500)
+    after = _controls(other)
+    assert after == before
+    other.screenshot(path=artifacts / "lesson-7-restored-from-link.png")
+    # the copy-link button copies this very address
+    other.click("#copy-link")
+    other.wait_for_timeout(300)
+    other.close()
+
+
+def test_lesson_presets_set_up_the_three_tasks(explorer, artifacts):
+    page = explorer.page
+    page.locator("#lesson").click()
+    page.get_by_text("3 · the long valley").click()
+    page.wait_for_function(
+        "() => document.querySelector('#landscape .gtitle').textContent"
+        ".endsWith('sloped-line-through-origin')"
+    )
+    page.wait_for_function(
+        "() => document.querySelector('#readout').innerText.includes('κ')"
+    )
+    state = _controls(page)
+    assert state["overlays"] == ["arrows", "curvature"]
+    assert state["opts"] == ["gd", "momentum"]
+    assert state["steps"] == "200"
+    page.screenshot(path=artifacts / "lesson-8-valley-preset.png")

@@ -314,3 +314,19 @@ def test_bad_edits_are_refused():
         teaching.edit_data(s, "noise")
     flipped = teaching.edit_data(s, "outlier")
     assert set(flipped["y"]) == {0.0, 1.0}
+
+
+# ------------------------------------------------------------------ share
+def test_state_links_round_trip_and_refuse_garbage():
+    from lossmap.explorer.share import LESSONS, MAX_STATE, decode_state, encode_state
+
+    state = {"model": "line", "point": [0.5, -1.25], "hyper": {"gd": {"lr": "1e-3"}}}
+    link = encode_state({**state, "evil": "<script>"})
+    assert decode_state(link) == state
+    assert decode_state("") is None
+    assert decode_state(None) is None
+    for bad in ("?s=%%%", "?s=" + "A" * (MAX_STATE + 1), "?s=WzEsMl0"):  # [1,2]
+        with pytest.raises(ValueError, match="the link's state"):
+            decode_state(bad)
+    for _label, lesson in LESSONS.values():
+        assert decode_state(encode_state(lesson)) == lesson

@@ -69,6 +69,7 @@ def create_app(*, store_root: str | os.PathLike[str] | None = None) -> Any:
         serve_locally=True,
         update_title=None,
         assets_folder=str(ASSETS),
+        assets_ignore=r"widget\.js",  # the standalone lesson page's own script
     )
     app.server.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST
     app.layout = layout.build_layout(

@@ -163,9 +163,21 @@ def _criticals(settings: Any) -> tuple[Any, ...]:
     return ()
 
 
+def _pending_for(pending: Any, mode: Any, preset: Any, function: Any) -> Any:
+    """The restored state when it belongs to the current mode and data."""
+    if not isinstance(pending, dict) or pending.get("mode", "problem") != mode:
+        return None
+    if mode == "function" and pending.get("function") != function:
+        return None
+    if mode == "problem" and pending.get("preset") != preset:
+        return None
+    return pending
+
+
 def register(app: Any, *, store_root: Any = None) -> None:
     """Attach every callback to ``app``."""
     from dash import ALL, Input, Output, State, ctx, no_update
+    from dash.exceptions import PreventUpdate
 
     from lossmap.explorer.layout import loss_labels, loss_names
 
@@ -227,6 +239,7 @@ def register(app: Any, *, store_root: Any = None) -> None:
         State("noise-sd", "value"),
         State("noise-seed", "value"),
         State("fit-click-mode", "value"),
+        State("pending", "data"),
         *settings_state,
         prevent_initial_call=True,
     )
@@ -235,10 +248,13 @@ def register(app: Any, *, store_root: Any = None) -> None:
         from lossmap.explorer.validate import check_number
 
         trigger = ctx.triggered_id
+        click, sd, seed, mode, pending = args[3], args[6], args[7], args[8], args[9]
         if trigger in ("reset-data", "preset", "model"):
+            restored = _pending_for(pending, "problem", args[4], None)
+            if trigger != "reset-data" and restored and restored.get("data"):
+                return restored["data"], ""
             return None, ""
-        click, sd, seed, mode = args[3], args[6], args[7], args[8]
-        settings = settings_from(*args[9:])
+        settings = settings_from(*args[10:])
         if not isinstance(settings, ProblemSettings):
             return no_update, ""
         if trigger == "add-outlier":
@@ -254,6 +270,94 @@ def register(app: Any, *, store_root: Any = None) -> None:
             action = "delete" if mode == "delete" else "add"
             return teaching.edit_data(settings, action, at=at), ""
         return no_update, ""
+
+    # ---- a shared link (or a lesson) -> every control
+    restore_targets = [
+        ("mode", "value"),
+        ("model", "value"),
+        ("preset", "value"),
+        ("loss", "value"),
+        ("delta", "value"),
+        ("l2", "value"),
+        ("function", "value"),
+        ("view", "value"),
+        ("overlays", "value"),
+        ("grid-steps", "value"),
+        ("opt-steps", "value"),
+        ("batch-size", "value"),
+        ("schedule", "value"),
+    ]
+    state_names = {
+        "grid-steps": "grid",
+        "opt-steps": "steps",
+        "batch-size": "batch",
+    }
+
+    @app.callback(
+        *[Output(i, p, allow_duplicate=True) for i, p in restore_targets],
+        Output({"type": "opt-on", "name": ALL}, "value"),
+        Output("pending", "data", allow_duplicate=True),
+        Output("message", "children", allow_duplicate=True),
+        Input("url", "search"),
+        prevent_initial_call="initial_duplicate",
+    )
+    def restore(search: Any) -> Any:
+        from lossmap.explorer.share import decode_state
+
+        n = len(restore_targets)
+        try:
+            state = decode_state(search)
+        except ValueError as exc:
+            return (*[no_update] * (n + 2), str(exc))
+        if state is None:
+            raise PreventUpdate
+        values = [
+            state.get(state_names.get(i, i), no_update) for i, _ in restore_targets
+        ]
+        names = [o["id"]["name"] for o in ctx.outputs_list[n]]
+        chosen = state.get("optimizers")
+        ticks = (
+            [[n_] if n_ in chosen else [] for n_ in names]
+            if isinstance(chosen, list)
+            else [no_update] * len(names)
+        )
+        pending = {
+            "mode": state.get("mode", "problem"),
+            "preset": state.get("preset"),
+            "function": state.get("function"),
+            **{k: state[k] for k in ("region", "point", "hyper", "data") if k in state},
+        }
+        return (*values, ticks, pending, "")
+
+    @app.callback(
+        Output("url", "search"),
+        Input("lesson", "value"),
+        prevent_initial_call=True,
+    )
+    def lesson(value: Any) -> Any:
+        from lossmap.explorer.share import LESSONS, encode_state
+
+        if value not in LESSONS:
+            raise PreventUpdate
+        return encode_state(LESSONS[value][1])
+
+    app.clientside_callback(
+        "function() { return window.dash_clientside.lossmap.share("
+        "dash_clientside.callback_context); }",
+        Output("url", "hash"),
+        *[Input(i, p) for i, p in restore_targets],
+        *[Input(i, p) for i, p in SETTINGS_INPUTS if i.startswith("range")],
+        Input("point", "data"),
+        Input("data-edit", "data"),
+        Input({"type": "opt-on", "name": ALL}, "value"),
+        Input(hyper_ids, "value"),
+    )
+    app.clientside_callback(
+        "function(n) { return window.location.href; }",
+        Output("copy-link", "content"),
+        Input("copy-link", "n_clicks"),
+        prevent_initial_call=True,
+    )
 
     # ---- Huber's δ only for Huber
     @app.callback(Output("delta-box", "style"), Input("loss", "value"))
@@ -275,12 +379,14 @@ def register(app: Any, *, store_root: Any = None) -> None:
         Output("critical-panel", "style"),
         Output("residual-panel", "style"),
         Output(hyper_ids, "value"),
+        Output("pending", "data"),
         Input("mode", "value"),
         Input("preset", "value"),
         Input("function", "value"),
+        Input("pending", "data"),
     )
-    @guarded(13, None)
-    def defaults(mode: Any, preset: Any, function: Any) -> Any:
+    @guarded(14, None)
+    def defaults(mode: Any, preset: Any, function: Any, pending: Any) -> Any:
         mode = check_name("mode", mode, ("problem", "function"))
         show, hide = {}, {"display": "none"}
         settings: ProblemSettings | FunctionSettings
@@ -295,11 +401,23 @@ def register(app: Any, *, store_root: Any = None) -> None:
             settings = ProblemSettings("line", preset, "mse", 1.0, 0.0, reg)
             names, panels = ("w", "b"), (show, hide, show, hide)
         (a, b), (c, d) = settings.region
-        point = list(teaching.default_start(settings))
+        point: Any = list(teaching.default_start(settings))
         hyper = teaching.default_hyper(settings)
-        ids = ctx.outputs_list[-1]
+        restored = _pending_for(pending, mode, preset, function)
+        if restored is not None:  # a shared link: its values, not the defaults
+            region = restored.get("region")
+            if isinstance(region, list) and len(region) == 4:
+                a, b, c, d = region
+            point = restored.get("point", point)
+            for name, values in (restored.get("hyper") or {}).items():
+                if name in hyper and isinstance(values, dict):
+                    hyper[name].update(values)
+        ids = ctx.outputs_list[-2]
         values = [hyper.get(o["id"]["name"], {}).get(o["id"]["key"]) for o in ids]
-        return (a, b, c, d, point, names[0], names[1], *panels, panels[2], values)
+        left = None if restored is not None else pending
+        if pending is None and ctx.triggered_id == "pending":
+            raise PreventUpdate
+        return (a, b, c, d, point, names[0], names[1], *panels, panels[2], values, left)
 
     # ---- settings -> the landscape (the expensive figure; no paths)
     @app.callback(

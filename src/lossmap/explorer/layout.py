@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from lossmap import losses, toy
+from lossmap.explorer.share import LESSONS
 from lossmap.explorer.validate import DEFAULT_GRID_STEPS, loss_names
 
 __all__ = [
@@ -574,6 +575,7 @@ def build_layout(
 
     return html.Div(
         [
+            dcc.Location(id="url", refresh=False),
             html.Div(
                 className="header",
                 children=[
@@ -581,6 +583,32 @@ def build_layout(
                     html.Span(
                         "click or drag on the landscape to set the parameters",
                         id="header-hint",
+                    ),
+                    html.Div(
+                        className="share",
+                        children=[
+                            dcc.Dropdown(
+                                id="lesson",
+                                options=[
+                                    {"label": label, "value": key}
+                                    for key, (label, _) in LESSONS.items()
+                                ],
+                                placeholder="start a lesson…",
+                                clearable=True,
+                                className="lesson",
+                            ),
+                            html.Span(
+                                [
+                                    dcc.Clipboard(
+                                        id="copy-link",
+                                        title="copy a link to exactly this view",
+                                        className="copy",
+                                    ),
+                                    " copy link",
+                                ],
+                                className="copy-box",
+                            ),
+                        ],
                     ),
                 ],
             ),
@@ -607,6 +635,7 @@ def build_layout(
             dcc.Store(id="runs"),
             dcc.Store(id="problem-spec"),
             dcc.Store(id="data-edit"),
+            dcc.Store(id="pending"),
             dcc.Store(id="fit-click"),
             dcc.Store(id="animated"),
         ]
