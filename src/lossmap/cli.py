@@ -23,7 +23,14 @@ app = typer.Typer(
 
 #: Modules under lossmap._cli, each with a ``register(app)`` function.
 COMMAND_MODULES = (
-    "toy", "walk", "nets", "explore", "verify", "network", "report",
+    "toy",
+    "walk",
+    "nets",
+    "explore",
+    "widget",
+    "verify",
+    "network",
+    "report",
     "minima",
 )
 

@@ -64,6 +64,7 @@ def create_app(*, store_root: str | os.PathLike[str] | None = None) -> Any:
         serve_locally=True,
         update_title=None,
         assets_folder=str(ASSETS),
+        assets_ignore=r"widget\.js",  # the standalone lesson page's own script
     )
     app.server.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST
     app.layout = layout.build_layout(
@@ -112,9 +113,15 @@ def _guard_requests(app: Any) -> None:
         output = body.get("output")
         if not isinstance(output, str) or output not in app.callback_map:
             return refuse(400, "the request names no known callback output")
+        spec = app.callback_map[output]
         for key in ("inputs", "state"):
-            if not isinstance(body.get(key, []), list):
+            got = body.get(key, [])
+            if not isinstance(got, list):
                 return refuse(400, f"`{key}` must be a list")
+            if len(got) != len(spec.get(key, [])):
+                return refuse(
+                    400, f"`{key}` must have {len(spec.get(key, []))} entries"
+                )
         return None
 
     @app.server.after_request
