@@ -396,21 +396,6 @@ def recording_of(inp: Inputs, s: dict[str, Any]) -> Any:
     )
 
 
-def _auto_span(coords: Any) -> list[tuple[float, float]]:
-    """Each axis: the path's range plus 25 % on either side, always including 0."""
-    import numpy as np
-
-    out = []
-    for k in range(coords.shape[1]):
-        lo, hi = (
-            min(0.0, float(np.min(coords[:, k]))),
-            max(0.0, float(np.max(coords[:, k]))),
-        )
-        pad = 0.25 * max(hi - lo, 1e-6)
-        out.append((lo - pad, hi + pad))
-    return out
-
-
 def do_pca(s: dict[str, Any]) -> Any:
     from lossmap import nn as lnn
 
@@ -423,7 +408,7 @@ def do_pca(s: dict[str, Any]) -> Any:
     proj = lnn.project(rec, (d1, d2), model=inp.model, loss_fn=inp.loss, data=inp.data)
     span = _span(s.get("span"), "auto")
     if span == "auto":
-        span = _auto_span(proj.coords)
+        span = lnn.path_span(proj.coords)
     if center == "mean":
         origin = rec.split(rec.snapshots.double().mean(0).to(rec.snapshots.dtype))
     else:
