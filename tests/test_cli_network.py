@@ -402,3 +402,58 @@ def test_local_dask_executor_gives_the_same_surface(work):
     assert main([*argv, "--store", "b.zarr", "--executor", "local:2"]) == 0
     np.testing.assert_array_equal(io.load("a.zarr").loss, io.load("b.zarr").loss)
     assert main([*argv, "--store", "c.zarr", "--executor", "local:two"]) == 2
+
+
+def test_pca_of_a_recorded_trajectory_equals_the_checkpoint_folder(work):
+    ns: dict = {}
+    exec(MODEL_FILE, ns)
+    model = ns["make_model"]()
+    rec = lnn.Recorder(model, store=work / "rec.zarr")
+    for path in sorted((work / "ckpts").iterdir(), key=lambda p: int(p.stem[4:])):
+        model.load_state_dict(torch.load(path, weights_only=True))
+        rec(int(path.stem[4:]))
+    common = [*BASE, "--steps", "5", "--device", "cpu"]
+    assert main(["pca", *common, "--trajectory", "rec.zarr", "--store", "t.zarr"]) == 0
+    assert main(["pca", *common, "--checkpoints", "ckpts", "--store", "c.zarr"]) == 0
+    t, c = io.load(work / "t.zarr"), io.load(work / "c.zarr")
+    np.testing.assert_allclose(t.loss, c.loss, rtol=1e-5)
+    np.testing.assert_allclose(
+        t.metadata["trajectory"]["coords"],
+        c.metadata["trajectory"]["coords"],
+        atol=1e-5,
+    )
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["pca", *BASE], "give exactly one of `--trajectory`"),
+        (["pca", *BASE, "--checkpoints", "nowhere"], "`--checkpoints` must be a"),
+        (["pca", *BASE, "--trajectory", "none.zarr"], "`--trajectory` must be a"),
+        (["pca", *BASE, "--checkpoints", "ckpts", "--center", "middle"], "`--center`"),
+        (["hessian", *BASE, "--out", "h.txt"], "`--out` must end in .json"),
+        (["run", "missing.toml"], "`EXPERIMENT` must be a .toml file"),
+        (
+            ["line", *BASE, "--weights", "final.pt"] * 1
+            + ["--weights", "final.pt", "--weights", "final.pt"],
+            "given once",
+        ),
+    ],
+)
+def test_more_bad_input(work, capsys, argv, message):
+    store = ["--store", "x.zarr"] if argv[0] in ("pca", "line") else []
+    assert main([*argv, *store]) == 2
+    assert message in capsys.readouterr().err
+    _no_store(work)
+
+
+def test_bad_experiment_files(work, capsys):
+    (work / "bad.toml").write_text(
+        'command = "plane"\nmodel = "nets.py:make_model"\n'
+        'data = "nets.py:batch"\nstpes = 3\n'
+    )
+    assert main(["run", "bad.toml"]) == 2
+    assert "unknown setting(s) ['stpes'] for plane" in capsys.readouterr().err
+    (work / "bad.toml").write_text('command = "surface"\n')
+    assert main(["run", "bad.toml"]) == 2
+    assert "`command` in bad.toml must be one of" in capsys.readouterr().err
