@@ -252,8 +252,8 @@ def _no_store(work: Path) -> None:
         (["--model", "nets"], "`--model` must be MODULE:NAME or FILE.py:NAME"),
         (
             ["--data", "nets.py:words"],
-            "`--data` nets.py:words must return (inputs, targets) tensors or a "
-            "DataLoader of such batches, got str",
+            "`--data` must be a tensor, an (inputs, targets) pair, a tuple or list "
+            "of tensors, a mapping of names to tensors",
         ),
         (
             ["--weights", "missing.pt"],
