@@ -482,7 +482,11 @@ def do_hessian(s: dict[str, Any]) -> dict[str, Any]:
     if out is not None and Path(out).suffix != ".json":
         raise ValueError(f"`--out` must end in .json, got {Path(out).name!r}")
     names = inputs.param_names(inp.model, inp.params)
-    op = _Counted(H.HessianOperator(inp.model, inp.loss, inp.data, params=names))
+    op = _Counted(
+        H.HessianOperator(
+            inp.model, inp.loss, inp.data, params=names, bn=s.get("bn", "eval")
+        )
+    )
     seed, top, probes = (
         s.get("seed", 0),
         min(s.get("top", 5), op.dim),
@@ -618,6 +622,7 @@ def hessian(
     weights: Weights = None,
     weights_key: WeightsKey = None,
     params: Params = None,
+    bn: Bn = "eval",
     top: Annotated[int, typer.Option(help="How many top eigenvalues.")] = 5,
     probes: Annotated[int, typer.Option(help="Hutchinson probes for the trace.")] = 50,
     density: Annotated[
