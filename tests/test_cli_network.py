@@ -457,3 +457,17 @@ def test_bad_experiment_files(work, capsys):
     (work / "bad.toml").write_text('command = "surface"\n')
     assert main(["run", "bad.toml"]) == 2
     assert "`command` in bad.toml must be one of" in capsys.readouterr().err
+
+
+def test_ctrl_c_anywhere_exits_130_without_traceback(work, capsys, monkeypatch):
+    from lossmap._cli import inputs
+
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(inputs, "load_data", interrupt)
+    assert main(["plane", *BASE, "--store", "x.zarr"]) == 130
+    err = capsys.readouterr().err
+    assert "interrupted" in err
+    assert "Traceback" not in err
+    _no_store(work)

@@ -174,17 +174,8 @@ def _prepare_store(store: Path | None, overwrite: bool) -> None:
 def _points_saved(store: Path) -> tuple[int, int]:
     from lossmap.io import GridStore
 
-    grid = GridStore.attach(store)
-    total = 1
-    for n in grid.shape:
-        total *= n
-    missing = 0
-    for idx in grid.missing():
-        size = 1
-        for sl in grid.chunk_slices(idx):
-            size *= sl.stop - sl.start
-        missing += size
-    return total - missing, total
+    counts = GridStore.attach(store).point_counts()
+    return counts["points"] - counts["not_computed"], counts["points"]
 
 
 @contextlib.contextmanager
@@ -203,10 +194,11 @@ def interruptible(store: Path | None) -> Iterator[None]:
                 "command to resume",
                 err=True,
             )
+        elif store is not None:
+            typer.echo(f"\ninterrupted before anything was saved in {store}", err=True)
         else:
             typer.echo(
-                "\ninterrupted; nothing was saved (use --store to keep "
-                "finished points)",
+                "\ninterrupted; nothing was saved (--store keeps finished points)",
                 err=True,
             )
         raise typer.Exit(130) from None
@@ -269,7 +261,7 @@ def do_plane(s: dict[str, Any]) -> Any:
         raise ValueError("`--span` auto needs a trajectory: use it with lossmap pca")
     store = s.get("store")
     _prepare_store(store, s.get("overwrite", False))
-    with interruptible(store), executor_from(s.get("executor")) as ex:
+    with executor_from(s.get("executor")) as ex:
         surface = lnn.plane(
             inp.model,
             inp.loss,
@@ -314,7 +306,7 @@ def do_line(s: dict[str, Any]) -> Any:
         raise ValueError("`--span` auto needs a trajectory: use it with lossmap pca")
     store = s.get("store")
     _prepare_store(store, s.get("overwrite", False))
-    with interruptible(store), executor_from(s.get("executor")) as ex:
+    with executor_from(s.get("executor")) as ex:
         surface = lnn.line(
             inp.model,
             inp.loss,
@@ -425,7 +417,7 @@ def do_pca(s: dict[str, Any]) -> Any:
     }
     store = s.get("store")
     _prepare_store(store, s.get("overwrite", False))
-    with interruptible(store), executor_from(s.get("executor")) as ex:
+    with executor_from(s.get("executor")) as ex:
         surface = lnn.plane(
             inp.model,
             inp.loss,
@@ -487,56 +479,57 @@ def do_hessian(s: dict[str, Any]) -> dict[str, Any]:
             inp.model, inp.loss, inp.data, params=names, bn=s.get("bn", "eval")
         )
     )
-    seed, top, probes = (
-        s.get("seed", 0),
-        min(s.get("top", 5), op.dim),
-        s.get("probes", 50),
-    )
+    seed, probes = s.get("seed", 0), s.get("probes", 50)
+    top = min(s.get("top", 5), op.dim)
     result: dict[str, Any] = {
         "kind": "nn.hessian",
         "dim": op.dim,
         "params": list(op.names),
         "_command": command_line("hessian", s),
     }
-    with interruptible(None):
-        lanczos = min(op.dim, max(300, 10 * top))
-        with progress(lanczos, "Lanczos (at most)", unit="products") as op.advance:
-            eig = H.top_eigenvalues(op, top, seed=seed)
-        result["eigenvalues"] = eig.values.tolist()
-        result["residuals"] = eig.residuals.tolist()
-        typer.echo("top eigenvalues: " + ", ".join(f"{v:.6g}" for v in eig.values))
-        if probes >= 2:
-            with progress(probes, "Hutchinson", unit="products") as op.advance:
-                tr = H.hessian_trace(op, probes=probes, seed=seed)
-            result["trace"] = {
-                "value": tr.value,
-                "stderr": tr.stderr,
-                "probes": tr.probes,
-            }
-            typer.echo(
-                f"trace: {tr.value:.6g} ± {tr.stderr:.3g} "
-                f"({tr.probes} Hutchinson probes)"
-            )
-        if s.get("density", True):
-            m = min(80, op.dim)
-            with progress(4 * m, "spectral density", unit="products") as op.advance:
-                dens = H.spectral_density(op, iterations=m, seed=seed)
-            result["density"] = {
-                "grid": dens.grid.tolist(),
-                "density": dens.density.tolist(),
-                "sigma": dens.sigma,
-            }
-            peak = float(dens.grid[int(np.argmax(dens.density))])
-            typer.echo(
-                f"spectral density: {dens.grid.size} points from "
-                f"{dens.grid[0]:.4g} to {dens.grid[-1]:.4g}, peak at {peak:.4g}"
-            )
+    lanczos = min(op.dim, max(300, 10 * top))
+    with progress(lanczos, "Lanczos (at most)", unit="products") as op.advance:
+        eig = H.top_eigenvalues(op, top, seed=seed)
+    result["eigenvalues"] = eig.values.tolist()
+    result["residuals"] = eig.residuals.tolist()
+    typer.echo("top eigenvalues: " + ", ".join(f"{v:.6g}" for v in eig.values))
+    if probes >= 2:
+        with progress(probes, "Hutchinson", unit="products") as op.advance:
+            tr = H.hessian_trace(op, probes=probes, seed=seed)
+        result["trace"] = {
+            "value": tr.value,
+            "stderr": tr.stderr,
+            "probes": tr.probes,
+        }
+        typer.echo(
+            f"trace: {tr.value:.6g} ± {tr.stderr:.3g} ({tr.probes} Hutchinson probes)"
+        )
+    if s.get("density", True):
+        m = min(80, op.dim)
+        with progress(4 * m, "spectral density", unit="products") as op.advance:
+            dens = H.spectral_density(op, iterations=m, seed=seed)
+        result["density"] = {
+            "grid": dens.grid.tolist(),
+            "density": dens.density.tolist(),
+            "sigma": dens.sigma,
+        }
+        peak = float(dens.grid[int(np.argmax(dens.density))])
+        typer.echo(
+            f"spectral density: {dens.grid.size} points from "
+            f"{dens.grid[0]:.4g} to {dens.grid[-1]:.4g}, peak at {peak:.4g}"
+        )
     if s.get("experiment") is not None:
         result["_experiment"] = s["experiment"]
     if out is not None:
         Path(out).write_text(json.dumps(result, indent=1) + "\n")
         typer.echo(f"wrote {out}")
     return result
+
+
+def _run(kind: str, settings: dict[str, Any]) -> None:
+    """Run one command; Ctrl-C anywhere ends it with exit code 130."""
+    with interruptible(settings.get("store")):
+        COMMANDS[kind](settings)
 
 
 COMMANDS = {"plane": do_plane, "line": do_line, "pca": do_pca, "hessian": do_hessian}
@@ -562,7 +555,7 @@ def plane(
     overwrite: Overwrite = False,
 ) -> None:
     """The loss over a plane of two random filter-normalised directions."""
-    do_plane(dict(locals()))
+    _run("plane", dict(locals()))
 
 
 def line(
@@ -584,7 +577,7 @@ def line(
     overwrite: Overwrite = False,
 ) -> None:
     """The loss along a random direction, or from --weights A to --weights B."""
-    do_line(dict(locals()))
+    _run("line", dict(locals()))
 
 
 def pca(
@@ -612,7 +605,7 @@ def pca(
     overwrite: Overwrite = False,
 ) -> None:
     """The loss over the PCA plane of a training trajectory, with its path."""
-    do_pca(dict(locals()))
+    _run("pca", dict(locals()))
 
 
 def hessian(
@@ -633,7 +626,7 @@ def hessian(
     device: Device = None,
 ) -> None:
     """Top Hessian eigenvalues, its trace and its eigenvalue density."""
-    do_hessian(dict(locals()))
+    _run("hessian", dict(locals()))
 
 
 def run(
@@ -694,7 +687,7 @@ def run(
     if executor is not None:
         settings["executor"] = executor
     settings["experiment"] = text
-    COMMANDS[kind](settings)
+    _run(kind, settings)
 
 
 def register(app: Any) -> None:
