@@ -471,3 +471,51 @@ def test_ctrl_c_anywhere_exits_130_without_traceback(work, capsys, monkeypatch):
     assert "interrupted" in err
     assert "Traceback" not in err
     _no_store(work)
+
+
+def test_a_real_sigint_exits_130_without_traceback(work):
+    import signal
+    import time
+
+    (work / "slow.py").write_text(
+        textwrap.dedent(
+            """
+            import pathlib, time
+            import torch
+
+            def make():
+                pathlib.Path("ready").touch()
+                time.sleep(60)
+                return torch.nn.Linear(2, 2)
+            """
+        )
+    )
+    env = {**os.environ, "PYTHONPATH": str(SRC)}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "lossmap",
+            "plane",
+            "--model",
+            "slow.py:make",
+            "--data",
+            "nets.py:batch",
+            "--store",
+            "s.zarr",
+        ],
+        cwd=work,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while not (work / "ready").exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert "interrupted before anything was saved in s.zarr" in err
+    assert "Traceback" not in err
+    _no_store(work)
