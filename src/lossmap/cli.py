@@ -27,6 +27,7 @@ app = typer.Typer(
 #: Modules under lossmap._cli, each with a ``register(app)`` function.
 COMMAND_MODULES = (
     "toy", "walk", "nets", "explore", "verify", "network", "report",
+    "minima",
 )
 
 for _name in COMMAND_MODULES:

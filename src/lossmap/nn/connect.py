@@ -44,7 +44,7 @@ from torch.func import functional_call
 
 from lossmap._validation import check_choice, check_float, check_int
 from lossmap.nn import _bn
-from lossmap.nn._data import materialise
+from lossmap.nn.batch import Objective, materialise
 from lossmap.nn.directions import Direction, interpolation, plane_through
 from lossmap.nn.evaluate import evaluate_params, line
 from lossmap.surface import Surface
@@ -129,6 +129,16 @@ def barrier(path: Surface, field: str = "loss") -> dict[str, float]:
         Neyshabur, ICLR 2022), never negative and zero on a convex loss;
         ``t`` and ``max``: where the largest value is and what it is;
         ``start`` and ``end``: the ends' values.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from lossmap import Surface
+    >>> t = np.linspace(0, 1, 5)
+    >>> path = Surface(axes={"t": t}, fields={"loss": [1.0, 2.0, 4.0, 3.0, 3.0]})
+    >>> b = barrier(path)
+    >>> b["height"], b["chord"], b["t"]
+    (2.0, 2.0, 0.5)
     """
     if not isinstance(path, Surface) or path.ndim != 1:
         raise TypeError(
@@ -179,12 +189,9 @@ def linear_path(
     data: Any,
     *,
     steps: int = 25,
-    metrics: Any = None,
     bn: str = "auto",
-    bn_data: Any = None,
-    batch_size: int | None = None,
-    dtype: Any = None,
     progress: bool = False,
+    **options: Any,
 ) -> Surface:
     """The loss on the straight line from model A (``t = 0``) to model B.
 
@@ -193,7 +200,7 @@ def linear_path(
     model_a, model_b : torch.nn.Module or Alignment
         Two models with the same parameters (B may be ``align(A, B)``).
         Neither is changed.
-    loss_fn, data, metrics, batch_size, dtype
+    loss_fn, data
         As for :func:`lossmap.nn.line`.
     steps : int, default 25
         Points on the line, ends included.
@@ -202,8 +209,9 @@ def linear_path(
         them from the data (``"recompute"``) when the model has BatchNorm
         layers; ``"eval"`` uses model A's running statistics everywhere,
         which makes a false barrier when B's differ.
-    bn_data : optional
-        Data for re-estimating BatchNorm statistics (default ``data``).
+    options
+        Any other option of :func:`lossmap.nn.line` (``metrics``,
+        ``batch_size``, ``bn_data``, ``dtype``, ...).
 
     Returns
     -------
@@ -225,12 +233,9 @@ def linear_path(
         center=a,
         span=(0.0, 1.0),
         steps=steps,
-        metrics=metrics,
         bn=mode,
-        bn_data=bn_data,
-        batch_size=batch_size,
-        dtype=dtype,
         progress=progress,
+        **options,
     )
     return _as_path(s, {"kind": "nn.linear_path", "bn": mode, "path": "linear"})
 
@@ -469,6 +474,10 @@ def train_curve(
     store: str | Path | None = None,
     save_every: int = 1,
     progress: bool = False,
+    call: Any = "auto",
+    targets: Any = "auto",
+    reduction: Any = "mean",
+    weights: Any = None,
 ) -> Curve:
     """Train a curve of low loss between two fixed models (Garipov et al. 2018).
 
@@ -483,10 +492,10 @@ def train_curve(
     ----------
     model_a, model_b : torch.nn.Module or Alignment
         The ends; neither is changed.
-    loss_fn : callable
-        ``loss_fn(outputs, targets)`` returning the batch mean.
-    data : (inputs, targets) or DataLoader
-        Training data (read once into tensors).
+    loss_fn : callable, "output.loss" or dict of named terms
+        As everywhere in :mod:`lossmap.nn` (see :mod:`lossmap.nn.batch`).
+    data : batch or DataLoader
+        Training data in any form of the batch contract (read once).
     kind : {"bezier", "polychain"}, default "bezier"
         Bezier curve of degree ``bends + 1`` (quadratic by default) or a
         polygonal chain through ``bends`` points.
@@ -506,6 +515,9 @@ def train_curve(
         Save every this many epochs (and always the last).
     progress : bool
         A progress bar over epochs.
+    call, targets, reduction, weights
+        How the model is called on a batch and the loss read from it (see
+        :class:`lossmap.nn.batch.Objective`).
 
     Returns
     -------
@@ -523,9 +535,11 @@ def train_curve(
     weight_decay = check_float("weight_decay", weight_decay, minimum=0.0)
     seed = check_int("seed", seed)
     save_every = check_int("save_every", save_every, minimum=1)
-    if not callable(loss_fn):
-        raise TypeError(f"`loss_fn` must be callable, got {loss_fn!r}")
-    x, y = materialise(data)
+    objective = Objective.build(
+        loss_fn, call=call, targets=targets, reduction=reduction, weights=weights
+    )
+    data = materialise(data)
+    n_rows = data.n
     start = {n: p.detach().clone() for n, p in a.named_parameters()}
     end = {n: p.detach().to(start[n]).clone() for n, p in b.named_parameters()}
     names = tuple(start)
@@ -551,11 +565,11 @@ def train_curve(
         "momentum": momentum,
         "weight_decay": weight_decay,
         "seed": seed,
-        "loss_fn": getattr(loss_fn, "__name__", type(loss_fn).__name__),
-        "n_samples": int(x.shape[0]),
+        "objective": objective.describe(),
+        "n_samples": n_rows,
         "fingerprint": {
             "ends": _fingerprint([*start.values(), *end.values()]),
-            "data": _fingerprint([x, y]),
+            "data": data.fingerprint(),
         },
         "reference": _GARIPOV,
     }
@@ -591,16 +605,12 @@ def train_curve(
         with _Progress(progress, max(0, epochs - first + 1)) as advance:
             for epoch in range(first, epochs + 1):
                 gen = torch.Generator().manual_seed(_epoch_seed(seed, epoch))
-                order = torch.randperm(int(x.shape[0]), generator=gen)
-                n_batches = math.ceil(int(x.shape[0]) / batch_size)
+                order = torch.randperm(n_rows, generator=gen).numpy()
+                n_batches = math.ceil(n_rows / batch_size)
                 ts = torch.rand(n_batches, generator=gen, dtype=torch.float64)
                 total, count = 0.0, 0
                 for i in range(n_batches):
                     idx = order[i * batch_size : (i + 1) * batch_size]
-                    xb = x[idx].to(device)
-                    xb = xb.to(dtype) if xb.is_floating_point() else xb
-                    yb = y[idx].to(device)
-                    yb = yb.to(dtype) if yb.is_floating_point() else yb
                     w = _basis_torch(kind, n_points, ts[i]).to(dtype)
                     params = {
                         n: w[0] * start[n]
@@ -608,7 +618,15 @@ def train_curve(
                         + w[-1] * end[n]
                         for n in names
                     }
-                    loss = loss_fn(functional_call(work, (params, buffers), (xb,)), yb)
+                    loss = _batch_loss(
+                        objective,
+                        data.take(idx),
+                        lambda *a, _p=params, **k: functional_call(
+                            work, (_p, buffers), a, k
+                        ),
+                        device,
+                        dtype,
+                    )
                     opt.zero_grad(set_to_none=True)
                     loss.backward()
                     opt.step()
@@ -633,6 +651,27 @@ def train_curve(
         "store": None if store is None else str(store),
     }
     return Curve(kind, tuple(points), meta)
+
+
+def _batch_loss(
+    objective: Objective, batch: Any, run: Any, device: Any, dtype: torch.dtype
+) -> torch.Tensor:
+    """The loss of a mini-batch (a :class:`~lossmap.nn.batch.Data`), exact over
+    its blocks: every term carried as (sum, count), divided once."""
+    totals: list[list[torch.Tensor]] = []
+    for block in batch.blocks:
+        block = block.to(device, dtype)
+        parts = objective.read(objective.forward(run, block), block)
+        if not totals:
+            totals = [[s, c] for s, c in parts]
+        else:
+            for tot, (s, c) in zip(totals, parts):
+                tot[0], tot[1] = tot[0] + s, tot[1] + c
+    loss = torch.zeros((), dtype=dtype, device=device)
+    for term, (s, c) in zip(objective.terms, totals):
+        value = s if term.reduction == "sum" else s / c
+        loss = loss + term.weight * value.to(dtype)
+    return loss
 
 
 def _row(
@@ -708,12 +747,10 @@ def curve_path(
     data: Any,
     *,
     steps: int = 41,
-    metrics: Any = None,
     bn: str = "auto",
-    bn_data: Any = None,
-    batch_size: int | None = None,
     store: str | Path | None = None,
     chunk: int = 8,
+    **options: Any,
 ) -> Surface:
     """The loss (and metrics) at ``steps`` evenly spaced ``t`` along ``curve``.
 
@@ -745,12 +782,7 @@ def curve_path(
     steps = check_int("steps", steps, minimum=2, maximum=10_001)
     chunk = check_int("chunk", chunk, minimum=1)
     ts = np.linspace(0.0, 1.0, steps)
-    options = {
-        "metrics": metrics,
-        "bn": mode,
-        "bn_data": bn_data,
-        "batch_size": batch_size,
-    }
+    options = {**options, "bn": mode}
 
     def at(t: float) -> dict[str, float]:
         return evaluate_params(model, loss_fn, data, curve.params(t), **options)
@@ -765,11 +797,13 @@ def curve_path(
         "loss_fn": getattr(loss_fn, "__name__", type(loss_fn).__name__),
         "metrics": [f for f in fields if f != "loss"],
         "curve": {
-            k: v for k, v in curve.meta.items() if k not in ("train_loss", "store")
+            k: v
+            for k, v in curve.meta.items()
+            if k not in ("train_loss", "store", "epochs")
         },
         "fingerprint": {
             "curve": _fingerprint([t for p in curve.points for t in p.values()]),
-            "data": _fingerprint(list(materialise(data))),
+            "data": materialise(data).fingerprint(),
         },
     }
     out = {f: np.full(steps, np.nan) for f in fields}
