@@ -38,6 +38,13 @@ MODEL_FILE = textwrap.dedent(
         y = (x[:, 0] > 0).long() + (x[:, 1] > 0).long()
         return x, y
 
+    def make_bn():
+        torch.manual_seed(0)
+        return torch.nn.Sequential(
+            torch.nn.Linear(4, 8), torch.nn.BatchNorm1d(8), torch.nn.Tanh(),
+            torch.nn.Linear(8, 3),
+        )
+
     def words():
         return "not a batch"
 
@@ -519,3 +526,42 @@ def test_a_real_sigint_exits_130_without_traceback(work):
     assert "interrupted before anything was saved in s.zarr" in err
     assert "Traceback" not in err
     _no_store(work)
+
+
+def test_pca_takes_batchnorm_statistics_from_the_last_checkpoint(work):
+    ns: dict = {}
+    exec(MODEL_FILE, ns)
+    model, (x, y) = ns["make_bn"](), ns["batch"]()
+    opt = torch.optim.SGD(model.parameters(), lr=0.3)
+    (work / "bn").mkdir()
+    for step in range(30):
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(model(x + 2.0), y).backward()
+        opt.step()
+        if step % 10 == 9:
+            torch.save(model.state_dict(), work / "bn" / f"step{step}.pt")
+    argv = ["pca", "--model", "nets.py:make_bn", "--data", "nets.py:batch"]
+    assert (
+        main(
+            [
+                *argv,
+                "--checkpoints",
+                "bn",
+                "--span",
+                "1",
+                "--steps",
+                "5",
+                "--store",
+                "bn.zarr",
+            ]
+        )
+        == 0
+    )
+    s = io.load(work / "bn.zarr")
+    fresh = ns["make_bn"]()
+    fresh.load_state_dict(torch.load(work / "bn" / "step29.pt", weights_only=True))
+    fresh.eval()
+    with torch.no_grad():
+        ref = float(torch.nn.functional.cross_entropy(fresh(x), y))
+    # the running statistics (of x + 2) differ from the factory's (0 and 1)
+    assert s.loss[2, 2] == pytest.approx(ref, rel=1e-5)

@@ -53,14 +53,17 @@ Metric = Annotated[
 Params = Annotated[
     list[str] | None,
     typer.Option(
-        help="Parameters to move: names or glob patterns (default: all "
-        "but biases and norm layers for random directions)."
+        help="Parameters to move: names, module names or glob patterns, repeat "
+        "or comma-join (default: all but biases and norm layers)."
     ),
 ]
 Bn = Annotated[str, typer.Option(help="BatchNorm statistics: eval, batch, recompute.")]
 Span = Annotated[
+    str | None, typer.Option(help="Half-width of each axis, or LO,HI (--span=-1,2).")
+]
+PathSpan = Annotated[
     str | None,
-    typer.Option(help="Half-width, or LO,HI; 'auto' fits a PCA path."),
+    typer.Option(help="auto (default: covers the path), a half-width, or LO,HI."),
 ]
 Steps = Annotated[int, typer.Option(help="Grid points per axis.")]
 Seed = Annotated[int, typer.Option(help="Seed of the random directions.")]
@@ -369,6 +372,10 @@ def recording_of(inp: Inputs, s: dict[str, Any]) -> Any:
             )
         return Recording.load(path)
     files = _checkpoint_files(Path(s["checkpoints"]))
+    if not inp.weights:  # buffers (BatchNorm statistics) of the final weights
+        state = inputs.load_weights(files[-1], s.get("weights_key"))
+        inputs.check_state(inp.model, state, files[-1].name)
+        inp.model.load_state_dict(state)
     names = [n for n, _ in inp.model.named_parameters()]
     shapes = [tuple(p.shape) for _, p in inp.model.named_parameters()]
     rows = []
@@ -597,14 +604,18 @@ def pca(
     weights_key: WeightsKey = None,
     metric: Metric = None,
     bn: Bn = "eval",
-    span: Span = None,
+    span: PathSpan = None,
     steps: Steps = 51,
     store: Store = None,
     device: Device = None,
     executor: ExecutorOpt = None,
     overwrite: Overwrite = False,
 ) -> None:
-    """The loss over the PCA plane of a training trajectory, with its path."""
+    """The loss over the PCA plane of a training trajectory, with its path.
+
+    Buffers (BatchNorm statistics) come from --weights, else from the last
+    checkpoint of --checkpoints.
+    """
     _run("pca", dict(locals()))
 
 
