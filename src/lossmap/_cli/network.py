@@ -583,7 +583,11 @@ def line(
     executor: ExecutorOpt = None,
     overwrite: Overwrite = False,
 ) -> None:
-    """The loss along a random direction, or from --weights A to --weights B."""
+    """The loss along a random direction, or from --weights A to --weights B.
+
+    Between two checkpoints the parameters move and the buffers stay A's: for
+    BatchNorm models use --bn recompute.
+    """
     _run("line", dict(locals()))
 
 
