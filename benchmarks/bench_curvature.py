@@ -238,12 +238,68 @@ def _one(name: str, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict:
     }
 
 
+def _contract(x: torch.Tensor, y: torch.Tensor) -> dict[str, Any]:
+    """curvlinops against lossmap's operator contract, on one model."""
+    import curvlinops
+
+    torch.manual_seed(0)
+    m = nn.Sequential(nn.Linear(64, 32), nn.Tanh(), nn.Dropout(0.2), nn.Linear(32, 10))
+    m.train()
+    m[2].eval()  # mixed modes
+    m[0].weight.grad = torch.ones_like(m[0].weight)
+    flags = [mm.training for mm in m.modules()]
+    grad = m[0].weight.grad.clone()
+    xs, ys = x[:500], y[:500]
+    A = curvlinops.HessianLinearOperator(
+        m,
+        nn.CrossEntropyLoss(),
+        list(m.parameters()),
+        [(xs, ys)],
+        check_deterministic=False,
+    )
+    op = HessianOperator(m, F.cross_entropy, (xs, ys))
+    v = torch.randn(op.dim)
+    out: dict[str, Any] = {
+        "params": op.dim,
+        "rows": 500,
+        "relative_difference": float(
+            (A @ v - op.matvec(v)).abs().max() / op.matvec(v).abs().max()
+        ),
+    }
+    for name, f in (("curvlinops", lambda: A @ v), ("lossmap", lambda: op.matvec(v))):
+        f()
+        dt, _ = _timed(lambda f=f: [f() for _ in range(30)])
+        out[f"{name}_s_per_product"] = round(dt / 30, 5)
+    V = torch.randn(16, op.dim)
+    op.matmat(V)
+    dt, _ = _timed(lambda: op.matmat(V))
+    out["lossmap_s_per_product_matmat16"] = round(dt / 16, 5)
+    A @ V.T.contiguous()
+    dt, _ = _timed(lambda: A @ V.T.contiguous())
+    out["curvlinops_s_per_product_matmat16"] = round(dt / 16, 5)
+    out["curvlinops_left_flags_and_grad"] = bool(
+        flags == [mm.training for mm in m.modules()]
+        and torch.equal(grad, m[0].weight.grad)
+    )
+    m.train()
+    m[2].train()
+    try:
+        curvlinops.HessianLinearOperator(
+            m, nn.CrossEntropyLoss(), list(m.parameters()), [(xs, ys)]
+        )
+        out["curvlinops_train_mode_dropout"] = "accepted"
+    except RuntimeError as exc:
+        out["curvlinops_train_mode_dropout"] = f"refused: {str(exc)[:80]}"
+    return out
+
+
 def run() -> dict[str, Any]:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
         x, y = _data()
         out = {name: _one(name, m, x, y) for name, m in _models().items()}
+        out["contract"] = _contract(x, y)
     finally:
         torch.set_num_threads(threads)
     for res in out.values():

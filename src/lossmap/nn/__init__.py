@@ -23,7 +23,7 @@ Examples
 
 from __future__ import annotations
 
-from lossmap.nn import hessian
+from lossmap.nn import curvature, hessian
 from lossmap.nn._data import METRICS, accuracy
 from lossmap.nn.directions import (
     NORMS,
@@ -61,6 +61,7 @@ __all__ = [
     "Recording",
     "accuracy",
     "axis_directions",
+    "curvature",
     "evaluate_params",
     "from_tensors",
     "hessian",
