@@ -41,6 +41,11 @@ _EXPORTS: dict[str, str] = {
     "CurvatureMapDisplay": "_curvature",
     "SharpnessDisplay": "_curvature",
     "BlockTraceDisplay": "_curvature",
+    # ---- between minima: checkpoint maps, barriers, curve planes (_minima.py)
+    "EmbeddingDisplay": "_minima",
+    "BarrierDisplay": "_minima",
+    "CurvePlaneDisplay": "_minima",
+    "embedding_figure": "_minima",
     # ---- Plotly figure builders for the explorer (_plotly.py)
     "landscape_figure": "_plotly",
     "surface3d_figure": "_plotly",
