@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from benchmarks import bench_nn
-from benchmarks._machine import interleaved, load
+from benchmarks._machine import interleaved, load, threads
 from lossmap import _cpu
 from lossmap import nn as lnn
 
@@ -79,7 +79,7 @@ def run() -> dict[str, Any]:
     if not native:
         res["skipped"] = f"precision='bf16' is refused here: {why}"
         return res
-    torch.set_num_threads(min(2, torch.get_num_threads()))
+    torch.set_num_threads(threads())
     for name in SIZES:
         print(f"-- {name}", flush=True)
         res[name] = bench(name)

@@ -42,7 +42,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from benchmarks._machine import matmul_peak, measure
+from benchmarks._machine import matmul_peak, measure, threads
 from lossmap import _cpu
 from lossmap import nn as lnn
 
@@ -327,7 +327,7 @@ BF16 = {"W1", "W2"}
 
 
 def run(names: list[str] | None = None) -> dict[str, Any]:
-    torch.set_num_threads(min(2, torch.get_num_threads()))
+    torch.set_num_threads(threads())
     peak = matmul_peak("float32")
     out: dict[str, Any] = {
         "torch": torch.__version__,

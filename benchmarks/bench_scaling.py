@@ -31,7 +31,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from benchmarks._machine import load, matmul_peak, measure
+from benchmarks._machine import load, matmul_peak, measure, threads
 from lossmap import _cpu
 from lossmap import nn as lnn
 
@@ -121,7 +121,7 @@ def _linearity(rows: list[dict[str, Any]], key: str) -> dict[str, Any]:
 
 
 def run() -> dict[str, Any]:
-    torch.set_num_threads(min(2, torch.get_num_threads()))
+    torch.set_num_threads(threads())
     peak_before = matmul_peak("float32")
     res: dict[str, Any] = {
         "threads": torch.get_num_threads(),
@@ -147,6 +147,6 @@ def run() -> dict[str, Any]:
     res["peak_used_gflops"] = peak
     res["note"] = (
         "fractions use the float32 peak measured before the sweeps "
-        "(2048x2048 matrix product, 2 threads, best of 5)"
+        f"(2048x2048 matrix product, {torch.get_num_threads()} thread(s), best of 5)"
     )
     return res
