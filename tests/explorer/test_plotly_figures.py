@@ -95,7 +95,7 @@ def test_landscape_figure_traces_and_contours(line_problem, line_surface):
         assert float(line_problem.loss(lx, ly)) == pytest.approx(float(text), rel=0.03)
 
 
-def test_paths_and_animation_frames(line_problem, line_surface):
+def test_paths_have_uids_and_no_frames(line_problem, line_surface):
     start = np.array([-1.5, 1.0])
     runs = [
         optim.run(line_problem, optim.gd(0.3), start, steps=30),
@@ -113,14 +113,35 @@ def test_paths_and_animation_frames(line_problem, line_surface):
     )
     assert len(paths[2].x) == 2  # stops before the first non-finite row
     assert paths[0].line.color != paths[1].line.color
-    frames = fig.frames
-    assert 2 <= len(frames) <= 40
-    assert list(frames[-1].traces) == [6, 7, 8]
-    assert len(frames[-1].data[1].x) == len(runs[1].params)  # the last frame is whole
-    assert len(frames[0].data[1].x) < len(frames[-1].data[1].x)
-    play = fig.layout.updatemenus[0].buttons[0]
-    assert play.args[1]["frame"]["redraw"] is True  # heatmaps need a redraw
-    assert not P.landscape_figure(line_surface, paths=runs, animate=False).frames
+    # no animation frames: the page animates the paths itself
+    assert not fig.frames
+    assert [t.uid for t in fig.data[:6]] == list(P.UIDS)
+    assert [p.uid for p in paths] == ["path-0", "path-1", "path-2"]
+    assert fig.layout.meta["log"] is True
+
+
+def _lum(hex_color):
+    rgb = [int(hex_color[i : i + 2], 16) / 255 for i in (1, 3, 5)]
+    lin = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in rgb]
+    return 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2]
+
+
+def _contrast(a, b):
+    hi, lo = sorted([_lum(a), _lum(b)], reverse=True)
+    return (hi + 0.05) / (lo + 0.05)
+
+
+def test_eight_path_colours_are_distinct_and_visible():
+    colours = P.PATH_COLORS
+    assert len(set(colours)) == 8
+    for c in colours:
+        # visible on the white loss panel and on both ends of Viridis
+        assert _contrast(c, "#ffffff") >= 3.0, c
+        assert _contrast(c, "#440154") >= 2.4, c
+        assert _contrast(c, "#fde725") >= 2.4, c
+    rgb = np.array([[int(c[i : i + 2], 16) for i in (1, 3, 5)] for c in colours])
+    d = np.sqrt(((rgb[:, None] - rgb[None]) ** 2).sum(-1))
+    assert d[np.triu_indices(8, 1)].min() > 50
 
 
 def test_critical_points_by_kind():
@@ -194,6 +215,29 @@ def test_surface3d_markers_sit_on_the_surface(line_problem, line_surface):
     assert cur.z[0] == pytest.approx(float(cs.z(line_problem.loss(1.0, 0.0))))
     path = fig.data[-1]
     np.testing.assert_allclose(path.z, cs.z(run.loss))
+    # hover shows the real loss, not its log
+    np.testing.assert_allclose(path.customdata, run.loss, rtol=1e-12)
+    np.testing.assert_allclose(fig.data[0].customdata, line_surface.loss.T, rtol=1e-6)
+    assert "customdata" in fig.data[0].hovertemplate
+
+
+def test_surface3d_paths_are_cut_at_the_grid_and_height_can_be_linear(
+    line_problem, line_surface
+):
+    a0 = line_surface.coords(0)
+    lo0, hi0 = float(a0[0]), float(a0[-1])
+    away = SimpleNamespace(
+        params=np.array([[0.0, 0.0], [0.5 * hi0, 0.0], [10 * hi0, 0.0], [1e6, 0.0]]),
+        label="away",
+    )
+    fig = P.surface3d_figure(line_surface, paths=[away], log=False)
+    path = fig.data[-1]
+    assert len(path.x) == 3
+    assert path.x[-1] == pytest.approx(hi0)
+    assert fig.layout.scene.xaxis.range == (lo0, hi0)
+    # linear height: z is the loss itself
+    np.testing.assert_allclose(fig.data[0].z, line_surface.loss.T.astype(np.float32))
+    assert fig.layout.meta["log"] is False
 
 
 def test_curve_figure():

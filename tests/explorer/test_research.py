@@ -52,45 +52,6 @@ def test_list_and_open_stores(root):
         research.load_store(root, "../outside.zarr")
 
 
-def test_describe_metadata_in_words():
-    s = _plane(
-        model="Net",
-        n_params=1234,
-        loss_fn="cross_entropy",
-        directions=[
-            {"kind": "random", "seed": 7, "norm": "filter", "ignore": "biasbn"},
-            {"kind": "pca", "component": 1, "explained_variance_ratio": 0.0312},
-        ],
-        bn="recompute",
-        data={"n_samples": 1000, "subset": 200, "seed": 3, "input_shape": [1, 8, 8]},
-        versions={"torch": "2.13.0"},
-        fingerprint={"center": "abc"},
-        note="hello",
-    )
-    lines = research.describe_metadata(s)
-    assert lines[0] == (
-        "A plane through parameter space: alpha (21 points, -1 to 1) × "
-        "beta (11 points, -0.5 to 1.5)."
-    )
-    assert "Lowest loss 0.2 at alpha = 0, beta = 0.5." in lines
-    assert "Model: Net with 1,234 parameters." in lines
-    assert lines[lines.index("Loss function: cross_entropy.") + 1].startswith(
-        "Direction 1: a random Gaussian direction, seed 7, filter-normalised"
-    )
-    assert any(
-        "principal direction of the training trajectory (component 2), explains "
-        "3.1 % of the trajectory's variance" in ln
-        for ln in lines
-    )
-    assert "BatchNorm running statistics were recomputed at every grid point." in lines
-    assert (
-        "Data: 1000 samples, a subset of 200 (seed 3), inputs of shape 1×8×8." in lines
-    )
-    assert "Computed with torch 2.13.0." in lines
-    assert "Note: hello." in lines
-    assert not any("abc" in ln for ln in lines)  # fingerprints are not prose
-
-
 def test_store_figure_plane_with_trajectory_and_line():
     coords = [[0.9, 1.2], [0.5, 0.9], [0.1, 0.55]]
     s = _plane(trajectory={"steps": [0, 5, 10], "coords": coords})
@@ -110,3 +71,34 @@ def test_store_figure_plane_with_trajectory_and_line():
     assert research.store_figure(line, "loss").data[0].type == "scatter"
     assert research.trajectory_of(line) is None
     assert research.trajectory_of(_plane(trajectory="garbage")) is None
+
+
+def test_saved_views_name_directions_mark_models_and_label_log_ticks():
+    dirs = [
+        {"kind": "random", "seed": 0, "index": 0},
+        {"kind": "random", "seed": 0, "index": 1},
+    ]
+    plane = _plane(directions=dirs)
+    fig = research.store_figure(plane, "loss")
+    assert fig.layout.xaxis.title.text == "direction 1: random, seed 0"
+    assert fig.layout.yaxis.title.text == "direction 2: random, seed 0"
+    star = next(t for t in fig.data if t.uid == "minimum")
+    assert star.cliponaxis is False  # drawn whole on the grid's edge
+    a = np.linspace(-0.5, 1.5, 21)
+    line = Surface(
+        axes={"alpha": a},
+        fields={"loss": 0.02 + (a - 1.0) ** 2 * 40},
+        metadata={"directions": [{"kind": "interpolation"}]},
+    )
+    fig = research.store_figure(line, "loss")
+    assert fig.layout.title.text == "loss along the line"
+    marks = next(t for t in fig.data if t.uid == "marks")
+    assert list(marks.x) == [0.0, 1.0]
+    assert list(marks.text) == ["model A (α = 0)", "model B (α = 1)"]
+    np.testing.assert_allclose(marks.y, [40.02, 0.02])
+    # every log tick says its value: 0.2 and 2 cannot be confused
+    assert fig.layout.yaxis.type == "log"
+    texts = list(fig.layout.yaxis.ticktext)
+    assert len(texts) == len(set(texts)) >= 3
+    for v, t in zip(fig.layout.yaxis.tickvals, texts):
+        assert float(t) == pytest.approx(v)

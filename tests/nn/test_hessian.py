@@ -16,6 +16,15 @@ from lossmap.nn.hessian import (
 )
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny products: one thread avoids thread-pool contention on a busy CPU."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture
 def setup():
     torch.manual_seed(0)
@@ -150,7 +159,12 @@ def test_model_left_untouched(setup):
             ValueError,
             "`loss_fn` must return a scalar",
         ),
-        ({"data": [1, 2, 3]}, TypeError, "`data` must be a pair of tensors"),
+        ({"data": [1, 2, 3]}, TypeError, r"`data` .*\(inputs, targets\)"),
+        (
+            {"data": (torch.zeros(64, 3, dtype=torch.float64), torch.zeros(5).long())},
+            ValueError,
+            "same number of samples, got 64 and 5",
+        ),
     ],
 )
 def test_bad_input(setup, kwargs, error, message):

@@ -13,15 +13,27 @@ zarr is imported when a store is first opened.
 
 from __future__ import annotations
 
+from lossmap.io.importers import import_file, import_h5, import_npz
 from lossmap.io.snapshots import SnapshotStore
-from lossmap.io.store import VOLATILE_KEYS, GridStore, settings_signature
+from lossmap.io.store import (
+    VOLATILE_KEYS,
+    ChunkError,
+    ChunkProblem,
+    GridStore,
+    settings_signature,
+)
 from lossmap.io.vtk import to_vtk
 from lossmap.io.zarr_io import load, save
 
 __all__ = [
     "VOLATILE_KEYS",
+    "ChunkError",
+    "ChunkProblem",
     "GridStore",
     "SnapshotStore",
+    "import_file",
+    "import_h5",
+    "import_npz",
     "load",
     "save",
     "settings_signature",

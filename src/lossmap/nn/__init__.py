@@ -25,6 +25,15 @@ from __future__ import annotations
 
 from lossmap.nn import hessian
 from lossmap.nn._data import METRICS, accuracy
+from lossmap.nn.align import Alignment, align
+from lossmap.nn.connect import (
+    CURVES,
+    Curve,
+    barrier,
+    curve_path,
+    linear_path,
+    train_curve,
+)
 from lossmap.nn.directions import (
     NORMS,
     Direction,
@@ -36,6 +45,7 @@ from lossmap.nn.directions import (
     random_directions,
     random_plane,
 )
+from lossmap.nn.embed import Embedding, embed
 from lossmap.nn.evaluate import (
     RandomLines,
     evaluate_params,
@@ -43,16 +53,20 @@ from lossmap.nn.evaluate import (
     plane,
     random_lines,
 )
-from lossmap.nn.params import ParamInfo, ParamSpace
+from lossmap.nn.params import ParamInfo, ParamSpace, describe_selection, select
 
 # ---- trajectories (trajectory.py)
 from lossmap.nn.projection import Projection, project, surface_at
-from lossmap.nn.trajectory import Recorder, Recording, pca_directions
+from lossmap.nn.trajectory import Recorder, Recording, path_span, pca_directions
 
 __all__ = [
+    "CURVES",
     "METRICS",
     "NORMS",
+    "Alignment",
+    "Curve",
     "Direction",
+    "Embedding",
     "ParamInfo",
     "ParamSpace",
     "Projection",
@@ -60,12 +74,19 @@ __all__ = [
     "Recorder",
     "Recording",
     "accuracy",
+    "align",
     "axis_directions",
+    "barrier",
+    "curve_path",
+    "describe_selection",
+    "embed",
     "evaluate_params",
     "from_tensors",
     "hessian",
     "interpolation",
     "line",
+    "linear_path",
+    "path_span",
     "pca_directions",
     "plane",
     "plane_through",
@@ -74,5 +95,7 @@ __all__ = [
     "random_directions",
     "random_lines",
     "random_plane",
+    "select",
     "surface_at",
+    "train_curve",
 ]

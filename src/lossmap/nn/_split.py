@@ -20,6 +20,7 @@ moves more memory than recomputing them.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 import torch
@@ -30,6 +31,25 @@ from torch import fx, nn
 #: (``in_features <= m + 1`` for ``m`` directions: a one-input neuron); in
 #: between, recomputing the product is about as cheap and needs no cache.
 MIN_IN_FEATURES = 64
+
+#: ``torch.fx`` tracing replaces ``torch.nn.Module.__call__`` process-wide
+#: while it runs, so two traces at once (threads of an executor) corrupt each
+#: other and can leave the patch in place for good. Every trace takes this lock.
+_TRACE_LOCK = threading.Lock()
+_MODULE_METHODS = {
+    name: nn.Module.__dict__[name] for name in ("__call__", "__getattr__")
+}
+
+
+def trace(model: nn.Module) -> fx.GraphModule:
+    """``fx.symbolic_trace(model)``, one at a time; torch's globals restored."""
+    with _TRACE_LOCK:
+        try:
+            return fx.symbolic_trace(model)
+        finally:
+            for name, method in _MODULE_METHODS.items():
+                if nn.Module.__dict__.get(name) is not method:  # pragma: no cover
+                    setattr(nn.Module, name, method)
 
 
 @dataclass
@@ -72,7 +92,7 @@ def build_split(
 ) -> Split | None:
     """Cut ``model`` (a working copy) or return None if nothing can be cached."""
     try:
-        gm = fx.symbolic_trace(model)
+        gm = trace(model)
     except Exception:
         return None
     nodes = list(gm.graph.nodes)

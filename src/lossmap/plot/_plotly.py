@@ -44,6 +44,7 @@ from lossmap.surface import Surface
 __all__ = [
     "PATH_COLORS",
     "TRACE_INDEX",
+    "UIDS",
     "ColorScale",
     "color_scale",
     "curve_figure",
@@ -63,46 +64,9 @@ TRACE_INDEX = {
     "start": 4,
     "current": 5,
 }
-#: Animation frames at most (each redraws the heatmap).
-_FRAMES = 40
-
-
-def _frame_cuts(lengths: Sequence[int]) -> list[int]:
-    longest = max(lengths, default=0)
-    if longest <= 1:
-        return []
-    n = min(_FRAMES, longest)
-    return sorted({round(v) for v in np.linspace(1, longest, n).tolist()})
-
-
-def _animation_menu() -> list[dict[str, Any]]:
-    return [
-        {
-            "type": "buttons",
-            "showactive": False,
-            "x": 1.0,
-            "y": 1.01,
-            "xanchor": "right",
-            "yanchor": "bottom",
-            "pad": {"r": 0, "t": 0},
-            "direction": "left",
-            "buttons": [
-                {
-                    "label": "▶ replay",
-                    "method": "animate",
-                    "args": [
-                        None,
-                        {
-                            "frame": {"duration": 60, "redraw": True},
-                            "transition": {"duration": 0},
-                            "fromcurrent": False,
-                            "mode": "immediate",
-                        },
-                    ],
-                }
-            ],
-        }
-    ]
+#: The ``uid`` of every fixed trace (apps find traces by uid, not position);
+#: critical points are ``"critical-<kind>"``, optimizer paths ``"path-<i>"``.
+UIDS = tuple(k.replace("_", "-") for k in TRACE_INDEX)
 
 
 # --------------------------------------------------------------- landscape
@@ -117,10 +81,10 @@ def landscape_figure(
     current: Any = None,
     critical_points: Iterable[Any] = (),
     paths: Sequence[Any] = (),
-    animate: bool = True,
     title: str | None = None,
     colorscale: str = "Viridis",
     marker_names: dict[str, str] | None = None,
+    axis_titles: Sequence[str] | None = None,
 ) -> Any:
     """A heatmap of a 2-D surface on a log colour scale, with markers.
 
@@ -143,18 +107,23 @@ def landscape_figure(
     paths : sequence
         Trajectories: objects with ``.params`` of shape (n + 1, 2) and a
         ``.label``; drawn in :data:`PATH_COLORS`, rows after the first
-        non-finite one are dropped.
-    animate : bool, default=True
-        Add frames that grow the paths step by step and a replay button.
+        non-finite one are dropped. The figure has no animation frames (an
+        app animates the paths itself, see ``explorer/assets``): frames that
+        resend the heatmap or the paths' prefixes are slow and large.
     title : str, optional
     marker_names : dict, optional
         Legend names for ``"minimum"``, ``"start"`` and ``"current"``.
+    axis_titles : pair of str, optional
+        Titles of the two axes (default: the axis names), e.g. the directions
+        in words (:func:`lossmap.describe.direction_names`).
 
     Returns
     -------
     plotly.graph_objects.Figure
         Traces in the order of :data:`TRACE_INDEX`, then critical points by
-        kind, then one trace per path.
+        kind, then one trace per path; each has a ``uid`` (:data:`UIDS`,
+        ``"critical-<kind>"``, ``"path-<i>"``). ``layout.meta`` holds the
+        colour scale (``log``, ``floor``) so a page can place new values.
     """
     go = _go()
     n0, a0, n1, a1 = _axes2d(surface)
@@ -254,12 +223,12 @@ def landscape_figure(
                     "line": {"color": "black", "width": 1},
                 },
                 name=f"{kind} ({len(pts)})",
+                uid=f"critical-{kind}",
                 customdata=[float(p.value) for p in pts],
                 hovertemplate=kind + " (%{x:.3f}, %{y:.3f})<br>value %{customdata:.4g}"
                 "<extra></extra>",
             )
         )
-    first_path = len(traces)
     drawn = [_finite_path(t.params) for t in paths]
     for i, (traj, p) in enumerate(zip(paths, drawn)):
         color = PATH_COLORS[i % len(PATH_COLORS)]
@@ -270,8 +239,13 @@ def landscape_figure(
                 y=p[:, 1],
                 mode="lines+markers",
                 line={"color": color, "width": 2.5},
-                marker={"size": 4, "color": color},
+                marker={
+                    "size": 5,
+                    "color": color,
+                    "line": {"color": "white", "width": 0.6},
+                },
                 name=_path_label(traj, i),
+                uid=f"path-{i}",
                 hovertemplate=_path_label(traj, i)
                 + " (%{x:.3f}, %{y:.3f})<extra></extra>",
             )
@@ -279,15 +253,18 @@ def landscape_figure(
     layout: dict[str, Any] = {
         "title": {"text": title or "", "x": 0.02, "font": {"size": 15}},
         "xaxis": {
-            "title": {"text": n0},
+            "title": {"text": (axis_titles or (n0, n1))[0]},
             "range": [float(a0[0]), float(a0[-1])],
             "constrain": "domain",
         },
-        "yaxis": {"title": {"text": n1}, "range": [float(a1[0]), float(a1[-1])]},
+        "yaxis": {
+            "title": {"text": (axis_titles or (n0, n1))[1]},
+            "range": [float(a1[0]), float(a1[-1])],
+        },
         "legend": {
             "orientation": "h",
             "yanchor": "top",
-            "y": -0.12,
+            "y": -0.16,
             "x": 0.0,
             "bgcolor": "rgba(255,255,255,0.8)",
         },
@@ -298,25 +275,12 @@ def landscape_figure(
         "hovermode": "closest",
         "uirevision": "landscape",
     }
-    frames: list[dict[str, Any]] = []
-    if animate and drawn:
-        idx = list(range(first_path, first_path + len(drawn)))
-        frames = [
-            {
-                "name": str(k),
-                "traces": idx,
-                "data": [
-                    {"type": "scatter", "x": p[:k, 0], "y": p[:k, 1]} for p in drawn
-                ],
-            }
-            for k in _frame_cuts([len(p) for p in drawn])
-        ]
-        layout["updatemenus"] = _animation_menu()
+    layout["meta"] = {"log": scale.log, "floor": scale.floor, "view": "2d"}
     # built without plotly's per-property validation: 201x201 figures are
     # rebuilt on every change of a setting
-    return go.Figure(
-        {"data": traces, "layout": layout, "frames": frames}, _validate=False
-    )
+    for t, uid in zip(traces, UIDS):
+        t["uid"] = uid
+    return go.Figure({"data": traces, "layout": layout}, _validate=False)
 
 
 def surface3d_figure(
@@ -334,18 +298,22 @@ def surface3d_figure(
 ) -> Any:
     """A 3-D surface of the same field, with the same markers.
 
-    The height is the plotted value (``log10`` on a log scale) and the z-axis
-    ticks are labelled with real values. Traces: the surface, θ*, the start,
-    the current point (each present, empty when not given), then the paths.
-    ``values_at`` maps points of shape ``(m, 2)`` to their real values (e.g.
-    ``landscape.loss_at``) so markers and paths sit on the surface; without it
-    they are drawn at the surface's nearest grid value.
+    The height is the plotted value (``log10`` on a log scale, ``log=False``
+    for the value itself) and the z-axis ticks are labelled with real values;
+    hovering shows the real value. Traces (uids ``"field"``, ``"minimum"``,
+    ``"start"``, ``"current"``, then ``"path-<i>"``): the surface, θ*, the
+    start, the current point (each present, empty when not given), then the
+    paths, each cut where it first leaves the grid so the scene keeps the
+    grid's extent. ``values_at`` maps points of shape ``(m, 2)`` to their real
+    values (e.g. ``landscape.loss_at``) so markers and paths sit on the
+    surface; without it they are drawn at the surface's nearest grid value.
     """
     go = _go()
     n0, a0, n1, a1 = _axes2d(surface)
     values = surface.field(field)
     scale = color_scale(values, log=log)
     z = scale.z(values)
+    region = ((float(a0[0]), float(a0[-1])), (float(a1[0]), float(a1[-1])))
 
     def height(pts: np.ndarray) -> np.ndarray:
         if values_at is not None:
@@ -354,31 +322,42 @@ def surface3d_figure(
         j = np.clip(np.searchsorted(a1, pts[:, 1]), 0, a1.size - 1)
         return z[i, j]
 
-    fig = go.Figure(
-        go.Surface(
+    def real(pts: np.ndarray) -> np.ndarray:
+        return values_at(pts) if values_at is not None else scale.value(height(pts))
+
+    hover = f"{n0}=%{{x:.3f}}<br>{n1}=%{{y:.3f}}<br>{field}=%{{customdata:.4g}}"
+    traces: list[dict[str, Any]] = [
+        dict(
+            type="surface",
             x=a0,
             y=a1,
             z=z.T.astype(np.float32),
+            customdata=np.asarray(values.T, dtype=np.float32),
+            hovertemplate=hover + "<extra></extra>",
             cmin=scale.zmin,
             cmax=scale.zmax,
             colorscale=colorscale,
             colorbar={"tickvals": scale.tickvals, "ticktext": scale.ticktext},
             name=field,
             opacity=0.95,
+            uid="field",
         )
-    )
+    ]
     marks = (
-        (minimum, "θ* (minimum)", "diamond", "#e0201b", 7),
-        (start, "start θ₀", "circle-open", "black", 6),
-        (current, "current point", "circle", "white", 6),
+        (minimum, "θ* (minimum)", "diamond", "#e0201b", 7, "minimum"),
+        (start, "start θ₀", "circle-open", "black", 6, "start"),
+        (current, "current point", "circle", "white", 6, "current"),
     )
-    for p, name, symbol, color, size in marks:  # always 3 traces (maybe empty)
+    for p, name, symbol, color, size, uid in marks:  # always 3 (maybe empty)
         pt = np.asarray(p, dtype=float).reshape(1, 2) if p is not None else None
-        fig.add_trace(
-            go.Scatter3d(
+        traces.append(
+            dict(
+                type="scatter3d",
                 x=pt[:, 0] if pt is not None else [],
                 y=pt[:, 1] if pt is not None else [],
                 z=height(pt) if pt is not None else [],
+                customdata=real(pt) if pt is not None else [],
+                hovertemplate=name + "<br>" + hover + "<extra></extra>",
                 mode="markers",
                 marker={
                     "symbol": symbol,
@@ -387,38 +366,47 @@ def surface3d_figure(
                     "line": {"color": "black", "width": 2},
                 },
                 name=name,
+                uid=uid,
             )
         )
     for i, traj in enumerate(paths):
-        p = _finite_path(traj.params)
+        p = _finite_path(traj.params, region)
         color = PATH_COLORS[i % len(PATH_COLORS)]
-        fig.add_trace(
-            go.Scatter3d(
+        label = _path_label(traj, i)
+        traces.append(
+            dict(
+                type="scatter3d",
                 x=p[:, 0],
                 y=p[:, 1],
                 z=height(p) if len(p) else [],
+                customdata=real(p) if len(p) else [],
+                hovertemplate=label + "<br>" + hover + "<extra></extra>",
                 mode="lines",
                 line={"color": color, "width": 6},
-                name=_path_label(traj, i),
+                name=label,
+                uid=f"path-{i}",
             )
         )
-    fig.update_layout(
-        title={"text": title or "", "x": 0.02, "font": {"size": 15}},
-        scene={
-            "xaxis": {"title": {"text": n0}},
-            "yaxis": {"title": {"text": n1}},
+    zr = [scale.zmin, scale.zmax]
+    layout = {
+        "title": {"text": title or "", "x": 0.02, "font": {"size": 15}},
+        "scene": {
+            "xaxis": {"title": {"text": n0}, "range": list(region[0])},
+            "yaxis": {"title": {"text": n1}, "range": list(region[1])},
             "zaxis": {
-                "title": {"text": field},
+                "title": {"text": field + (" (log scale)" if scale.log else "")},
                 "tickvals": scale.tickvals,
                 "ticktext": scale.ticktext,
+                "range": [zr[0] - 0.02 * (zr[1] - zr[0]), zr[1]],
             },
         },
-        margin={"l": 0, "r": 0, "t": 50, "b": 0},
-        legend={"orientation": "h", "x": 0.0, "y": 0.0, "yanchor": "bottom"},
-        font=_FONT,
-        uirevision="surface3d",
-    )
-    return fig
+        "margin": {"l": 0, "r": 0, "t": 50, "b": 0},
+        "legend": {"orientation": "h", "x": 0.0, "y": 0.0, "yanchor": "bottom"},
+        "font": _FONT,
+        "uirevision": "surface3d",
+        "meta": {"log": scale.log, "floor": scale.floor, "view": "3d"},
+    }
+    return go.Figure({"data": traces, "layout": layout}, _validate=False)
 
 
 def _marker_trace(
@@ -432,6 +420,7 @@ def _marker_trace(
         x=x,
         y=y,
         mode="markers",
+        cliponaxis=False,  # a point on the grid's edge is drawn whole
         marker={
             "symbol": symbol,
             "size": size,

@@ -15,20 +15,23 @@ from typing import Any
 import numpy as np
 
 from lossmap.plot import require_plotly
+from lossmap.plot._style import log_limits
 from lossmap.surface import Surface
 
 __all__ = ["KIND_STYLE", "PATH_COLORS", "ColorScale", "color_scale"]
 
-#: One colour per optimizer path (none of them red: red marks θ*).
+#: One colour per optimizer path: each has a contrast of at least 3 against
+#: the white panels and 2.4 against both ends of Viridis, and none is red
+#: (red marks θ*).
 PATH_COLORS = (
-    "#ff9f1c",
-    "#2ec4f1",
-    "#f15bb5",
-    "#c5f277",
-    "#ffffff",
-    "#b388ff",
-    "#00e0a4",
-    "#ffd6a5",
+    "#e8720c",
+    "#0a8fd6",
+    "#d63a9a",
+    "#3e9e2e",
+    "#7b4fd0",
+    "#00a3a3",
+    "#a07800",
+    "#5d6b7d",
 )
 #: Marker symbol and colour per kind of critical point.
 KIND_STYLE = {
@@ -67,10 +70,10 @@ class ColorScale:
         if self.log and hi <= 0.0:
             raise ValueError("a logarithmic colour scale needs positive values")
         if self.log:
-            positive = finite[finite > 0]
-            # 5 decades at most: an exact fit (loss 0) would otherwise stretch
-            # the colours over empty decades around the minimum
-            self.floor = max(float(positive.min()), hi * 1e-5)
+            # the same floor as the matplotlib figures (plot._style.log_limits):
+            # an exact fit (loss 0) would otherwise stretch the colours over
+            # empty decades around the minimum
+            self.floor, hi = log_limits(finite)
             zlo, zhi = math.log10(self.floor), math.log10(hi)
             if zhi - zlo < 1e-9:
                 zlo -= 0.5
@@ -220,11 +223,31 @@ def _contour_lines(
     return xs, ys, labels
 
 
-def _finite_path(params: Any) -> np.ndarray:
+def _finite_path(params: Any, region: Any = None) -> np.ndarray:
+    """Rows up to the first non-finite one (and, given ``region``, up to the
+    first one outside it, that one kept so the path runs to the edge)."""
     p = np.asarray(params, dtype=np.float64).reshape(-1, 2)
     ok = np.all(np.isfinite(p), axis=1)
     if not ok.all():
         p = p[: int(np.argmin(ok))] if ok[0] else p[:0]
+    if region is not None and len(p):
+        (lo0, hi0), (lo1, hi1) = region
+        inside = (
+            (p[:, 0] >= lo0) & (p[:, 0] <= hi0) & (p[:, 1] >= lo1) & (p[:, 1] <= hi1)
+        )
+        if not inside.all():
+            k = int(np.argmin(inside))
+            if k == 0:
+                return p[:0]
+            # the last segment ends where it crosses the region's border
+            a, d = p[k - 1], p[k] - p[k - 1]
+            t = 1.0
+            for j, (lo, hi) in enumerate(((lo0, hi0), (lo1, hi1))):
+                if d[j] > 0 and a[j] + d[j] > hi:
+                    t = min(t, (hi - a[j]) / d[j])
+                elif d[j] < 0 and a[j] + d[j] < lo:
+                    t = min(t, (lo - a[j]) / d[j])
+            p = np.vstack([p[:k], a + t * d])
     return p
 
 

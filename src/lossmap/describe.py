@@ -1,0 +1,237 @@
+"""Plain-words descriptions of a saved surface and its metadata (torch-free).
+
+Used by the figures (axis titles of saved planes and lines), ``lossmap info``
+and the explorer's "Saved stores" tab, so a store reads the same everywhere::
+
+    from lossmap.describe import describe_metadata, direction_names
+    for line in describe_metadata(surface):
+        print(line)
+
+Only the standard library is imported; ``surface`` is any
+:class:`~lossmap.surface.Surface` (or an object with ``axes``, ``ndim``,
+``field_names``, ``argmin`` and ``metadata``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["describe_metadata", "direction_name", "direction_names"]
+
+_BN_WORDS = {
+    "eval": "BatchNorm layers used their stored running statistics (eval mode)",
+    "batch": "BatchNorm layers normalised with each batch's own statistics",
+    "recompute": "BatchNorm running statistics were recomputed at every grid point",
+}
+_NORM_WORDS = {
+    "filter": "filter-normalised (each filter scaled to the norm of the weights' "
+    "filter, Li et al. 2018)",
+    "layer": "layer-normalised",
+    "none": "not normalised",
+    None: "not normalised",
+}
+_SKIP = {
+    "fingerprint",
+    "direction_norms",
+    "normalisation",
+    "trajectory",
+    "engine",
+    "chunks",
+    "device",
+    "metrics",
+}
+
+
+def _short(value: Any, limit: int = 160) -> str:
+    if isinstance(value, dict):
+        text = ", ".join(f"{k} {_short(v, 60)}" for k, v in value.items())
+    elif isinstance(value, list | tuple):
+        if len(value) > 6 and all(isinstance(v, int | float) for v in value):
+            text = f"{len(value)} numbers"
+        else:
+            text = ", ".join(_short(v, 60) for v in value)
+    elif isinstance(value, float):
+        text = f"{value:.4g}"
+    else:
+        text = str(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _direction(i: int, d: Any, norm_of: Any) -> str:
+    if not isinstance(d, dict):
+        return f"Direction {i}: {_short(d)}."
+    kind = d.get("kind", "user")
+    words = {
+        "random": "a random Gaussian direction",
+        "pca": "a principal direction of the training trajectory",
+        "interpolation": "the straight line between two models",
+        "plane_through": "the plane through given points",
+        "axis": "one parameter axis",
+        "user": "a direction given by the user",
+    }.get(kind, f"a {kind} direction")
+    parts = [words]
+    if kind == "pca":
+        if "component" in d:
+            parts[0] += f" (component {int(d['component']) + 1})"
+        if "explained_variance_ratio" in d:
+            parts.append(
+                f"explains {100 * float(d['explained_variance_ratio']):.1f} % of "
+                "the trajectory's variance"
+            )
+        if "n_snapshots" in d:
+            parts.append(f"from {d['n_snapshots']} snapshots")
+        if "center" in d:
+            parts.append(f"centred on the {d['center']} snapshot")
+    if "seed" in d:
+        draw = f", draw {d['index']}" if "index" in d else ""
+        parts.append(f"seed {d['seed']}{draw}")
+    norm = d.get("norm", norm_of)
+    if norm is not None or kind == "random":
+        parts.append(_NORM_WORDS.get(norm, f"normalised by {norm!r}"))
+    ignore = d.get("ignore")
+    if ignore:
+        words_ignore = {
+            "biasbn": "biases and BatchNorm parameters",
+            "bias": "biases",
+            "bn": "BatchNorm parameters",
+        }
+        text = words_ignore.get(ignore) if isinstance(ignore, str) else None
+        parts.append(f"zero on {text or _short(ignore, 60)}")
+    rest = {
+        k: v
+        for k, v in d.items()
+        if k
+        not in {
+            "kind",
+            "seed",
+            "norm",
+            "ignore",
+            "index",
+            "distribution",
+            "component",
+            "explained_variance_ratio",
+            "n_snapshots",
+            "center",
+            "steps",
+        }
+    }
+    if rest:
+        parts.append(_short(rest, 80))
+    return f"Direction {i}: " + ", ".join(parts) + "."
+
+
+def _data(d: Any) -> str:
+    if not isinstance(d, dict):
+        return f"Data: {_short(d)}."
+    parts = []
+    if "n_samples" in d:
+        parts.append(f"{d['n_samples']} samples")
+    if d.get("subset"):
+        seed = f" (seed {d['seed']})" if d.get("seed") is not None else ""
+        parts.append(f"a subset of {d['subset']}{seed}")
+    if d.get("batch_size"):
+        parts.append(f"batches of {d['batch_size']}")
+    if d.get("input_shape"):
+        parts.append("inputs of shape " + "×".join(str(n) for n in d["input_shape"]))
+    rest = {
+        k: v
+        for k, v in d.items()
+        if k not in {"n_samples", "subset", "seed", "batch_size", "input_shape"}
+    }
+    if rest:
+        parts.append(_short(rest, 80))
+    return "Data: " + (", ".join(parts) or "not recorded") + "."
+
+
+def describe_metadata(surface: Any) -> list[str]:
+    """The store's shape and metadata as short plain sentences."""
+    axes = " × ".join(
+        f"{n} ({a.size} points, {a[0]:g} to {a[-1]:g})" for n, a in surface.axes
+    )
+    kind = "plane" if surface.ndim == 2 else "line"
+    lines = [
+        f"A {kind} through parameter space: {axes}.",
+        f"Fields: {', '.join(surface.field_names)}.",
+    ]
+    best = surface.argmin()
+    where = ", ".join(f"{k} = {v:.3g}" for k, v in best.coords.items())
+    lines.append(f"Lowest loss {best.value:.4g} at {where}.")
+    meta = dict(surface.metadata)
+    if "model" in meta:
+        size = f" with {meta['n_params']:,} parameters" if "n_params" in meta else ""
+        lines.append(f"Model: {meta['model']}{size}.")
+    if "loss_fn" in meta:
+        lines.append(f"Loss function: {meta['loss_fn']}.")
+    norms = meta.get("normalisation") or []
+    dirs = meta.get("directions")
+    if isinstance(dirs, list):
+        for i, d in enumerate(dirs, 1):
+            norm = norms[i - 1] if i - 1 < len(norms) else None
+            lines.append(_direction(i, d, norm))
+    elif dirs is not None:
+        lines.append(f"Directions: {_short(dirs)}.")
+    if "bn" in meta:
+        lines.append(_BN_WORDS.get(meta["bn"], f"BatchNorm mode: {meta['bn']}") + ".")
+    if "data" in meta:
+        lines.append(_data(meta["data"]))
+    if meta.get("trajectory"):
+        lines.append("The projected training trajectory is drawn on the plane.")
+    if isinstance(meta.get("versions"), dict):
+        lines.append(
+            "Computed with "
+            + ", ".join(f"{k} {v}" for k, v in meta["versions"].items())
+            + "."
+        )
+    done = {"model", "n_params", "loss_fn", "directions", "bn", "data", "versions"}
+    for key, value in meta.items():
+        if key in done or key in _SKIP:
+            continue
+        label = {"kind": "Computed by", "span": "Span", "steps": "Grid points"}.get(
+            key, key.replace("_", " ").capitalize()
+        )
+        lines.append(f"{label}: {_short(value)}.")
+    return lines
+
+
+_SHORT_KIND = {
+    "random": "random",
+    "pca": "PCA",
+    "interpolation": "interpolation",
+    "plane_through": "through given points",
+    "axis": "parameter axis",
+    "user": "user direction",
+}
+
+
+def direction_name(i: int, d: Any) -> str:
+    """A short axis title: ``"direction 1: random, seed 0"``.
+
+    ``i`` counts from 1; ``d`` is one entry of ``metadata["directions"]``.
+    """
+    if not isinstance(d, dict):
+        return f"direction {i}" + (f": {_short(d, 40)}" if d else "")
+    kind = str(d.get("kind", "user"))
+    parts = [_SHORT_KIND.get(kind, kind)]
+    if kind == "pca" and "component" in d:
+        parts[0] = f"PC{int(d['component']) + 1}"
+    if "seed" in d:
+        parts.append(f"seed {d['seed']}")
+    return f"direction {i}: " + ", ".join(parts)
+
+
+def direction_names(surface: Any) -> list[str]:
+    """One axis title per axis of ``surface``: its direction in words.
+
+    Falls back to the axis name when the metadata records no directions, and
+    keeps the axis name when it is not a generic one (``alpha``, ``beta``…).
+    """
+    names = list(getattr(surface, "names", ()) or [n for n, _ in surface.axes])
+    dirs = surface.metadata.get("directions")
+    if not isinstance(dirs, list) or len(dirs) != len(names):
+        return names
+    out = []
+    for i, (name, d) in enumerate(zip(names, dirs), 1):
+        label = direction_name(i, d)
+        generic = name in ("alpha", "beta", "x", "y", f"d{i - 1}", f"dir{i - 1}")
+        out.append(label if generic else f"{name} ({label})")
+    return out

@@ -1,0 +1,92 @@
+"""Plain-words descriptions of saved surfaces (lossmap.describe, torch-free)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+
+from lossmap import Surface
+from lossmap.describe import describe_metadata, direction_name, direction_names
+
+
+def _plane(**meta):
+    a = np.linspace(-1, 1, 21)
+    b = np.linspace(-0.5, 1.5, 11)
+    loss = 0.2 + np.add.outer(a**2, (b - 0.5) ** 2)
+    acc = 1 - loss / loss.max()
+    return Surface(
+        axes={"alpha": a, "beta": b},
+        fields={"loss": loss, "accuracy": acc},
+        metadata=meta,
+    )
+
+
+def test_describe_metadata_in_words():
+    s = _plane(
+        model="Net",
+        n_params=1234,
+        loss_fn="cross_entropy",
+        directions=[
+            {"kind": "random", "seed": 7, "norm": "filter", "ignore": "biasbn"},
+            {"kind": "pca", "component": 1, "explained_variance_ratio": 0.0312},
+        ],
+        bn="recompute",
+        data={"n_samples": 1000, "subset": 200, "seed": 3, "input_shape": [1, 8, 8]},
+        versions={"torch": "2.13.0"},
+        fingerprint={"center": "abc"},
+        note="hello",
+    )
+    lines = describe_metadata(s)
+    assert lines[0] == (
+        "A plane through parameter space: alpha (21 points, -1 to 1) × "
+        "beta (11 points, -0.5 to 1.5)."
+    )
+    assert "Lowest loss 0.2 at alpha = 0, beta = 0.5." in lines
+    assert "Model: Net with 1,234 parameters." in lines
+    assert lines[lines.index("Loss function: cross_entropy.") + 1].startswith(
+        "Direction 1: a random Gaussian direction, seed 7, filter-normalised"
+    )
+    assert any(
+        "principal direction of the training trajectory (component 2), explains "
+        "3.1 % of the trajectory's variance" in ln
+        for ln in lines
+    )
+    assert "BatchNorm running statistics were recomputed at every grid point." in lines
+    assert (
+        "Data: 1000 samples, a subset of 200 (seed 3), inputs of shape 1×8×8." in lines
+    )
+    assert "Computed with torch 2.13.0." in lines
+    assert "Note: hello." in lines
+    assert not any("abc" in ln for ln in lines)  # fingerprints are not prose
+
+
+def test_two_random_directions_are_told_apart():
+    dirs = [
+        {"kind": "random", "seed": 0, "index": 0, "norm": "filter"},
+        {"kind": "random", "seed": 0, "index": 1, "norm": "filter"},
+    ]
+    s = _plane(directions=dirs)
+    assert direction_names(s) == [
+        "direction 1: random, seed 0",
+        "direction 2: random, seed 0",
+    ]
+    lines = describe_metadata(s)
+    assert any(ln.startswith("Direction 1:") and "seed 0, draw 0" in ln for ln in lines)
+    assert any(ln.startswith("Direction 2:") and "seed 0, draw 1" in ln for ln in lines)
+    assert direction_name(1, {"kind": "pca", "component": 1}) == "direction 1: PC2"
+    # without recorded directions the axis names stay
+    assert direction_names(_plane()) == ["alpha", "beta"]
+
+
+def test_describe_loads_no_heavy_library():
+    code = (
+        "import sys, lossmap.describe; "
+        "print([m for m in ('torch', 'matplotlib', 'plotly', 'dash') "
+        "if m in sys.modules])"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "[]"
