@@ -120,6 +120,8 @@ def _row(cfg: dict[str, int], runs: list[dict[str, Any]]) -> dict[str, Any]:
         "peak_over_start_mib": round(
             max(r["peak_rss_mib"] - r["rss_before_mib"] for r in runs), 1
         ),
+        # what the engine keeps: X·W₀ᵀ, X·D₁ᵀ, X·D₂ᵀ of the first layer (float32)
+        "cached_first_layer_mib": round(3 * n * h * 4 / 2**20, 1),
         "naive_fraction_of_peak": round(fl["naive"] / t / 1e9 / peak, 3),
         "executed_fraction_of_peak": round(fl["executed"] / t / 1e9 / peak, 3),
         # time a machine running at the reference peak would have taken
