@@ -275,7 +275,7 @@ def _no_store(work: Path) -> None:
         ),
         (
             ["--params", "9.*"],
-            "`--params` pattern '9.*' must match a parameter of the model",
+            "`--params` entry '9.*' matches no parameter of the model",
         ),
     ],
 )
@@ -372,3 +372,33 @@ def test_the_installed_command_exits_2_from_a_shell(work):
     assert proc.stderr.startswith("error: `--model` must name a callable")
     assert "Traceback" not in proc.stderr
     _no_store(work)
+
+
+def test_params_moves_only_the_selected_parameters(work):
+    argv = ["plane", *BASE, "--weights", "final.pt", "--params", "2", "--steps", "3"]
+    assert main([*argv, "--store", "sel.zarr"]) == 0
+    s = io.load(work / "sel.zarr")
+    for d in s.metadata["directions"]:
+        assert d["params"]["names"] == ["2.weight", "2.bias"]
+    # the surface equals a plain forward pass moving only the last layer
+    ns: dict = {}
+    exec(MODEL_FILE, ns)
+    model = ns["make_model"]()
+    model.load_state_dict(torch.load(work / "final.pt", weights_only=True))
+    d1, d2 = lnn.random_plane(model, seed=0, ignore=None, params="2")
+    assert float(d1.tensors["0.weight"].abs().sum()) == 0.0
+    w = {n: p.detach().clone() for n, p in model.named_parameters()}
+    a, b = s.coords(0)[0], s.coords(1)[2]
+    params = {n: w[n] + a * d1.tensors[n] + b * d2.tensors[n] for n in w}
+    ref = _reference("make_model", work / "final.pt", params)
+    assert s.loss[0, 2] == pytest.approx(ref, rel=1e-5)
+
+
+@pytest.mark.slow
+def test_local_dask_executor_gives_the_same_surface(work):
+    pytest.importorskip("distributed")
+    argv = ["plane", *BASE, "--weights", "final.pt", "--steps", "5"]
+    assert main([*argv, "--store", "a.zarr"]) == 0
+    assert main([*argv, "--store", "b.zarr", "--executor", "local:2"]) == 0
+    np.testing.assert_array_equal(io.load("a.zarr").loss, io.load("b.zarr").loss)
+    assert main([*argv, "--store", "c.zarr", "--executor", "local:two"]) == 2

@@ -197,3 +197,42 @@ def test_stale_creating_folder_of_a_dead_process_is_removed(tmp_path):
     _store(tmp_path / "s.zarr")
     assert not stale.exists()
     assert live.exists()  # its creator may still be working
+
+
+@pytest.mark.parametrize("bad", [123, None, b"p.zarr", 4.5, ""])
+def test_store_path_that_is_not_a_path_names_the_argument(tmp_path, bad):
+    from lossmap import Surface
+    from lossmap.io import to_vtk
+
+    s = Surface(axes={"a": A}, fields={"loss": A**2 + 1})
+    calls = [
+        lambda: GridStore.open(
+            bad, axes={"a": A}, fields=["loss"], chunks=(2,), metadata={}
+        ),
+        lambda: GridStore.attach(bad),
+        lambda: save(s, bad),
+        lambda: load(bad),
+        lambda: to_vtk(s, bad),
+    ]
+    for call in calls:
+        with pytest.raises((TypeError, ValueError), match="`path` must"):
+            call()
+
+
+def test_plane_with_store_123_names_store():
+    torch = pytest.importorskip("torch")
+    import lossmap.nn as lnn
+
+    net = torch.nn.Linear(2, 1)
+    x, y = torch.randn(8, 2), torch.randn(8, 1)
+    dirs = lnn.random_directions(net, 2, seed=0)
+    with pytest.raises(TypeError, match=r"the `store` of a computation\), got int 123"):
+        lnn.plane(
+            net,
+            torch.nn.functional.mse_loss,
+            (x, y),
+            dirs,
+            steps=3,
+            store=123,
+            progress=False,
+        )

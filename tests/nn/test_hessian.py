@@ -16,6 +16,15 @@ from lossmap.nn.hessian import (
 )
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny products: one thread avoids thread-pool contention on a busy CPU."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture
 def setup():
     torch.manual_seed(0)

@@ -32,6 +32,7 @@ __all__ = [
     "load_callable",
     "load_data",
     "load_weights",
+    "param_names",
     "resolve_loss",
     "resolve_metrics",
     "select_params",
@@ -395,25 +396,25 @@ def resolve_metrics(
 
 
 def select_params(model: Any, patterns: Sequence[str] | None) -> list[str] | None:
-    """Parameter names matched by the ``--params`` glob patterns (all if none)."""
-    import fnmatch
+    """``--params``: names, module names or glob patterns (repeat or comma-join).
+
+    Returns the spec as a list of strings (what the library's ``params=``
+    takes, recorded as given), after checking every entry matches.
+    """
+    from lossmap.nn import select
 
     if not patterns:
         return None
-    names = [n for n, _ in model.named_parameters()]
-    chosen: list[str] = []
-    for pattern in patterns:
-        for part in pattern.split(","):
-            part = part.strip()
-            hits = [
-                n
-                for n in names
-                if fnmatch.fnmatchcase(n, part) or n.startswith(part + ".")
-            ]
-            if not hits:
-                raise ValueError(
-                    f"`--params` pattern {part!r} must match a parameter of the "
-                    f"model, got none (parameters: {_short(names)})"
-                )
-            chosen.extend(h for h in hits if h not in chosen)
-    return chosen
+    spec = [p.strip() for pattern in patterns for p in pattern.split(",") if p.strip()]
+    select(model, spec, what="--params")
+    return spec
+
+
+def param_names(model: Any, spec: Sequence[str] | None) -> list[str] | None:
+    """The parameter names ``spec`` selects, in the model's order."""
+    from lossmap.nn import select
+
+    if spec is None:
+        return None
+    chosen = select(model, list(spec), what="--params")
+    return [n for n, _ in model.named_parameters() if n in chosen]

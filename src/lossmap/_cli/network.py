@@ -140,7 +140,7 @@ def executor_from(spec: str | None) -> Iterator[Any]:
     from lossmap.distributed import dask_executor
 
     match = re.fullmatch(r"local:(\d+)", spec)
-    if spec.startswith("local") and match is None:
+    if (spec == "local" or spec.startswith("local:")) and match is None:
         raise ValueError(
             f"`--executor` must be in-process, local:N or a scheduler address "
             f"(tcp://host:8786), got {spec!r}"
@@ -229,11 +229,15 @@ class Inputs:
         self.params = inputs.select_params(self.model, s.get("params"))
         self.weights = weights
 
-    def ignore(self) -> Any:
-        """``ignore=`` for random directions: everything not in ``--params``."""
+    def selection(self) -> dict[str, Any]:
+        """``params=``/``ignore=`` for random directions.
+
+        Without ``--params`` biases and normalisation layers stay fixed (Li et
+        al.); with it, exactly the selected parameters move.
+        """
         if self.params is None:
-            return "biasbn"
-        return [n for n, _ in self.model.named_parameters() if n not in self.params]
+            return {"ignore": "biasbn"}
+        return {"ignore": None, "params": self.params}
 
 
 def _finish(surface: Any, store: Path | None) -> None:
@@ -258,7 +262,7 @@ def do_plane(s: dict[str, Any]) -> Any:
     inp = Inputs(s)
     norm = _norm(s.get("norm", "filter"))
     d1, d2 = lnn.random_plane(
-        inp.model, seed=s.get("seed", 0), norm=norm, ignore=inp.ignore()
+        inp.model, seed=s.get("seed", 0), norm=norm, **inp.selection()
     )
     span = _span(s.get("span"), 1.0)
     if span == "auto":
@@ -303,7 +307,7 @@ def do_line(s: dict[str, Any]) -> Any:
     else:
         norm = _norm(s.get("norm", "filter"))
         direction = lnn.random_direction(
-            inp.model, seed=s.get("seed", 0), norm=norm, ignore=inp.ignore()
+            inp.model, seed=s.get("seed", 0), norm=norm, **inp.selection()
         )
         span = _span(s.get("span"), 1.0)
     if span == "auto":
@@ -459,32 +463,62 @@ def do_pca(s: dict[str, Any]) -> Any:
     return surface
 
 
+class _Counted:
+    """A curvature operator that reports each matrix-vector product."""
+
+    def __init__(self, op: Any) -> None:
+        self.op = op
+        self.advance: Any = lambda n=1: None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.op, name)
+
+    def matvec(self, v: Any) -> Any:
+        out = self.op.matvec(v)
+        self.advance(1)
+        return out
+
+    def matmat(self, V: Any) -> Any:
+        out = self.op.matmat(V)
+        self.advance(int(V.shape[0]))
+        return out
+
+
 def do_hessian(s: dict[str, Any]) -> dict[str, Any]:
     import json
 
     import numpy as np
 
+    from lossmap._progress import progress
     from lossmap.nn import hessian as H
 
     inp = Inputs(s)
     out = s.get("out")
     if out is not None and Path(out).suffix != ".json":
         raise ValueError(f"`--out` must end in .json, got {Path(out).name!r}")
-    op = H.HessianOperator(inp.model, inp.loss, inp.data, params=inp.params)
-    seed = s.get("seed", 0)
+    names = inputs.param_names(inp.model, inp.params)
+    op = _Counted(H.HessianOperator(inp.model, inp.loss, inp.data, params=names))
+    seed, top, probes = (
+        s.get("seed", 0),
+        min(s.get("top", 5), op.dim),
+        s.get("probes", 50),
+    )
     result: dict[str, Any] = {
         "kind": "nn.hessian",
         "dim": op.dim,
-        "params": op.names,
+        "params": list(op.names),
         "_command": command_line("hessian", s),
     }
     with interruptible(None):
-        eig = H.top_eigenvalues(op, min(s.get("top", 5), op.dim), seed=seed)
+        lanczos = min(op.dim, max(300, 10 * top))
+        with progress(lanczos, "Lanczos (at most)", unit="products") as op.advance:
+            eig = H.top_eigenvalues(op, top, seed=seed)
         result["eigenvalues"] = eig.values.tolist()
         result["residuals"] = eig.residuals.tolist()
         typer.echo("top eigenvalues: " + ", ".join(f"{v:.6g}" for v in eig.values))
-        if s.get("probes", 50) >= 2:
-            tr = H.hessian_trace(op, probes=s.get("probes", 50), seed=seed)
+        if probes >= 2:
+            with progress(probes, "Hutchinson", unit="products") as op.advance:
+                tr = H.hessian_trace(op, probes=probes, seed=seed)
             result["trace"] = {
                 "value": tr.value,
                 "stderr": tr.stderr,
@@ -495,7 +529,9 @@ def do_hessian(s: dict[str, Any]) -> dict[str, Any]:
                 f"({tr.probes} Hutchinson probes)"
             )
         if s.get("density", True):
-            dens = H.spectral_density(op, iterations=min(80, op.dim), seed=seed)
+            m = min(80, op.dim)
+            with progress(4 * m, "spectral density", unit="products") as op.advance:
+                dens = H.spectral_density(op, iterations=m, seed=seed)
             result["density"] = {
                 "grid": dens.grid.tolist(),
                 "density": dens.density.tolist(),

@@ -79,11 +79,15 @@ def write_record(folder: Path, idx: tuple[int, ...], digests: dict[str, str]) ->
     doc = json.dumps({"chunk": list(idx), "sha256": digests})
     final = folder / record_name(idx)
     tmp = folder / f".{record_name(idx)}.{uuid.uuid4().hex[:8]}.tmp"
-    with open(tmp, "w") as fh:
-        fh.write(doc)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, final)
+    try:
+        with open(tmp, "w") as fh:
+            fh.write(doc)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, final)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # e.g. a full disk: leave no partial file
+        raise
 
 
 def read_record(folder: Path, idx: tuple[int, ...]) -> dict[str, str] | None:

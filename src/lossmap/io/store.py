@@ -60,6 +60,7 @@ from lossmap.io._integrity import (
 from lossmap.io._settings import (
     VOLATILE_KEYS,
     _validate,
+    as_path,
     require_zarr,
     settings_signature,
 )
@@ -166,7 +167,7 @@ class GridStore:
             if ``path`` holds something that is not a lossmap store.
         """
         ax, fl, ch, meta = _validate(axes, fields, chunks, metadata)
-        path = Path(path)
+        path = as_path(path)
         signature = settings_signature(meta, volatile=volatile)
         settings = {
             "format": _FORMAT,
@@ -269,7 +270,7 @@ class GridStore:
         ValueError
             If ``path`` is not a lossmap store.
         """
-        path = Path(path)
+        path = as_path(path)
         if not path.exists():
             raise FileNotFoundError(f"no store at {str(path)!r}")
         meta_file = path / "zarr.json"

@@ -57,7 +57,7 @@ from lossmap.nn.params import ParamInfo, ParamSpace, describe_selection, select
 
 # ---- trajectories (trajectory.py)
 from lossmap.nn.projection import Projection, project, surface_at
-from lossmap.nn.trajectory import Recorder, Recording, pca_directions
+from lossmap.nn.trajectory import Recorder, Recording, path_span, pca_directions
 
 __all__ = [
     "CURVES",
@@ -86,6 +86,7 @@ __all__ = [
     "interpolation",
     "line",
     "linear_path",
+    "path_span",
     "pca_directions",
     "plane",
     "plane_through",

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from lossmap._progress import progress as _progress
 from lossmap._validation import check_int
 from lossmap.nn import _checks
 from lossmap.nn._prepare import Call
@@ -95,7 +96,7 @@ def run_grid(
             grid_store.write(idx, block)
 
     total = sum(int(np.prod([s.stop - s.start for s in slices(i)])) for i in todo)
-    with _progress(progress, total, kind) as advance:
+    with _progress(total, kind, enabled=progress) as advance:
         if executor is None:
             with Evaluator(spec) as ev:
                 # group chunks so that each engine pass is full; every chunk
@@ -170,27 +171,3 @@ def precision_check(call: Call, surface: Surface) -> dict[str, Any]:
         "precision_errors": errors,
         "precision_check_points": [list(p) for p in points],
     }
-
-
-class _progress:
-    """A rich progress bar, or nothing."""
-
-    def __init__(self, enabled: bool, total: int, kind: str) -> None:
-        self.bar = None
-        if enabled and total > 0:
-            try:
-                from rich.progress import Progress
-            except ImportError:  # pragma: no cover - rich is optional
-                return
-            self.bar = Progress(transient=False)
-            self.task = self.bar.add_task(f"{kind} ({total} points)", total=total)
-
-    def __enter__(self) -> Any:
-        if self.bar is None:
-            return lambda n: None
-        self.bar.start()
-        return lambda n: self.bar.advance(self.task, n)
-
-    def __exit__(self, *exc: Any) -> None:
-        if self.bar is not None:
-            self.bar.stop()

@@ -22,6 +22,7 @@ from lossmap import _cpu
 from lossmap._validation import check_choice, check_float, check_int
 from lossmap.nn import _bn, _checks
 from lossmap.nn._data import materialise, resolve_metrics
+from lossmap.nn._fingerprint import canonical_rows, data_fingerprint
 from lossmap.nn.directions import Direction
 from lossmap.nn.engine import DEFAULT_MEMORY, PRECISIONS, STRATEGIES, EngineSpec
 from lossmap.nn.params import ParamSpace
@@ -237,7 +238,7 @@ def prepare(
     if precision == "bf16":  # emulated bfloat16 is slower than float: refuse it
         _cpu.require_bf16(next(iter(cen.values())).device)
     directions = _directions(dirs, ndim, space) if ndim else []
-    x, y = materialise(data)
+    x, y = canonical_rows(data, *materialise(data))
     n = int(x.shape[0])
     if subset is not None:
         subset = check_int("subset", subset, minimum=2, maximum=n)
@@ -307,7 +308,7 @@ def prepare(
         "fingerprint": {
             "center": _fingerprint(*cen.values()),
             "directions": [_fingerprint(*d.tensors.values()) for d in directions],
-            "data": _fingerprint(x, y),
+            "data": data_fingerprint((x, y)),
         },
         "versions": {"torch": torch.__version__, "lossmap": lossmap.__version__},
     }

@@ -23,6 +23,7 @@ from lossmap.nn._grid import run_grid
 from lossmap.nn._prepare import MAX_STEPS, plane_spans, plane_steps, prepare, span_of
 from lossmap.nn.directions import Direction, random_directions
 from lossmap.nn.engine import PRECISIONS, Evaluator
+from lossmap.nn.trajectory import fit_spans
 from lossmap.surface import Surface
 
 __all__ = ["RandomLines", "evaluate_params", "line", "plane", "random_lines"]
@@ -118,8 +119,10 @@ def plane(
         Read once into tensors.
     directions : pair of Direction
         ``d₁`` and ``d₂``.
-    span : float or (lo, hi), or one per axis
-        Coordinates run over ``[-span, span]`` or ``[lo, hi]``.
+    span : float or (lo, hi), or one per axis, or "auto"
+        Coordinates run over ``[-span, span]`` or ``[lo, hi]``. ``"auto"``
+        (PCA directions): the grid covers the recorded path and the centre,
+        with a 10 % margin; a given span that cuts the path is warned about.
     steps : int or (int, int)
         Grid points per axis, 2 to 10,001.
     <options>
@@ -140,7 +143,8 @@ def plane(
     whose torch thread pool is running can hang the workers.
     """
     check_choice("precision", precision, PRECISIONS)
-    spans = plane_spans(span)
+    auto = isinstance(span, str) and span == "auto"
+    spans = None if auto else plane_spans(span)
     steps_ = plane_steps(steps)
     call = prepare(
         model,
@@ -160,6 +164,14 @@ def plane(
         memory=memory,
         precision=precision,
     )
+    spec = call.spec
+    fitted = fit_spans(
+        "auto" if auto else spans,
+        call.meta["directions"],
+        spec.directions,
+        spec.center,
+    )
+    spans = fitted or spans
     axes = {
         "alpha": np.linspace(*spans[0], steps_[0]),
         "beta": np.linspace(*spans[1], steps_[1]),
@@ -204,8 +216,8 @@ def line(
 ) -> Surface:
     """The loss along the line ``θ₀ + α·d``.
 
-    Same options as :func:`plane` (``span`` a number or one (lo, hi) pair,
-    ``steps`` an int); ``span=(0, 1)`` with ``center=model_a``
+    Same options as :func:`plane` (``span`` a number, one (lo, hi) pair or
+    ``"auto"``, ``steps`` an int); ``span=(0, 1)`` with ``center=model_a``
     and ``direction=interpolation(model_a, model_b)`` runs from A to B.
 
     Returns
@@ -214,7 +226,8 @@ def line(
         Axis ``"alpha"``, fields of shape ``(steps,)``.
     """
     check_choice("precision", precision, PRECISIONS)
-    lo_hi = span_of(span)
+    auto = isinstance(span, str) and span == "auto"
+    lo_hi = None if auto else span_of(span)
     steps = check_int("steps", steps, minimum=2, maximum=MAX_STEPS)
     call = prepare(
         model,
@@ -234,6 +247,13 @@ def line(
         memory=memory,
         precision=precision,
     )
+    fitted = fit_spans(
+        "auto" if auto else [lo_hi],
+        call.meta["directions"],
+        call.spec.directions,
+        call.spec.center,
+    )
+    lo_hi = fitted[0] if fitted else lo_hi
     call.meta.update(span=[list(lo_hi)], steps=[steps])
     call.meta.update(metadata or {})
     axes = {"alpha": np.linspace(*lo_hi, steps)}
@@ -329,17 +349,21 @@ def random_lines(
     seed: int,
     norm: str | None = "filter",
     ignore: Any = "biasbn",
+    params: Any = None,
     span: Any = 1.0,
     steps: int = 51,
     **options: Any,
 ) -> RandomLines:
     """``count`` random directions (seed, indices 0…count−1), one line each.
 
-    Shows how much a single random picture depends on its seed. ``options``
+    Shows how much a single random picture depends on its seed. ``params``
+    restricts the lines to a parameter selection (:func:`select`); ``options``
     are passed to :func:`line`.
     """
     count = check_int("count", count, minimum=1)
-    dirs = random_directions(model, count, seed=seed, norm=norm, ignore=ignore)
+    dirs = random_directions(
+        model, count, seed=seed, norm=norm, ignore=ignore, params=params
+    )
     surfaces = [
         line(model, loss_fn, data, d, span=span, steps=steps, **options) for d in dirs
     ]

@@ -38,6 +38,9 @@ _EXPORTS: dict[str, str] = {
     "RandomLinesDisplay": "_nn",
     "TrajectoryDisplay": "_nn_path",
     "SpectrumDisplay": "_curvature",
+    "CurvatureMapDisplay": "_curvature",
+    "SharpnessDisplay": "_curvature",
+    "BlockTraceDisplay": "_curvature",
     # ---- between minima: checkpoint maps, barriers, curve planes (_minima.py)
     "EmbeddingDisplay": "_minima",
     "BarrierDisplay": "_minima",

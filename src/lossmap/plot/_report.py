@@ -37,9 +37,10 @@ section{background:#fff;border:1px solid #e3e3e3;border-radius:8px;
         margin:22px 0;padding:6px 20px 16px}
 h2{font-size:18px;margin:14px 0 6px}
 ul.meta{margin:4px 0 10px 0;padding-left:20px;font-size:13.5px;line-height:1.45}
-.grid{display:flex;flex-wrap:wrap;gap:10px}
-.fig{flex:1 1 520px;min-width:420px;height:470px}
-.fig.wide{flex-basis:100%}
+.grid{display:grid;grid-template-columns:repeat(2,minmax(0,1fr));gap:10px}
+.fig{height:480px;min-width:0}
+.fig.wide{grid-column:1/-1}
+@media (max-width:900px){.grid{grid-template-columns:minmax(0,1fr)}}
 nav{font-size:13.5px}
 nav a{margin-right:14px}
 code{background:#f3f3f3;padding:1px 4px;border-radius:3px}
@@ -208,6 +209,8 @@ def figures_for(
                     "start": "first snapshot",
                 },
             )
+            fig.frames = ()  # a report shows the whole path, no replay
+            fig.layout.updatemenus = ()
             out.append((fig, False))
     for f in drawn if three_d else ["loss"]:
         best = surface.argmax(f) if f == "accuracy" else surface.argmin(f)

@@ -22,9 +22,12 @@ curvature matrix of a mean loss ``L(θ) = (1/N) Σₙ ℓ(f(xₙ; θ), yₙ)``:
   ``scaled_dot_product_attention``, whose double backward exists;
 * products on a batch of vectors: ``matmat(V)`` with ``V`` of shape
   ``(b, dim)`` computes ``b`` products in one backward pass per tile
-  (``is_grads_batched``), falling back to a loop when an operation has no
+  (``is_grads_batched``) when that is faster than a loop — the first batch is
+  run both ways and timed (on a CPU, batching pays for small models and
+  costs a little on larger ones) — and loops when an operation has no
   batching rule;
-* the count of matrix-vector products used (:attr:`products`).
+* the count of matrix-vector products computed (:attr:`products`, including
+  the one measuring pass).
 
 A subclass supplies only :meth:`_tile_state` (what to keep per tile, e.g. the
 gradient graph) and :meth:`_tile_product` (the tile's matrix times a batch of
@@ -39,6 +42,7 @@ owns the loop, a matrix writes its per-batch product.
 from __future__ import annotations
 
 import contextlib
+import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
@@ -130,8 +134,8 @@ class CurvatureOperator:
         Rows per tile (default: all rows in one tile).
     bn : {"eval", "batch", "recompute"}, default="eval"
     at : mapping of str to tensor, optional
-        Parameter values at which the matrix is taken (default: the model's);
-        names not given keep the model's values.
+        Parameter (and buffer) values at which the matrix is taken (default:
+        the model's); names not given keep the model's values.
     dtype : torch.dtype, optional
         Compute in this floating dtype (default: the parameters' dtype).
     keep_graph : bool, optional
@@ -172,9 +176,12 @@ class CurvatureOperator:
         named = {n: p.detach() for n, p in model.named_parameters()}
         #: Every parameter of the model, in order, with its shape.
         self.param_shapes = {n: tuple(t.shape) for n, t in named.items()}
+        own_buffers = {n: b.detach() for n, b in model.named_buffers()}
         if at is not None:
-            self._check_at(named, at)
-            named.update({n: torch.as_tensor(t).detach() for n, t in at.items()})
+            self._check_at(named, own_buffers, at)
+            for n, t in at.items():
+                target = named if n in named else own_buffers
+                target[n] = torch.as_tensor(t).detach().to(target[n].device)
         first = named[self.names[0]]
         if dtype is None:
             dtype = first.dtype
@@ -193,8 +200,8 @@ class CurvatureOperator:
         }
         self._work = _bn.working_copy(model)
         self.buffers = {
-            n: (b.detach().to(dtype) if b.is_floating_point() else b.detach())
-            for n, b in self._work.named_buffers()
+            n: (b.to(dtype) if b.is_floating_point() else b)
+            for n, b in own_buffers.items()
         }
         self.tiles = _data_tiles(
             data, batch_size=batch_size, dtype=dtype, device=self.device
@@ -205,25 +212,32 @@ class CurvatureOperator:
             keep_graph = self.n_samples * self.dim <= KEEP_GRAPH_WORK
         self.keep_graph = bool(keep_graph)
         self._states: dict[int, Any] = {}
-        self._batched_ok = True
+        #: Batched products faster than a loop (None: not measured yet).
+        self._batched: bool | None = None
+        self._extra = 0
         if self.bn == "recompute" and _bn.has_batchnorm(self._work):
             self._recompute_statistics()
         self._check_loss()
         self._setup()
 
     # ------------------------------------------------------------- set-up
-    def _check_at(self, named: dict[str, torch.Tensor], at: Any) -> None:
+    def _check_at(
+        self, named: dict[str, torch.Tensor], buffers: dict[str, torch.Tensor], at: Any
+    ) -> None:
         if not isinstance(at, Mapping):
             raise TypeError(
                 f"`at` must map parameter names to tensors, got {type(at).__name__}"
             )
         for n, t in at.items():
-            if n not in named:
-                raise ValueError(f"`at` names {n!r}, which is not a model parameter")
-            if tuple(torch.as_tensor(t).shape) != tuple(named[n].shape):
+            ref = named.get(n, buffers.get(n))
+            if ref is None:
                 raise ValueError(
-                    f"`at`[{n!r}] must have shape {tuple(named[n].shape)}, got "
-                    f"{tuple(torch.as_tensor(t).shape)}"
+                    f"`at` names {n!r}, which is not a parameter or buffer of the model"
+                )
+            shape = tuple(torch.as_tensor(t).shape)
+            if shape != tuple(ref.shape):
+                raise ValueError(
+                    f"`at`[{n!r}] must have shape {tuple(ref.shape)}, got {shape}"
                 )
 
     def _setup(self) -> None:
@@ -234,19 +248,25 @@ class CurvatureOperator:
         fresh = _bn.fresh_bn_buffers(self._work, dtype=self.dtype, device=self.device)
         buffers = {**self.buffers, **fresh}
         params = {**self.fixed, **dict(zip(self.names, self.theta))}
-        with self._configured(), _bn.statistics_pass(self._work), torch.no_grad():
+        with (
+            self._configured("recompute"),
+            _bn.statistics_pass(self._work),
+            torch.no_grad(),
+        ):
             for x, _ in self.tiles.tiles:
                 functional_call(self._work, (params, buffers), (x,))
         self.buffers = buffers
 
     @contextlib.contextmanager
-    def _configured(self) -> Iterator[None]:
-        """The working copy's flags for a product; restored afterwards."""
+    def _configured(self, mode: str | None = None) -> Iterator[None]:
+        """The working copy's flags for a product (BatchNorm ``mode``, default
+        the operator's; "recompute" products use the re-estimated statistics
+        in eval mode); restored afterwards, also on error."""
+        if mode is None:
+            mode = "eval" if self.bn == "recompute" else self.bn
         guard = _bn.ModelGuard(self._work)
         try:
-            _bn.configure(
-                guard, self._work, "eval" if self.bn == "recompute" else self.bn
-            )
+            _bn.configure(guard, self._work, mode)
             with _math_attention():
                 yield
         finally:
@@ -329,19 +349,37 @@ class CurvatureOperator:
             for t, w in enumerate(weights):
                 state = self._state(t)
                 total.add_(self._apply(state, V), alpha=w)
-        self.products += b
+        self.products += b + self._extra
+        self._extra = 0
         return total
 
     def _apply(self, state: Any, V: torch.Tensor) -> torch.Tensor:
-        b = V.shape[0]
-        if b > 1 and self._batched_ok:
-            try:
-                with warnings.catch_warnings():
-                    warnings.filterwarnings("ignore", "There is a performance drop")
-                    out = self._tile_product(state, self.split(V), True)
-                return self.flatten([o.detach() for o in out], lead=1)
-            except RuntimeError:
-                self._batched_ok = False  # no batching rule: loop from now on
+        """The tile's products with the rows of ``V``: in one batched backward
+        pass or one by one, whichever the first batch measured faster."""
+        if V.shape[0] == 1 or self._batched is False:
+            return self._looped(state, V)
+        try:
+            if self._batched is None:  # measure both ways once
+                t0 = time.perf_counter()
+                out = self._batched_product(state, V)
+                t1 = time.perf_counter()
+                self._looped(state, V)
+                t2 = time.perf_counter()
+                self._extra += V.shape[0]
+                self._batched = (t1 - t0) <= (t2 - t1)
+                return out
+            return self._batched_product(state, V)
+        except RuntimeError:
+            self._batched = False  # no batching rule here: loop from now on
+            return self._looped(state, V)
+
+    def _batched_product(self, state: Any, V: torch.Tensor) -> torch.Tensor:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "There is a performance drop")
+            out = self._tile_product(state, self.split(V), True)
+        return self.flatten([o.detach() for o in out], lead=1)
+
+    def _looped(self, state: Any, V: torch.Tensor) -> torch.Tensor:
         rows = [
             self.flatten(
                 [o.detach() for o in self._tile_product(state, self.split(v), False)]

@@ -13,7 +13,8 @@ With ``f`` the model's outputs on a tile, ``J = ∂f/∂θ`` and ``ℓ`` the los
 * :class:`FisherOperator` — the (Monte-Carlo) true Fisher: the same with
   targets drawn from the model's own predictive distribution, ``samples``
   draws per input, drawn once at construction (so the operator is one fixed
-  symmetric matrix; ``sampled_targets`` holds the draws). For the
+  symmetric matrix; ``sampled_targets`` holds the draws), scaled to the
+  loss as given. For the
   categorical, Gaussian and Bernoulli likelihoods its expectation is the GGN
   (Martens 2020, "New insights and perspectives on the natural gradient
   method", §9.2); Kunstner, Hennig & Balles 2019 ("Limitations of the
@@ -295,7 +296,23 @@ class FisherOperator(EmpiricalFisherOperator):
         p = torch.sigmoid(cpu)
         return torch.bernoulli(p, generator=gen).to(out)
 
+    def _terms(self, out: torch.Tensor) -> int:
+        """Likelihood terms per sample that the mean loss averages over.
+
+        ``loss_fn`` is ``c`` times the negative log-likelihood with ``c`` =
+        1/terms (a mean over classes' positions or over Bernoulli outputs;
+        the Gaussian's variance ``d/2`` already absorbs the mean over ``d``),
+        and the GGN of the loss is ``c`` times the likelihood's Fisher, so the
+        sampled outer products are scaled by ``1/c`` to match it.
+        """
+        if self.likelihood == "bernoulli":
+            return int(out[0].numel())
+        if self.likelihood == "categorical" and out.dim() > 2:
+            return int(out[0, 0].numel())
+        return 1
+
     def _residuals(self, out: torch.Tensor, y: torch.Tensor, t: int) -> torch.Tensor:
+        scale = self._terms(out) ** 0.5
         return torch.stack(
-            [self._per_sample(out, yh) for yh in self.sampled_targets[t]]
+            [scale * self._per_sample(out, yh) for yh in self.sampled_targets[t]]
         )
