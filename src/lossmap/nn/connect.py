@@ -481,9 +481,10 @@ def train_curve(
 ) -> Curve:
     """Train a curve of low loss between two fixed models (Garipov et al. 2018).
 
-    Minimises ``E_{t∼U(0,1)} L(θ(t))`` over the bends by mini-batch SGD:
-    one uniform ``t`` per mini-batch, the gradient flowing through the
-    curve's weights to the bends. The bends start on the straight line.
+    Minimises ``E_{t∼U(0,1)} L(θ(t))`` over the bends by mini-batch SGD
+    (constant learning rate): one uniform ``t`` per mini-batch, the gradient
+    flowing through the curve's weights to the bends. The bends start on the
+    straight line.
     BatchNorm layers normalise with each mini-batch's statistics while
     training (running buffers are neither read nor written); other layers
     (dropout) are in eval mode.
@@ -621,8 +622,8 @@ def train_curve(
                     loss = _batch_loss(
                         objective,
                         data.take(idx),
-                        lambda *a, _p=params, **k: functional_call(
-                            work, (_p, buffers), a, k
+                        lambda *args, _p=params, **kwargs: functional_call(
+                            work, (_p, buffers), args, kwargs
                         ),
                         device,
                         dtype,
