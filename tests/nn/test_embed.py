@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 
@@ -193,8 +195,8 @@ def test_bad_checkpoints(tmp_path):
 
 def test_pca_in_column_blocks_equals_one_block(monkeypatch):
     """The Gram matrix and the signs accumulated over many column blocks."""
-    import lossmap.nn.embed as embed_module
-
+    # the function lossmap.nn.embed shadows its module as an attribute
+    embed_module = sys.modules["lossmap.nn.embed"]
     _, r0 = _run(0)
     _, r1 = _run(1)
     whole = embed([r0, r1], "pca")
