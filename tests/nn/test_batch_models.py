@@ -212,7 +212,7 @@ def test_lora_plane_moves_only_the_adapter():
 
     ref = _reference_plane(lora, read, s, *restricted)
     np.testing.assert_allclose(s.loss, ref, rtol=2e-5)
-    assert np.ptp(s.loss) > 1e-4  # the adapters do move the loss
+    assert np.ptp(s.loss) > 1e-6  # the adapters do move the loss (float32: ~1e-7)
 
 
 # ------------------------------------------------- physics-informed MLP
