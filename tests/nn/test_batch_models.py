@@ -318,8 +318,11 @@ def test_autograd_inside_forward_works_in_every_entry_point():
     assert np.isfinite(line.loss).all()
 
 
-@pytest.mark.parametrize("batch_size", [1, 7, 64])
-def test_sum_reduction_is_the_total_at_every_tile_size(batch_size):
+@pytest.mark.parametrize(
+    ("batch_size", "strategy"),
+    [(1, "auto"), (7, "auto"), (64, "auto"), (7, "vmap"), (7, "loop")],
+)
+def test_sum_reduction_is_the_total_at_every_tile_size(batch_size, strategy):
     torch.manual_seed(0)
     model = torch.nn.Sequential(
         torch.nn.Linear(3, 8), torch.nn.Tanh(), torch.nn.Linear(8, 1)
@@ -339,6 +342,7 @@ def test_sum_reduction_is_the_total_at_every_tile_size(batch_size):
         reduction="sum",
         steps=3,
         batch_size=batch_size,
+        strategy=strategy,
         progress=False,
     )
 

@@ -557,7 +557,7 @@ def _loss_terms(loss: Any, weights: Any, reduction: Any) -> tuple[Term, ...]:
             raise ValueError(f"`loss_fn` term names must be identifiers, got {name!r}")
         if not (callable(fn) or fn == OUTPUT_LOSS):
             raise TypeError(
-                f"`{what}` must be callable as loss_fn(output, targets), or "
+                f"`{what}` must be a callable loss_fn(output, targets), or "
                 f"{OUTPUT_LOSS!r} (the output's own .loss), or a mapping of term "
                 f"names to these; got {fn!r}"
             )
