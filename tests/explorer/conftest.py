@@ -135,7 +135,7 @@ def click_data(page: Any, graph: str, a: float, b: float) -> None:
 
 def readout(page: Any) -> tuple[float, float, float]:
     """(w, b, loss) from the readout line."""
-    text = page.inner_text("#readout")
+    text = page.inner_text("#readout").split("\n")[0]
     nums = re.findall(r"=\s*(-?[0-9.]+(?:e[-+]?\d+)?)", text)
     assert len(nums) == 3, text
     return float(nums[0]), float(nums[1]), float(nums[2])
@@ -163,6 +163,34 @@ class UI:
     def readout(self) -> tuple[float, float, float]:
         return readout(self.page)
 
+    def set_number(self, id_: str, value: str) -> None:
+        box = self.page.locator(f"#{id_}")
+        box.fill(value)
+        box.press("Enter")
+
+    def choose_radio(self, group: str, label: str) -> None:
+        self.page.locator(f"#{group} label", has_text=re.compile(f"^{label}$")).click()
+
+    def hyper_box(self, name: str, key: str = "lr") -> Any:
+        """The text box of optimizer ``name``'s setting ``key``."""
+        return self.page.locator(
+            f"""[id='{{"key":"{key}","name":"{name}","type":"opt-hyper"}}']"""
+        )
+
+    def choose_optimizers(self, settings: dict[str, Any]) -> None:
+        """Tick exactly the optimizers in ``settings`` ({name: lr or None})
+        and type each learning rate as given (a string, e.g. "1e-3")."""
+        rows = self.page.locator("#opt-table .opt-row input[type=checkbox]")
+        for i in range(rows.count()):
+            box = rows.nth(i)
+            if box.is_checked() != (box.get_attribute("value") in settings):
+                box.click()
+        for name, lr in settings.items():
+            if lr is not None:
+                field = self.hyper_box(name)
+                field.fill(str(lr))
+                field.press("Enter")
+
 
 def open_explorer(page: Any, url: str) -> UI:
     """Load the page and wait until the landscape and the readout are drawn."""
@@ -177,6 +205,12 @@ def open_explorer(page: Any, url: str) -> UI:
         " return g && g._fullData && g._fullData.length === 3; }"
     )
     return UI(page)
+
+
+@pytest.fixture
+def opener() -> Any:
+    """:func:`open_explorer`, for pages opened with other viewports."""
+    return open_explorer
 
 
 @pytest.fixture

@@ -145,8 +145,22 @@ def test_saved_line_opens_as_a_curve(page, ui, research_server, store_root, arti
     np.testing.assert_allclose(curve["y"], stored.loss, rtol=1e-12)
     about = page.inner_text("#research-meta")
     assert (
-        "Direction 1: a random Gaussian direction, seed 1, filter-normalised" in about
+        "Direction 1: a random Gaussian direction, seed 1, draw 0, filter-normalised"
+        in about
     )
+    # a title, the direction in words on the axis, the trained model marked
+    assert (
+        page.locator("#research-graph .gtitle").text_content() == "loss along the line"
+    )
+    xtitle = page.locator("#research-graph .g-xtitle").text_content()
+    assert xtitle.startswith("direction 1: random, seed 1")
+    marks = next(t for t in ui.traces("research-graph") if t["name"] == "marked points")
+    assert marks["x"] == [0.0]
+    # log ticks carry their values
+    ticks = page.locator("#research-graph .ytick text").all_text_contents()
+    assert len(ticks) == len(set(ticks)) >= 2
+    # the header does not promise clicks here
+    assert "click" not in page.inner_text("#header-hint")
     page.screenshot(path=artifacts / "explorer-11-store-line.png", full_page=True)
 
 

@@ -33,6 +33,28 @@ def _choose_radio(page, group: str, label: str) -> None:
     page.locator(f"#{group} label", has_text=re.compile(f"^{label}$")).click()
 
 
+def hyper_box(page, name: str, key: str = "lr"):
+    """The text box of optimizer ``name``'s setting ``key``."""
+    return page.locator(
+        f"""[id='{{"key":"{key}","name":"{name}","type":"opt-hyper"}}']"""
+    )
+
+
+def choose_optimizers(page, settings: dict) -> None:
+    """Tick exactly the optimizers in ``settings`` ({name: lr}) and type
+    each learning rate as given (a string, e.g. "1e-3")."""
+    rows = page.locator("#opt-table .opt-row input[type=checkbox]")
+    for i in range(rows.count()):
+        box = rows.nth(i)
+        if box.is_checked() != (box.get_attribute("value") in settings):
+            box.click()
+    for name, lr in settings.items():
+        if lr is not None:
+            field = hyper_box(page, name)
+            field.fill(str(lr))
+            field.press("Enter")
+
+
 def test_page_loads_with_every_panel(explorer, artifacts):
     page = explorer.page
     ui = explorer
@@ -146,12 +168,7 @@ def _wait_paths(page, n: int) -> None:
 
 def test_two_optimizers_draw_two_paths(explorer, artifacts):
     page, ui = explorer.page, explorer
-    boxes = page.locator("#optimizers input[type=checkbox]")
-    for i in range(boxes.count()):
-        value = boxes.nth(i).get_attribute("value")
-        if boxes.nth(i).is_checked() != (value in ("gd", "adam")):
-            boxes.nth(i).click()
-    _set_number(page, "lr", "0.1")
+    choose_optimizers(page, {"gd": "0.1", "adam": "0.1"})
     _set_number(page, "opt-steps", "60")
     w, b, _ = ui.readout()
     page.click("#run")
@@ -167,8 +184,9 @@ def test_two_optimizers_draw_two_paths(explorer, artifacts):
     )
     for name, traj in expected.items():
         path = ui.trace("landscape", name)
+        # the page gets 7 significant digits
         np.testing.assert_allclose(
-            np.column_stack([path["x"], path["y"]]), traj.params, rtol=1e-9
+            np.column_stack([path["x"], path["y"]]), traj.params, rtol=1e-6, atol=1e-12
         )
     status = page.inner_text("#run-status")
     assert status.count("\n") == 1
@@ -181,12 +199,7 @@ def test_two_optimizers_draw_two_paths(explorer, artifacts):
 
 def test_diverging_learning_rate_reports_divergence(explorer, artifacts):
     page, ui = explorer.page, explorer
-    boxes = page.locator("#optimizers input[type=checkbox]")
-    for i in range(boxes.count()):
-        value = boxes.nth(i).get_attribute("value")
-        if boxes.nth(i).is_checked() != (value == "gd"):
-            boxes.nth(i).click()
-    _set_number(page, "lr", "1")
+    choose_optimizers(page, {"gd": "1"})
     w, b, _ = ui.readout()
     page.click("#run")
     _wait_paths(page, 1)
@@ -194,7 +207,7 @@ def test_diverging_learning_rate_reports_divergence(explorer, artifacts):
     traj = optim.run(prob, optim.get("gd", lr=1.0), [w, b], steps=100)
     assert traj.status == "diverged"
     assert page.inner_text("#run-status").strip() == (
-        f"gd (lr=1): diverged at step {traj.stopped_at}"
+        f"gd (lr=1): diverged at step {traj.stopped_at} (try a smaller learning rate)"
     )
     page.screenshot(path=artifacts / "explorer-5-diverged.png", full_page=True)
 
@@ -212,12 +225,12 @@ def test_bad_values_show_a_message_and_server_keeps_serving(explorer, artifacts)
     # the server still answers: a good value brings the landscape back
     _set_number(page, "grid-steps", "101")
     page.wait_for_function("() => document.querySelector('#message').innerText === ''")
-    _set_number(page, "lr", "-3")
+    choose_optimizers(page, {"gd": "-3"})
     page.click("#run")
     page.wait_for_function(
         "() => document.querySelector('#run-message').innerText.length > 0"
     )
-    assert page.inner_text("#run-message") == "`learning rate` must be > 0, got -3"
+    assert page.inner_text("#run-message") == "`gd learning rate` must be > 0, got -3"
     assert "Traceback" not in page.content()
     page.screenshot(path=artifacts / "explorer-6-bad-lr.png", full_page=True)
     z = ui.trace("landscape", "loss")["z"]
@@ -234,7 +247,7 @@ def test_3d_view_and_logistic_model(explorer, artifacts):
     fit = ui.trace("fit", "data")
     assert set(fit["y"]) == {0.0, 1.0}
     page.screenshot(path=artifacts / "explorer-7-logistic.png", full_page=True)
-    _choose_radio(page, "view", "3-D")
+    _choose_radio(page, "view", "3-D log")
     page.wait_for_function(
         "() => { const g = document.querySelector('#landscape .js-plotly-plot');"
         " return g && g._fullData && g._fullData[0].type === 'surface'; }"
@@ -278,12 +291,7 @@ def test_test_surface_mode_marks_critical_points(explorer, artifacts):
     )
     x, y, value = ui.readout()
     assert value == pytest.approx(float(f.loss(x, y)), rel=1e-5)
-    boxes = page.locator("#optimizers input[type=checkbox]")
-    for i in range(boxes.count()):
-        value = boxes.nth(i).get_attribute("value")
-        if boxes.nth(i).is_checked() != (value == "adam"):
-            boxes.nth(i).click()
-    _set_number(page, "lr", "0.1")
+    choose_optimizers(page, {"adam": "0.1"})
     page.click("#run")
     _wait_paths(page, 1)
     page.wait_for_function(
@@ -292,6 +300,6 @@ def test_test_surface_mode_marks_critical_points(explorer, artifacts):
     traj = optim.run(f, optim.adam(0.1), [x, y], steps=100)
     path = ui.trace("landscape", "adam")
     np.testing.assert_allclose(
-        np.column_stack([path["x"], path["y"]]), traj.params, rtol=1e-9
+        np.column_stack([path["x"], path["y"]]), traj.params, rtol=1e-6, atol=1e-12
     )
     page.screenshot(path=artifacts / "explorer-12-test-surface.png", full_page=True)

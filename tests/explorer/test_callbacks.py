@@ -31,6 +31,7 @@ DEFAULTS = {
     "range1-max": 2.5,
     "grid-steps": 201,
     "function": "rosenbrock",
+    "data-edit": None,
 }
 
 
@@ -86,11 +87,12 @@ def test_runs_match_optim_and_report_divergence():
     s = _settings()
     rs = run_settings(
         ["gd", "momentum", "sgd"],
-        1.0,
-        0.5,
+        {"gd": {"lr": 1.0}, "momentum": {"lr": 1.0, "beta": 0.5}, "sgd": {"lr": 1}},
         40,
         "constant",
-        available=teaching.optimizer_names(),
+        available={
+            n: tuple(teaching.optimizer_hyper(n)) for n in ("gd", "momentum", "sgd")
+        },
         schedules=teaching.schedule_names(),
     )
     runs = teaching.run_optimizers(s, rs, (-1.0, 1.5))
@@ -102,12 +104,14 @@ def test_runs_match_optim_and_report_divergence():
     assert runs[2].label.startswith("sgd")
     lines = teaching.status_lines(runs)
     assert gd.status == "diverged"
-    assert lines[0] == f"gd (lr=1): diverged at step {gd.stopped_at}"
+    assert lines[0] == (
+        f"gd (lr=1): diverged at step {gd.stopped_at} (try a smaller learning rate)"
+    )
     # a JSON round trip through the page keeps everything (NaN as null)
     back = teaching.runs_from_json(json.loads(json.dumps([r.to_json() for r in runs])))
-    for a, b in zip(runs, back):
-        np.testing.assert_array_equal(a.params, b.params)
-        np.testing.assert_array_equal(a.loss, b.loss)
+    for a, b in zip(runs, back):  # 7 significant digits travel
+        np.testing.assert_allclose(a.params, b.params, rtol=6e-7, atol=1e-300)
+        np.testing.assert_allclose(a.loss, b.loss, rtol=6e-7)
         assert (a.status, a.stopped_at, a.label) == (b.status, b.stopped_at, b.label)
     good = [r.to_json() for r in runs]
     for bad in (
@@ -126,8 +130,7 @@ def test_schedules_run():
     for name in teaching.schedule_names():
         rs = run_settings(
             ["adam"],
-            0.1,
-            0.9,
+            {"adam": {"lr": 0.1}},
             20,
             name,
             available=("adam",),
@@ -180,7 +183,10 @@ def _post(client, output, outputs, inputs, state=(), changed=None):
 def _landscape(client, **changes):
     vals = {**DEFAULTS, **changes}
     inputs = [(i, p, vals[i]) for i, p in callbacks.SETTINGS_INPUTS]
-    inputs += [("view", "value", changes.get("view", "2d")), ("runs", "data", None)]
+    inputs += [
+        ("view", "value", changes.get("view", "2d")),
+        ("overlays", "value", []),
+    ]
     r = _post(
         client,
         "..landscape.figure...message.children..",
@@ -219,56 +225,84 @@ def test_http_landscape_good_and_bad(client):
     assert _landscape(client, loss="mae")["message"]["children"] == ""
 
 
-def test_http_run_refuses_bad_values(client):
+def _run_request(client, n, opts, hyper, steps=10):
     vals = DEFAULTS
+    names = teaching.optimizer_names()
     state = [
         ("point", "data", [0.0, 0.0]),
-        ("optimizers", "value", ["gd", "nope"]),
-        ("lr", "value", 0.1),
-        ("momentum", "value", 0.9),
-        ("opt-steps", "value", 10),
-        ("schedule", "value", "constant"),
+        *[
+            ({"type": "opt-on", "name": o}, "value", [o] if o in opts else [])
+            for o in names
+        ],
     ]
-    state += [(i, p, vals[i]) for i, p in callbacks.SETTINGS_INPUTS]
+    hyper_state = [
+        (
+            {"type": "opt-hyper", "name": o, "key": k},
+            "value",
+            hyper.get(o, {}).get(k, d),
+        )
+        for o in names
+        for k, d in teaching.optimizer_hyper(o).items()
+    ]
+    body_state = [
+        {"id": "point", "property": "data", "value": [0.0, 0.0]},
+        [{"id": i, "property": p, "value": v} for i, p, v in state[1:]],
+        [{"id": i, "property": p, "value": v} for i, p, v in hyper_state],
+        {"id": "opt-steps", "property": "value", "value": steps},
+        {"id": "schedule", "property": "value", "value": "constant"},
+        {"id": "batch-size", "property": "value", "value": ""},
+        *[
+            {"id": i, "property": p, "value": vals[i]}
+            for i, p in callbacks.SETTINGS_INPUTS
+        ],
+    ]
+    _, c = client
     out = [
-        {"id": "runs", "property": "data"},
-        {"id": "run-message", "property": "children"},
+        "runs.data@",
+        "loss-curves.figure@",
+        "run-status.children@",
+        "run-message.children",
     ]
-    r = _post(
-        client,
-        "..runs.data...run-message.children..",
-        out,
-        [("run", "n_clicks", 1)],
-        state,
+    app, _ = client
+    key = next(k for k in app.callback_map if k.startswith("..runs.data@"))
+    body = {
+        "output": key,
+        "outputs": [
+            {"id": "runs", "property": "data@" + key.split("@")[1].split(".")[0]},
+        ],
+        "inputs": [{"id": "run", "property": "n_clicks", "value": n}],
+        "state": body_state,
+        "changedPropIds": ["run.n_clicks"],
+    }
+    del out
+    # the outputs as Dash sends them: taken from the callback map
+    body["outputs"] = [
+        {"id": o.rsplit(".", 1)[0].lstrip("."), "property": o.rsplit(".", 1)[1]}
+        for o in key.strip(".").split("...")
+    ]
+    r = c.post(
+        "/_dash-update-component",
+        data=json.dumps(body),
+        content_type="application/json",
     )
-    assert r.status_code == 200
-    assert (
-        "`optimizer` must be one of"
-        in r.get_json()["response"]["run-message"]["children"]
-    )
-    state[4] = ("opt-steps", "value", 10**9)
-    state[1] = ("optimizers", "value", ["gd"])
-    r = _post(
-        client,
-        "..runs.data...run-message.children..",
-        out,
-        [("run", "n_clicks", 2)],
-        state,
-    )
+    return r
+
+
+def test_http_run_refuses_bad_values(client):
+    r = _run_request(client, 1, ["gd"], {"gd": {"lr": "-1"}})
+    assert r.status_code == 200, r.data[:300]
+    msg = r.get_json()["response"]["run-message"]["children"]
+    assert msg == "`gd learning rate` must be > 0, got -1"
+    r = _run_request(client, 2, ["gd"], {}, steps=10**9)
     assert (
         "`steps` must be <= 2000" in r.get_json()["response"]["run-message"]["children"]
     )
-    state[4] = ("opt-steps", "value", 10)
-    r = _post(
-        client,
-        "..runs.data...run-message.children..",
-        out,
-        [("run", "n_clicks", 3)],
-        state,
-    )
-    runs = r.get_json()["response"]["runs"]["data"]
+    r = _run_request(client, 3, ["gd", "adam"], {"gd": {"lr": "1e-3"}}, steps=10)
+    resp = r.get_json()["response"]
+    runs = next(v for k, v in resp.items() if k == "runs")["data"]
     assert runs["key"] == ["problem", "line", "two-points", "mse", 0.5, 0.0]
     assert len(runs["runs"][0]["params"]) == 11
+    assert runs["runs"][0]["label"] == "gd (lr=0.001)"
 
 
 def test_http_refuses_huge_requests(client):

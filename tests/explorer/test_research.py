@@ -71,3 +71,34 @@ def test_store_figure_plane_with_trajectory_and_line():
     assert research.store_figure(line, "loss").data[0].type == "scatter"
     assert research.trajectory_of(line) is None
     assert research.trajectory_of(_plane(trajectory="garbage")) is None
+
+
+def test_saved_views_name_directions_mark_models_and_label_log_ticks():
+    dirs = [
+        {"kind": "random", "seed": 0, "index": 0},
+        {"kind": "random", "seed": 0, "index": 1},
+    ]
+    plane = _plane(directions=dirs)
+    fig = research.store_figure(plane, "loss")
+    assert fig.layout.xaxis.title.text == "direction 1: random, seed 0"
+    assert fig.layout.yaxis.title.text == "direction 2: random, seed 0"
+    star = next(t for t in fig.data if t.uid == "minimum")
+    assert star.cliponaxis is False  # drawn whole on the grid's edge
+    a = np.linspace(-0.5, 1.5, 21)
+    line = Surface(
+        axes={"alpha": a},
+        fields={"loss": 0.02 + (a - 1.0) ** 2 * 40},
+        metadata={"directions": [{"kind": "interpolation"}]},
+    )
+    fig = research.store_figure(line, "loss")
+    assert fig.layout.title.text == "loss along the line"
+    marks = next(t for t in fig.data if t.uid == "marks")
+    assert list(marks.x) == [0.0, 1.0]
+    assert list(marks.text) == ["model A (α = 0)", "model B (α = 1)"]
+    np.testing.assert_allclose(marks.y, [40.02, 0.02])
+    # every log tick says its value: 0.2 and 2 cannot be confused
+    assert fig.layout.yaxis.type == "log"
+    texts = list(fig.layout.yaxis.ticktext)
+    assert len(texts) == len(set(texts)) >= 3
+    for v, t in zip(fig.layout.yaxis.tickvals, texts):
+        assert float(t) == pytest.approx(v)

@@ -80,23 +80,23 @@ def test_input_error_is_a_value_error():
 
 RUN = {
     "optimizers": ["gd", "adam"],
-    "lr": 0.1,
-    "momentum": 0.9,
+    "hyper": {"gd": {"lr": 0.1}, "adam": {"lr": 0.1, "b1": 0.9, "b2": 0.999}},
     "steps": 100,
     "schedule": "constant",
 }
+AVAILABLE = {"gd": ("lr",), "sgd": ("lr",), "adam": ("lr", "b1", "b2")}
 
 
 def _run(**changes):
     kw = {**RUN, **changes}
     return v.run_settings(
         kw["optimizers"],
-        kw["lr"],
-        kw["momentum"],
+        kw["hyper"],
         kw["steps"],
         kw["schedule"],
-        available=("gd", "sgd", "adam"),
+        available=AVAILABLE,
         schedules=("constant", "cosine"),
+        batch_size=kw.get("batch"),
     )
 
 
@@ -105,6 +105,15 @@ def test_run_settings():
     assert rs.optimizers == ("adam", "gd")  # duplicates dropped, order kept
     assert rs.steps == 100
     assert isinstance(rs.steps, int)
+    assert rs.hyper["adam"] == {"lr": 0.1, "b1": 0.9, "b2": 0.999}
+    # any spelling of a number: off-step values and exponents
+    rs = _run(hyper={"gd": {"lr": "1e-3"}, "adam": {"lr": "0.015", "b1": "0.99"}})
+    assert rs.hyper == {"gd": {"lr": 0.001}, "adam": {"lr": 0.015, "b1": 0.99}}
+    assert _run(batch="3").batch_size == 3
+
+
+def _with(name, key, value):
+    return {"hyper": {**RUN["hyper"], name: {**RUN["hyper"][name], key: value}}}
 
 
 @pytest.mark.parametrize(
@@ -114,19 +123,33 @@ def test_run_settings():
         ({"optimizers": None}, "choose at least one optimizer"),
         ({"optimizers": ["gd", "lbfgs"]}, "`optimizer` must be one of"),
         ({"optimizers": ["gd"] * 9}, "at most 8 optimizers"),
-        ({"lr": 0}, "`learning rate` must be > 0, got 0"),
-        ({"lr": -3}, "`learning rate` must be > 0, got -3"),
-        ({"lr": float("inf")}, "`learning rate` must be finite"),
-        ({"lr": 1e9}, "`learning rate` must be <= 1000"),
-        ({"momentum": 1.0}, "`momentum` must be <= 0.9999"),
+        (_with("gd", "lr", 0), "`gd learning rate` must be > 0, got 0"),
+        (_with("gd", "lr", -3), "`gd learning rate` must be > 0, got -3"),
+        (_with("gd", "lr", float("inf")), "`gd learning rate` must be finite"),
+        (_with("gd", "lr", 1e9), "`gd learning rate` must be <= 1000"),
+        (_with("adam", "b1", 1.0), "`adam b1` must be <= 0.9999"),
+        (_with("gd", "beta", 0.5), "`gd setting` must be one of"),
+        ({"hyper": [1, 2]}, "optimizer settings must be a mapping"),
         ({"steps": 0}, "`steps` must be >= 1"),
         ({"steps": 10**7}, "`steps` must be <= 2000"),
         ({"schedule": "linear"}, "`schedule` must be one of"),
+        ({"batch": 0}, "`batch size` must be >= 1"),
     ],
 )
 def test_bad_run_settings_are_refused(changes, message):
     with pytest.raises(v.InputError, match=message):
         _run(**changes)
+
+
+def test_long_values_are_never_echoed_in_full():
+    huge = "x" * 7_000_000
+    with pytest.raises(v.InputError) as err:
+        v.check_name("loss", huge, ("mse",))
+    assert len(str(err.value)) < 200
+    assert "7,000,002 characters" in str(err.value)
+    with pytest.raises(v.InputError) as err:
+        v.check_number("L2", huge)
+    assert len(str(err.value)) < 200
 
 
 def test_point():

@@ -148,3 +148,24 @@ def test_bf16_matches_reference_where_native(strategy, batch_size):
     seen = max(abs(fast.field("loss")[p] - full.field("loss")[p]) for p in pts)
     assert fast.metadata["precision_error"] == pytest.approx(seen, rel=1e-3, abs=1e-6)
     assert fast.metadata["engine"]["strategy"] == strategy
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_bf16_on_cuda_matches_cpu_reference_or_is_refused():
+    model, x, y, dirs = _setup()
+    gpu = copy.deepcopy(model).cuda()
+    gdirs = [
+        lnn.from_tensors(gpu, {k: t.cuda() for k, t in d.tensors.items()}) for d in dirs
+    ]
+    kw = {"steps": (5, 4), "span": 0.8, "progress": False}
+    data = (x.cuda(), y.cuda())
+    if not torch.cuda.is_bf16_supported():
+        with pytest.raises(ValueError, match="needs native bfloat16"):
+            lnn.plane(gpu, F.cross_entropy, data, gdirs, precision="bf16", **kw)
+        return
+    fast = lnn.plane(gpu, F.cross_entropy, data, gdirs, precision="bf16", **kw)
+    full = lnn.plane(gpu, F.cross_entropy, data, gdirs, **kw)
+    ref = _reference(model, x, y, dirs, fast.coords(0), fast.coords(1))
+    np.testing.assert_allclose(full.field("loss"), ref, rtol=1e-5)
+    np.testing.assert_allclose(fast.field("loss"), ref, rtol=RTOL)
+    assert fast.metadata["device"].startswith("cuda")

@@ -244,6 +244,12 @@ def test_training_resumes_where_it_stopped(minima, digits, tmp_path):
     for p, q in zip(loaded.points, resumed.points):
         for n in p:
             torch.testing.assert_close(p[n], q[n])
+    # the loss along the curve, stored once, reopens from the loaded curve
+    along = curve_path(resumed, a, F.cross_entropy, digits, steps=5,
+                       store=store / "along.zarr")  # fmt: skip
+    again = curve_path(loaded, a, F.cross_entropy, digits, steps=5,
+                       store=store / "along.zarr")  # fmt: skip
+    np.testing.assert_array_equal(again.loss, along.loss)
     with pytest.raises(ValueError, match="other settings"):
         train_curve(
             a, b, F.cross_entropy, digits, epochs=5, store=store, **{**kw, "lr": 0.1}
@@ -275,6 +281,11 @@ def test_batchnorm_models(digits):
     # at the ends, re-estimated statistics are the ones the models hold
     ref = evaluate_params(b, F.cross_entropy, (x, y))
     assert path.loss[-1] == pytest.approx(ref["loss"], rel=1e-4)
+    # with bn="eval" the whole line uses A's running statistics: at B the loss
+    # is not B's own (the false barrier the default avoids)
+    stale = linear_path(a, b, F.cross_entropy, (x, y), steps=3, bn="eval")
+    assert stale.metadata["bn"] == "eval"
+    assert abs(stale.loss[-1] - ref["loss"]) > 1e-3 * ref["loss"]
     curve = train_curve(a, b, F.cross_entropy, (x, y), epochs=1, batch_size=200)
     along = curve_path(curve, a, F.cross_entropy, (x, y), steps=3)
     assert along.metadata["bn"] == "recompute"
@@ -306,3 +317,22 @@ def test_mismatched_models_are_refused(minima, digits):
         train_curve(minima[0], "b", F.cross_entropy, digits)
     with pytest.raises(ValueError, match="bn"):
         linear_path(minima[0], minima[1], F.cross_entropy, digits, bn="fresh")
+
+
+def test_curve_training_takes_any_batch_form(minima, digits):
+    """A mapping batch with a custom call trains the same curve as the pair."""
+    a, b = minima
+    x, y = digits
+    kw = dict(epochs=2, batch_size=128, seed=2)
+    pair = train_curve(a, b, F.cross_entropy, (x, y), **kw)
+    mapping = train_curve(
+        a,
+        b,
+        lambda out, batch: F.cross_entropy(out, batch["label"]),
+        {"image": x, "label": y},
+        call=lambda model, batch: model(batch["image"]),
+        **kw,
+    )
+    assert mapping.meta["train_loss"] == pytest.approx(pair.meta["train_loss"])
+    for n, t in pair.points[1].items():
+        torch.testing.assert_close(mapping.points[1][n], t)

@@ -169,3 +169,27 @@ def test_lora_plane_moves_the_adapters_only_and_matches_a_per_point_reference():
                 want = float(loss_fn(ref(x), y))
             assert s.field("loss")[i, j] == pytest.approx(want, rel=1e-5, abs=1e-6)
     assert np.ptp(s.field("loss")) > 0
+
+
+def test_random_lines_restricted():
+    net = _net()
+    gen = torch.Generator().manual_seed(0)
+    x, y = torch.randn(16, 3, generator=gen), torch.randn(16, 2, generator=gen)
+    out = lnn.random_lines(
+        net,
+        torch.nn.functional.mse_loss,
+        (x, y),
+        count=2,
+        seed=3,
+        params="4.*",
+        steps=3,
+        progress=False,
+    )
+    metas = out.curves.metadata["directions"]
+    assert [m["params"]["names"] for m in metas] == [["4.weight", "4.bias"]] * 2
+    # each curve is the line along the restricted direction
+    d = lnn.random_directions(net, 2, seed=3, params="4.*")[1]
+    ref = lnn.line(
+        net, torch.nn.functional.mse_loss, (x, y), d, steps=3, progress=False
+    )
+    np.testing.assert_allclose(out.curves.field("loss")[1], ref.field("loss"))

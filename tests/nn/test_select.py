@@ -140,3 +140,15 @@ def test_descriptions_and_meta():
     assert meta["n_tensors"] == 4
     assert meta["n_values"] == 20 + 10
     assert selection_meta(net, "2.*")["spec"] == "2.*"
+
+
+def test_tied_weights_are_found_through_either_module():
+    emb = torch.nn.Embedding(5, 3)
+    head = torch.nn.Linear(3, 5, bias=False)
+    head.weight = emb.weight  # tied, as in language models
+    net = torch.nn.ModuleDict({"emb": emb, "head": head})
+    assert [n for n, _ in net.named_parameters()] == ["emb.weight"]
+    assert select(net, "head") == {"emb.weight"}
+    assert select(net, net["head"]) == {"emb.weight"}
+    with pytest.raises(ValueError, match="matches no parameter"):
+        select(net, "head.*")  # patterns see the listed names only

@@ -32,6 +32,7 @@ __all__ = [
     "load_callable",
     "load_data",
     "load_weights",
+    "param_names",
     "resolve_loss",
     "resolve_metrics",
     "select_params",
@@ -274,8 +275,13 @@ def _to(obj: Any, device: Any) -> Any:
 
 
 def load_data(spec: str, device: str | None = None) -> Any:
-    """Call the ``--data`` function and check what it returned."""
-    import torch
+    """Call the ``--data`` function; check its result is a batch lossmap accepts.
+
+    Any form of the batch contract (:mod:`lossmap.nn.batch`): a tensor, an
+    ``(inputs, targets)`` pair, a tuple or mapping of tensors, or a
+    DataLoader/iterable of these.
+    """
+    from lossmap.nn import batch
 
     fn = load_callable(spec, "--data")
     try:
@@ -285,22 +291,11 @@ def load_data(spec: str, device: str | None = None) -> Any:
             f"`--data` {spec} raised {type(exc).__name__} when called with no "
             f"arguments: {exc}"
         ) from exc
-    if isinstance(data, tuple | list) and len(data) == 2:
-        if all(isinstance(t, torch.Tensor) for t in data):
-            return _to(tuple(data), device) if device else tuple(data)
-        got = f"({', '.join(type(t).__name__ for t in data)})"
-    elif isinstance(data, torch.utils.data.DataLoader):
-        return data
-    elif isinstance(data, Mapping | str | bytes | torch.Tensor) or data is None:
-        got = type(data).__name__
-    elif hasattr(data, "__iter__"):
-        return data
-    else:
-        got = type(data).__name__
-    raise TypeError(
-        f"`--data` {spec} must return (inputs, targets) tensors or a DataLoader "
-        f"of such batches, got {got}"
-    )
+    try:
+        batch.materialise(data, what="--data")
+    except (TypeError, ValueError) as exc:
+        raise type(exc)(f"{exc} (returned by {spec})") from None
+    return _to(data, device) if device else data
 
 
 # ------------------------------------------------------------------ losses
@@ -395,25 +390,25 @@ def resolve_metrics(
 
 
 def select_params(model: Any, patterns: Sequence[str] | None) -> list[str] | None:
-    """Parameter names matched by the ``--params`` glob patterns (all if none)."""
-    import fnmatch
+    """``--params``: names, module names or glob patterns (repeat or comma-join).
+
+    Returns the spec as a list of strings (what the library's ``params=``
+    takes, recorded as given), after checking every entry matches.
+    """
+    from lossmap.nn import select
 
     if not patterns:
         return None
-    names = [n for n, _ in model.named_parameters()]
-    chosen: list[str] = []
-    for pattern in patterns:
-        for part in pattern.split(","):
-            part = part.strip()
-            hits = [
-                n
-                for n in names
-                if fnmatch.fnmatchcase(n, part) or n.startswith(part + ".")
-            ]
-            if not hits:
-                raise ValueError(
-                    f"`--params` pattern {part!r} must match a parameter of the "
-                    f"model, got none (parameters: {_short(names)})"
-                )
-            chosen.extend(h for h in hits if h not in chosen)
-    return chosen
+    spec = [p.strip() for pattern in patterns for p in pattern.split(",") if p.strip()]
+    select(model, spec, what="--params")
+    return spec
+
+
+def param_names(model: Any, spec: Sequence[str] | None) -> list[str] | None:
+    """The parameter names ``spec`` selects, in the model's order."""
+    from lossmap.nn import select
+
+    if spec is None:
+        return None
+    chosen = select(model, list(spec), what="--params")
+    return [n for n, _ in model.named_parameters() if n in chosen]

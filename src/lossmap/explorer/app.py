@@ -8,23 +8,26 @@ builders in :mod:`lossmap.plot._plotly`. Serve it with ``lossmap explore``
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Any
 
+from lossmap._optional import require
 from lossmap.explorer import callbacks, layout, teaching
 
-__all__ = ["create_app", "serve"]
+__all__ = ["ASSETS", "MAX_REQUEST", "MAX_RESPONSE", "create_app", "serve"]
+
+#: The page's script and styles (served by Dash from this folder).
+ASSETS = Path(__file__).resolve().parent / "assets"
+#: Largest request body: the page sends settings and points, well under 1 MB.
+MAX_REQUEST = 2 * 1024 * 1024
+#: Largest response: a 401×401 landscape in 3-D is about 2 MB.
+MAX_RESPONSE = 8 * 1024 * 1024
 
 
 def _require_dash() -> Any:
-    try:
-        import dash
-    except ImportError as exc:  # pragma: no cover - depends on environment
-        raise ImportError(
-            "the explorer needs dash: pip install 'lossmap[explorer]'"
-        ) from exc
-    return dash
+    return require("dash", extra="explorer", what="the explorer")
 
 
 def _optim_names() -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -60,20 +63,73 @@ def create_app(*, store_root: str | os.PathLike[str] | None = None) -> Any:
         title="lossmap explorer",
         serve_locally=True,
         update_title=None,
+        assets_folder=str(ASSETS),
+        assets_ignore=r"widget\.js",  # the standalone lesson page's own script
     )
-    # the largest legitimate request (8 runs of 2000 steps) is about 1 MB
-    app.server.config["MAX_CONTENT_LENGTH"] = 8 * 1024 * 1024
-    app.index_string = app.index_string.replace(
-        "{%css%}", "{%css%}<style>" + layout.CSS + "</style>"
-    )
+    app.server.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST
     app.layout = layout.build_layout(
         functions=teaching.function_names(),
         optimizers=optimizers,
         schedules=schedules,
         has_root=root is not None,
+        hyper={n: teaching.optimizer_hyper(n) for n in optimizers},
     )
     callbacks.register(app, store_root=root)
+    _guard_requests(app)
     return app
+
+
+def _guard_requests(app: Any) -> None:
+    """Refuse malformed callback requests with 400 and cap responses.
+
+    Dash answers a body that is not a JSON object, or names an output no
+    callback has, with a 500 and a traceback in the log; here such a request
+    gets a short 400. A response above :data:`MAX_RESPONSE` is replaced by a
+    413 (requests are capped by Flask's ``MAX_CONTENT_LENGTH``).
+    """
+    import json
+
+    from flask import Response, request
+
+    log = logging.getLogger("lossmap.explorer")
+
+    def refuse(status: int, why: str) -> Any:
+        log.warning("refused a request to %s: %s", request.path[:80], why)
+        body = json.dumps({"error": why})
+        return Response(body, status=status, mimetype="application/json")
+
+    @app.server.before_request
+    def check_callback_request() -> Any:
+        if request.method != "POST" or not request.path.endswith(
+            "_dash-update-component"
+        ):
+            return None
+        try:
+            body = json.loads(request.get_data(cache=True) or b"null")
+        except (ValueError, UnicodeDecodeError):
+            return refuse(400, "the request is not JSON")
+        if not isinstance(body, dict):
+            return refuse(400, "the request must be a JSON object")
+        output = body.get("output")
+        if not isinstance(output, str) or output not in app.callback_map:
+            return refuse(400, "the request names no known callback output")
+        spec = app.callback_map[output]
+        for key in ("inputs", "state"):
+            got = body.get(key, [])
+            if not isinstance(got, list):
+                return refuse(400, f"`{key}` must be a list")
+            if len(got) != len(spec.get(key, [])):
+                return refuse(
+                    400, f"`{key}` must have {len(spec.get(key, []))} entries"
+                )
+        return None
+
+    @app.server.after_request
+    def cap_response(response: Any) -> Any:
+        size = response.calculate_content_length()
+        if size is not None and size > MAX_RESPONSE:
+            return refuse(413, f"the response would be {size:,} bytes; refused")
+        return response
 
 
 def serve(

@@ -1,70 +1,101 @@
 """The explorer's page: controls, graphs and stores (no behaviour here).
 
-Component ids are part of the app's interface (the callbacks and the browser
-tests use them): ``landscape``, ``fit``, ``readout``, ``message``, ``loss``,
-``model``, ``preset``, ``delta``, ``l2``, ``run``, ``run-status``,
-``research-graph``… Every option list comes from the library's registries.
+Component ids are part of the app's interface (the callbacks, the page's
+script ``assets/lossmap.js`` and the browser tests use them): ``landscape``,
+``fit``, ``readout``, ``message``, ``loss``, ``model``, ``preset``, ``delta``,
+``l2``, ``run``, ``run-status``, ``play``, ``step``, ``research-graph``…
+Option lists and labels come from the library's registries (models, losses,
+optimizers and their settings, data presets, test surfaces); the styles are
+in ``assets/lossmap.css``.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from lossmap import toy
-from lossmap.explorer.validate import DEFAULT_GRID_STEPS
+from lossmap import losses, toy
+from lossmap.explorer.share import LESSONS
+from lossmap.explorer.validate import DEFAULT_GRID_STEPS, loss_names
 
-__all__ = ["LOSS_LABELS", "MODEL_LABELS", "OPTIMIZER_LABELS", "build_layout"]
+__all__ = [
+    "HELP",
+    "build_layout",
+    "loss_labels",
+    "loss_names",
+    "model_labels",
+    "optimizer_label",
+]
 
-MODEL_LABELS = {"line": "line w·x + b", "tanh": "tanh neuron", "logistic": "logistic"}
-LOSS_LABELS = {
-    "mse": "MSE",
-    "mae": "MAE",
-    "huber": "Huber",
-    "log_cosh": "log-cosh",
-    "bce": "BCE",
+#: Short help shown when hovering a control (``title``) and under "?".
+HELP = {
+    "mode": "Fit a model to data, or walk a classic test surface.",
+    "model": "The model whose two parameters (w, b) the landscape shows.",
+    "loss": "MSE squares each residual (outliers weigh a lot); MAE takes its "
+    "absolute value (robust, but kinked); Huber is squared within δ of the "
+    "data and absolute beyond; log-cosh is a smooth Huber.",
+    "delta": "Huber's δ: residuals smaller than δ are squared, larger ones "
+    "count linearly.",
+    "l2": "L2 strength λ adds λ·(w² + b²): it pulls the minimum towards 0.",
+    "range": "The part of the (w, b) plane that is drawn.",
+    "grid": "Grid points per axis (more: finer, slower).",
+    "view": "2-D heatmap, or a 3-D surface whose height is the loss (log) "
+    "or the loss itself (linear).",
+    "optimizers": "Tick the optimizers to race from the current point. "
+    "lr is the learning rate; β (momentum) and β₁, β₂ (Adam) are how much "
+    "of the past gradients each step keeps.",
+    "steps": "The most updates each optimizer makes.",
+    "schedule": "How the learning rate changes over the run.",
+    "batch": "SGD's mini-batch: how many data points each gradient uses.",
+    "step": "Scrub through the run: the paths, the current point and the fit "
+    "follow the chosen step.",
+    "noise": "Add Gaussian noise (this standard deviation, this seed) to y.",
+    "edit": "Click on the fit panel to add a data point there, or to delete "
+    "the nearest one; the landscape, θ* and the runs follow the new data.",
+    "overlays": "Arrows point downhill (−gradient). Curvature: the Hessian's "
+    "eigen-directions at the current point and its condition number κ "
+    "(large κ: a long thin valley, slow for gradient descent). Slices: the "
+    "loss along each parameter through the minimum θ*.",
 }
-OPTIMIZER_LABELS = {
-    "gd": "GD",
-    "sgd": "SGD",
-    "momentum": "momentum",
-    "nesterov": "Nesterov",
-    "adagrad": "AdaGrad",
-    "rmsprop": "RMSprop",
-    "adam": "Adam",
-    "adamw": "AdamW",
-}
 
-CSS = """
-body { font-family: Inter, Helvetica, Arial, sans-serif; margin: 0;
-       background: #f6f7f9; color: #1d1f23; }
-.header { padding: 10px 18px; background: #1d2433; color: white; }
-.header h1 { font-size: 19px; margin: 0; display: inline-block; }
-.header span { margin-left: 14px; color: #b8c2d6; font-size: 13px; }
-.main { display: flex; gap: 12px; padding: 10px 12px; align-items: flex-start; }
-.controls { width: 250px; flex: none; background: white; border-radius: 8px;
-            padding: 10px 12px; box-shadow: 0 1px 3px rgba(0,0,0,.12);
-            font-size: 13px; }
-.controls h3 { font-size: 13px; margin: 12px 0 4px; text-transform: uppercase;
-               letter-spacing: .04em; color: #4a5568; }
-.controls label { margin-right: 8px; }
-.controls input[type=number] { width: 68px; }
-.panel { background: white; border-radius: 8px; padding: 6px;
-         box-shadow: 0 1px 3px rgba(0,0,0,.12); }
-.col { display: flex; flex-direction: column; gap: 10px; min-width: 0; }
-.readout { font-family: "DejaVu Sans Mono", Menlo, monospace; font-size: 15px;
-           padding: 6px 10px; background: #eef2f8; border-radius: 6px;
-           white-space: pre; }
-.message { color: #b00020; font-size: 14px; padding: 2px 10px; min-height: 18px; }
-.status { font-size: 14px; padding: 4px 10px; white-space: pre-line; }
-.meta { font-size: 14px; padding: 6px 12px; }
-.meta li { margin: 3px 0; }
-.row { display: flex; gap: 6px; align-items: center; margin: 3px 0; }
-button { background: #2a6fdb; color: white; border: 0; border-radius: 6px;
-         padding: 6px 14px; font-size: 14px; cursor: pointer; }
-"""
+_MODEL_WORDS = {"line": "line", "tanh": "tanh neuron", "logistic": "logistic"}
 
 
-def _radio(id_: str, options: dict[str, str], value: str) -> Any:
+def model_labels() -> dict[str, str]:
+    """Model name → label, from :data:`lossmap.toy.MODELS`."""
+    from lossmap.toy.models import MODELS
+
+    return {
+        name: f"{_MODEL_WORDS.get(name, name)} {m.formula}"
+        if name == "line"
+        else _MODEL_WORDS.get(name, name)
+        for name, m in MODELS.items()
+    }
+
+
+def loss_labels() -> dict[str, str]:
+    """Loss name → label, from the registry (``BCE`` for short)."""
+    short = {"binary cross-entropy": "BCE"}
+    return {
+        n: short.get(losses.get(n).label, losses.get(n).label)
+        for n in losses.available()
+    }
+
+
+def optimizer_label(name: str) -> str:
+    """How an optimizer reads on the page (registry name, nicely cased)."""
+    nice = {
+        "gd": "GD",
+        "sgd": "SGD",
+        "adagrad": "AdaGrad",
+        "rmsprop": "RMSprop",
+        "adam": "Adam",
+        "adamw": "AdamW",
+        "nesterov": "Nesterov",
+    }
+    return nice.get(name, name)
+
+
+def _radio(id_: Any, options: dict[str, str], value: str) -> Any:
     from dash import dcc
 
     return dcc.RadioItems(
@@ -76,14 +107,73 @@ def _radio(id_: str, options: dict[str, str], value: str) -> Any:
     )
 
 
-def _number(id_: str, value: Any, **kw: Any) -> Any:
+def _number(id_: Any, value: Any, **kw: Any) -> Any:
+    """A text box for a number: any spelling (``0.015``, ``1e-3``) is sent
+    as typed and checked on the server; the browser validates nothing (a
+    ``type=number`` box with a step refuses values off the step)."""
     from dash import dcc
 
-    return dcc.Input(id=id_, type="number", value=value, debounce=True, **kw)
+    return dcc.Input(
+        id=id_,
+        type="text",
+        inputMode="decimal",
+        value=value,
+        debounce=True,
+        autoComplete="off",
+        className="num",
+        **kw,
+    )
+
+
+def _h3(text: str, help_key: str | None = None) -> Any:
+    from dash import html
+
+    title = HELP.get(help_key or "", "")
+    children: list[Any] = [text]
+    if title:
+        children.append(html.Span("?", className="help", title=title))
+    return html.H3(children, title=title or None)
+
+
+def _optimizer_rows(
+    optimizers: tuple[str, ...], hyper: dict[str, dict[str, float]]
+) -> list[Any]:
+    from dash import dcc, html
+
+    from lossmap.explorer.teaching import hyper_label
+
+    rows = []
+    chosen = [o for o in ("gd", "momentum", "adam") if o in optimizers]
+    for name in optimizers:
+        cells = [
+            dcc.Checklist(
+                id={"type": "opt-on", "name": name},
+                options=[{"label": optimizer_label(name), "value": name}],
+                value=[name] if name in chosen else [],
+                inputStyle={"marginRight": "3px"},
+                className="opt-name",
+            )
+        ]
+        for key, value in hyper.get(name, {}).items():
+            cells.append(
+                html.Label(
+                    [
+                        html.Span("lr" if key == "lr" else hyper_label(key)),
+                        _number({"type": "opt-hyper", "name": name, "key": key}, value),
+                    ],
+                    className="hyper",
+                    title=f"{optimizer_label(name)} {hyper_label(key)}",
+                )
+            )
+        rows.append(html.Div(cells, className="opt-row"))
+    return rows
 
 
 def _teaching_controls(
-    functions: tuple[str, ...], optimizers: tuple[str, ...], schedules: tuple[str, ...]
+    functions: tuple[str, ...],
+    optimizers: tuple[str, ...],
+    schedules: tuple[str, ...],
+    hyper: dict[str, dict[str, float]],
 ) -> Any:
     from dash import dcc, html
 
@@ -92,169 +182,265 @@ def _teaching_controls(
     modes = {"problem": "model + data"}
     if functions:
         modes["function"] = "test surface"
-    opt_default = [o for o in ("gd", "momentum", "adam") if o in optimizers]
+    labels = loss_labels()
     return html.Div(
         className="controls",
+        id="controls",
         children=[
-            html.H3("What to explore"),
-            _radio("mode", modes, "problem"),
             html.Div(
-                id="problem-controls",
+                className="controls-scroll",
                 children=[
-                    html.H3("Model"),
-                    _radio("model", MODEL_LABELS, "line"),
-                    html.H3("Data"),
-                    dcc.Dropdown(
-                        id="preset",
-                        options=list(presets),
-                        value=presets[0],
-                        clearable=False,
-                    ),
-                    html.H3("Loss"),
-                    _radio(
-                        "loss",
-                        {
-                            k: LOSS_LABELS[k]
-                            for k in ("mse", "mae", "huber", "log_cosh")
-                        },
-                        "mse",
-                    ),
+                    _h3("What to explore", "mode"),
+                    _radio("mode", modes, "problem"),
                     html.Div(
-                        id="delta-box",
-                        style={"display": "none"},
+                        id="problem-controls",
                         children=[
-                            html.Div("Huber δ", style={"marginTop": "4px"}),
-                            dcc.Slider(
-                                id="delta",
-                                min=0.05,
-                                max=2.0,
-                                step=0.05,
-                                value=0.5,
-                                marks={0.1: "0.1", 0.5: "0.5", 1: "1", 2: "2"},
-                                updatemode="mouseup",
+                            _h3("Model", "model"),
+                            _radio("model", model_labels(), "line"),
+                            html.H3("Data"),
+                            dcc.Dropdown(
+                                id="preset",
+                                options=list(presets),
+                                value=presets[0],
+                                clearable=False,
+                            ),
+                            html.Div(
+                                className="row",
+                                children=[
+                                    html.Button(
+                                        "add an outlier",
+                                        id="add-outlier",
+                                        n_clicks=0,
+                                        className="small",
+                                    ),
+                                    html.Button(
+                                        "reset data",
+                                        id="reset-data",
+                                        n_clicks=0,
+                                        className="small",
+                                    ),
+                                ],
+                            ),
+                            html.Div(
+                                className="row",
+                                title=HELP["noise"],
+                                children=[
+                                    "noise σ",
+                                    _number("noise-sd", 0.1),
+                                    "seed",
+                                    _number("noise-seed", 0),
+                                    html.Button(
+                                        "add",
+                                        id="add-noise",
+                                        n_clicks=0,
+                                        className="small",
+                                    ),
+                                ],
+                            ),
+                            html.Div(
+                                title=HELP["edit"],
+                                children=_radio(
+                                    "fit-click-mode",
+                                    {
+                                        "add": "fit click adds a point",
+                                        "delete": "… deletes one",
+                                    },
+                                    "add",
+                                ),
+                            ),
+                            html.Div(id="data-message", className="message"),
+                            _h3("Loss", "loss"),
+                            _radio(
+                                "loss",
+                                {k: labels[k] for k in loss_names("regression")},
+                                "mse",
+                            ),
+                            html.Div(
+                                id="delta-box",
+                                style={"display": "none"},
+                                title=HELP["delta"],
+                                children=[
+                                    html.Div("Huber δ", style={"marginTop": "4px"}),
+                                    dcc.Slider(
+                                        id="delta",
+                                        min=0.05,
+                                        max=2.0,
+                                        step=0.05,
+                                        value=0.5,
+                                        marks={0.1: "0.1", 0.5: "0.5", 1: "1", 2: "2"},
+                                        updatemode="mouseup",
+                                    ),
+                                ],
+                            ),
+                            html.Div(
+                                className="row",
+                                title=HELP["l2"],
+                                children=["L2 strength", _number("l2", 0.0)],
                             ),
                         ],
                     ),
                     html.Div(
+                        id="function-controls",
+                        style={"display": "none"},
+                        children=[
+                            html.H3("Surface"),
+                            dcc.Dropdown(
+                                id="function",
+                                options=list(functions),
+                                value=functions[0] if functions else None,
+                                clearable=False,
+                            ),
+                        ],
+                    ),
+                    _h3("Grid range", "range"),
+                    html.Div(
                         className="row",
-                        children=["L2 strength", _number("l2", 0.0, step=0.01)],
+                        children=[
+                            html.Span("w", id="axis0-name", className="axis-name"),
+                            _number("range0-min", region[0][0]),
+                            _number("range0-max", region[0][1]),
+                        ],
+                    ),
+                    html.Div(
+                        className="row",
+                        children=[
+                            html.Span("b", id="axis1-name", className="axis-name"),
+                            _number("range1-min", region[1][0]),
+                            _number("range1-max", region[1][1]),
+                        ],
+                    ),
+                    html.Div(
+                        className="row",
+                        title=HELP["grid"],
+                        children=["grid", _number("grid-steps", DEFAULT_GRID_STEPS)],
+                    ),
+                    html.Div(
+                        title=HELP["view"],
+                        children=_radio(
+                            "view",
+                            {"2d": "2-D", "3d": "3-D log", "3d-linear": "3-D linear"},
+                            "2d",
+                        ),
+                    ),
+                    _h3("Show", "overlays"),
+                    dcc.Checklist(
+                        id="overlays",
+                        options=[
+                            {"label": "downhill arrows", "value": "arrows"},
+                            {"label": "curvature at the point", "value": "curvature"},
+                            {"label": "slices through θ*", "value": "slices"},
+                        ],
+                        value=[],
+                        inline=True,
+                        inputStyle={"marginRight": "3px"},
+                    ),
+                    _h3("Optimizers", "optimizers"),
+                    html.Div(_optimizer_rows(optimizers, hyper), id="opt-table"),
+                    html.Div(
+                        className="row",
+                        title=HELP["steps"],
+                        children=["steps", _number("opt-steps", 100)],
+                    ),
+                    html.Div(
+                        className="row",
+                        title=HELP["batch"],
+                        children=["SGD batch", _number("batch-size", "")],
+                    ),
+                    html.Div(
+                        className="row",
+                        title=HELP["schedule"],
+                        children=[
+                            "schedule",
+                            dcc.Dropdown(
+                                id="schedule",
+                                options=list(schedules),
+                                value=schedules[0],
+                                clearable=False,
+                                style={"width": "140px"},
+                            ),
+                        ],
                     ),
                 ],
             ),
             html.Div(
-                id="function-controls",
-                style={"display": "none"},
+                className="run-box",
                 children=[
-                    html.H3("Surface"),
-                    dcc.Dropdown(
-                        id="function",
-                        options=list(functions),
-                        value=functions[0] if functions else None,
-                        clearable=False,
-                    ),
+                    html.Button("run from the current point", id="run", n_clicks=0),
+                    html.Div(id="run-message", className="message"),
                 ],
             ),
-            html.H3("Grid range"),
+        ],
+    )
+
+
+def _player() -> Any:
+    from dash import dcc, html
+
+    return html.Div(
+        className="player",
+        id="player",
+        title=HELP["step"],
+        children=[
+            html.Button("▶ play", id="play", n_clicks=0, disabled=True),
             html.Div(
-                className="row",
-                children=[
-                    html.Span("w", id="axis0-name", style={"width": "14px"}),
-                    _number("range0-min", region[0][0]),
-                    _number("range0-max", region[0][1]),
-                ],
+                dcc.Slider(
+                    id="step",
+                    min=0,
+                    max=1,
+                    step=1,
+                    value=0,
+                    marks=None,
+                    updatemode="drag",
+                    tooltip={"placement": "bottom", "always_visible": False},
+                ),
+                className="step-slider",
             ),
-            html.Div(
-                className="row",
-                children=[
-                    html.Span("b", id="axis1-name", style={"width": "14px"}),
-                    _number("range1-min", region[1][0]),
-                    _number("range1-max", region[1][1]),
-                ],
-            ),
-            html.Div(
-                className="row",
-                children=[
-                    "grid",
-                    _number("grid-steps", DEFAULT_GRID_STEPS),
-                    _radio("view", {"2d": "2-D", "3d": "3-D"}, "2d"),
-                ],
-            ),
-            html.H3("Optimizers"),
-            dcc.Checklist(
-                id="optimizers",
-                options=[
-                    {"label": OPTIMIZER_LABELS.get(o, o), "value": o}
-                    for o in optimizers
-                ],
-                value=opt_default,
-                inline=True,
-                inputStyle={"marginRight": "3px"},
-            ),
-            html.Div(
-                className="row",
-                children=["learning rate", _number("lr", 0.1, step=0.01)],
-            ),
-            html.Div(
-                className="row",
-                children=["momentum", _number("momentum", 0.9, step=0.05)],
-            ),
-            html.Div(
-                className="row",
-                children=["steps", _number("opt-steps", 100)],
-            ),
-            html.Div(
-                className="row",
-                children=[
-                    "schedule",
-                    dcc.Dropdown(
-                        id="schedule",
-                        options=list(schedules),
-                        value=schedules[0],
-                        clearable=False,
-                        style={"width": "140px"},
-                    ),
-                ],
-            ),
-            html.Button(
-                "run from the current point",
-                id="run",
-                n_clicks=0,
-                style={"marginTop": "8px", "width": "100%"},
-            ),
-            html.Div(id="run-message", className="message"),
+            html.Span("step 0", id="step-label", className="step-label"),
         ],
     )
 
 
 def _teaching_tab(
-    functions: tuple[str, ...], optimizers: tuple[str, ...], schedules: tuple[str, ...]
+    functions: tuple[str, ...],
+    optimizers: tuple[str, ...],
+    schedules: tuple[str, ...],
+    hyper: dict[str, dict[str, float]],
 ) -> Any:
     from dash import dcc, html
 
     return html.Div(
         className="main",
         children=[
-            _teaching_controls(functions, optimizers, schedules),
+            _teaching_controls(functions, optimizers, schedules, hyper),
             html.Div(
-                className="col",
-                style={"flex": "1.25"},
+                className="col col-landscape",
                 children=[
                     html.Div(
                         className="panel",
+                        id="landscape-panel",
                         children=[
-                            dcc.Graph(
-                                id="landscape",
-                                style={"height": "600px"},
-                                config={"displaylogo": False, "scrollZoom": False},
+                            dcc.Loading(
+                                dcc.Graph(
+                                    id="landscape",
+                                    className="graph-landscape",
+                                    config={
+                                        "displaylogo": False,
+                                        "scrollZoom": False,
+                                        "responsive": True,
+                                    },
+                                ),
+                                delay_show=250,
+                                overlay_style={"visibility": "visible", "opacity": 0.6},
+                                type="circle",
                             ),
+                            _player(),
                         ],
                     ),
                     html.Div(id="message", className="message"),
                 ],
             ),
             html.Div(
-                className="col",
-                style={"flex": "1"},
+                className="col col-side",
                 children=[
                     html.Div(id="readout", className="readout"),
                     html.Div(
@@ -263,9 +449,32 @@ def _teaching_tab(
                         children=[
                             dcc.Graph(
                                 id="fit",
-                                style={"height": "380px"},
-                                config={"displaylogo": False},
+                                className="graph-fit",
+                                config={"displaylogo": False, "responsive": True},
                             ),
+                        ],
+                    ),
+                    html.Div(
+                        id="residual-panel",
+                        className="panel",
+                        children=[
+                            dcc.Graph(
+                                id="residual-loss",
+                                className="graph-small",
+                                config={"displaylogo": False, "responsive": True},
+                            )
+                        ],
+                    ),
+                    html.Div(
+                        id="slices-panel",
+                        className="panel",
+                        style={"display": "none"},
+                        children=[
+                            dcc.Graph(
+                                id="slices",
+                                className="graph-small",
+                                config={"displaylogo": False, "responsive": True},
+                            )
                         ],
                     ),
                     html.Div(
@@ -282,8 +491,8 @@ def _teaching_tab(
                         children=[
                             dcc.Graph(
                                 id="loss-curves",
-                                style={"height": "260px"},
-                                config={"displaylogo": False},
+                                className="graph-curves",
+                                config={"displaylogo": False, "responsive": True},
                             ),
                             html.Div(id="run-status", className="status"),
                         ],
@@ -323,24 +532,22 @@ def _research_tab(has_root: bool) -> Any:
                 ],
             ),
             html.Div(
-                className="col",
-                style={"flex": "1.4"},
+                className="col col-landscape",
                 children=[
                     html.Div(
                         className="panel",
                         children=[
                             dcc.Graph(
                                 id="research-graph",
-                                style={"height": "620px"},
-                                config={"displaylogo": False},
+                                className="graph-landscape",
+                                config={"displaylogo": False, "responsive": True},
                             )
                         ],
                     )
                 ],
             ),
             html.Div(
-                className="col",
-                style={"flex": "0.8"},
+                className="col col-side",
                 children=[
                     html.Div(
                         className="panel meta",
@@ -361,27 +568,61 @@ def build_layout(
     optimizers: tuple[str, ...],
     schedules: tuple[str, ...],
     has_root: bool,
+    hyper: dict[str, dict[str, float]] | None = None,
 ) -> Any:
-    """The whole page."""
+    """The whole page; ``hyper`` gives each optimizer's settings and defaults."""
     from dash import dcc, html
 
     return html.Div(
         [
+            dcc.Location(id="url", refresh=False),
             html.Div(
                 className="header",
                 children=[
                     html.H1("lossmap explorer"),
-                    html.Span("click the landscape to set the parameters"),
+                    html.Span(
+                        "click or drag on the landscape to set the parameters",
+                        id="header-hint",
+                    ),
+                    html.Div(
+                        className="share",
+                        children=[
+                            dcc.Dropdown(
+                                id="lesson",
+                                options=[
+                                    {"label": label, "value": key}
+                                    for key, (label, _) in LESSONS.items()
+                                ],
+                                placeholder="start a lesson…",
+                                clearable=True,
+                                className="lesson",
+                            ),
+                            html.Span(
+                                [
+                                    dcc.Clipboard(
+                                        id="copy-link",
+                                        title="copy a link to exactly this view",
+                                        className="copy",
+                                    ),
+                                    " copy link",
+                                ],
+                                className="copy-box",
+                            ),
+                        ],
+                    ),
                 ],
             ),
             dcc.Tabs(
                 id="tabs",
                 value="teaching",
+                mobile_breakpoint=0,
                 children=[
                     dcc.Tab(
                         label="Landscape",
                         value="teaching",
-                        children=_teaching_tab(functions, optimizers, schedules),
+                        children=_teaching_tab(
+                            functions, optimizers, schedules, hyper or {}
+                        ),
                     ),
                     dcc.Tab(
                         label="Saved stores",
@@ -392,6 +633,10 @@ def build_layout(
             ),
             dcc.Store(id="point"),
             dcc.Store(id="runs"),
+            dcc.Store(id="problem-spec"),
+            dcc.Store(id="data-edit"),
+            dcc.Store(id="pending"),
+            dcc.Store(id="fit-click"),
             dcc.Store(id="animated"),
         ]
     )

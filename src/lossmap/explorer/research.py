@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from lossmap.describe import describe_metadata
+from lossmap.describe import describe_metadata, direction_names
 from lossmap.explorer.validate import InputError, check_name, store_path
 from lossmap.plot import _plotly
 from lossmap.surface import Surface
@@ -99,12 +99,34 @@ def trajectory_of(surface: Surface) -> Path2D | None:
     return Path2D(arr) if arr.size else None
 
 
+def line_marks(surface: Surface) -> list[tuple[float, str]]:
+    """Labelled points of a line: the model it starts from at 0 and, for an
+    interpolation, the model it reaches at 1."""
+    dirs = surface.metadata.get("directions")
+    kind = (
+        dirs[0].get("kind")
+        if isinstance(dirs, list) and dirs and isinstance(dirs[0], dict)
+        else None
+    )
+    if kind == "interpolation":
+        return [(0.0, "model A (α = 0)"), (1.0, "model B (α = 1)")]
+    return [(0.0, "trained model (α = 0)")]
+
+
 def store_figure(surface: Surface, field: str) -> Any:
     """Heatmap + contours (+ trajectory) for a plane, a curve for a line."""
     field = check_name("field", field, surface.field_names)
+    names = direction_names(surface)
     if surface.ndim == 1:
         log = None if field.startswith("loss") else False
-        return _plotly.curve_figure(surface, field=field, log=log)
+        return _plotly.curve_figure(
+            surface,
+            field=field,
+            log=log,
+            title=f"{field} along the line",
+            axis_title=names[0],
+            marks=line_marks(surface),
+        )
     traj = trajectory_of(surface)
     origin = (0.0, 0.0)
     a0, a1 = surface.coords(0), surface.coords(1)
@@ -120,6 +142,7 @@ def store_figure(surface: Surface, field: str) -> Any:
         current=origin if show_origin else None,
         paths=[traj] if traj is not None else [],
         title=f"{field} on the plane",
+        axis_titles=names,
         marker_names={
             "minimum": "lowest loss on the grid"
             if field != "accuracy"

@@ -29,10 +29,13 @@ __all__ = [
     "check_name",
     "check_number",
     "check_point",
+    "check_points",
     "check_region",
     "function_settings",
+    "loss_names",
     "problem_settings",
     "run_settings",
+    "shown",
     "store_path",
 ]
 
@@ -49,8 +52,44 @@ MODELS = ("line", "tanh", "logistic")
 LOSSES = ("mse", "mae", "huber", "log_cosh", "bce")
 
 
+def loss_names(task: str) -> tuple[str, ...]:
+    """Losses the page offers for ``task`` ("regression" or "binary"),
+    from the registry: elementwise losses of a predicted value or
+    probability with at most a ``delta`` parameter."""
+    from lossmap import losses
+
+    out = []
+    for name in losses.available():
+        fn = losses.get(name)
+        if set(fn.params) - {"delta"}:
+            continue
+        if task == "regression" and fn.task == "regression":
+            out.append(name)
+        elif task == "binary" and (
+            (fn.task == "binary" and fn.prediction == "probability") or name == "mse"
+        ):
+            out.append(name)
+    return tuple(out)
+
+
 class InputError(ValueError):
     """A value from the page that the explorer refuses (shown in the page)."""
+
+
+#: Characters of a refused value that a message repeats.
+SHOWN_CHARS = 40
+
+
+def shown(value: Any) -> str:
+    """``repr(value)`` cut to :data:`SHOWN_CHARS` characters (a page can send
+    megabytes; messages and logs repeat only the start)."""
+    if isinstance(value, str | int | float | bool | None):
+        text = repr(value)
+    else:
+        text = f"a {type(value).__name__}"
+    if len(text) > SHOWN_CHARS:
+        text = text[: SHOWN_CHARS - 1] + f"… ({len(text):,} characters)"
+    return text
 
 
 def check_number(
@@ -67,11 +106,11 @@ def check_number(
         try:
             value = float(value.strip())
         except ValueError:
-            raise InputError(f"`{name}` must be a number, got {value!r}") from None
+            raise InputError(f"`{name}` must be a number, got {shown(value)}") from None
     if value is None:
         raise InputError(f"`{name}` must be a number, got nothing")
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise InputError(f"`{name}` must be a number, got {value!r}")
+        raise InputError(f"`{name}` must be a number, got {shown(value)}")
     value = float(value)
     if not math.isfinite(value):
         raise InputError(f"`{name}` must be finite, got {value}")
@@ -90,15 +129,14 @@ def check_number(
 def check_name(name: str, value: Any, choices: tuple[str, ...] | list[str]) -> str:
     """One of ``choices``; anything else is refused."""
     if not isinstance(value, str) or value not in choices:
-        shown = value if isinstance(value, str | int | float | None) else "?"
-        raise InputError(f"`{name}` must be one of {list(choices)}, got {shown!r}")
+        raise InputError(f"`{name}` must be one of {list(choices)}, got {shown(value)}")
     return value
 
 
 def check_point(value: Any, name: str = "point") -> tuple[float, float]:
     """A pair of finite coordinates, each within ±:data:`MAX_ABS_COORD`."""
     if not isinstance(value, list | tuple) or len(value) != 2:
-        raise InputError(f"`{name}` must be a pair of numbers, got {value!r}")
+        raise InputError(f"`{name}` must be a pair of numbers, got {shown(value)}")
     a, b = (
         check_number(f"{name}[{k}]", v, minimum=-MAX_ABS_COORD, maximum=MAX_ABS_COORD)
         for k, v in enumerate(value)
@@ -145,6 +183,8 @@ class ProblemSettings:
     l2: float
     region: tuple[tuple[float, float], tuple[float, float]]
     steps: int = DEFAULT_GRID_STEPS
+    #: The data points when the page edited the preset's data, else None.
+    points: tuple[tuple[float, float], ...] | None = None
 
     @property
     def loss_params(self) -> dict[str, float]:
@@ -152,7 +192,19 @@ class ProblemSettings:
 
     def key(self) -> list[Any]:
         """A JSON-friendly identity, stored with optimizer runs."""
-        return ["problem", self.model, self.preset, self.loss, self.delta, self.l2]
+        out: list[Any] = [
+            "problem",
+            self.model,
+            self.preset,
+            self.loss,
+            self.delta,
+            self.l2,
+        ]
+        if self.points is not None:
+            import hashlib
+
+            out.append(hashlib.sha1(repr(self.points).encode()).hexdigest()[:16])
+        return out
 
 
 @dataclass(frozen=True)
@@ -177,15 +229,50 @@ def problem_settings(
     steps: Any = DEFAULT_GRID_STEPS,
     *,
     presets: tuple[str, ...],
+    points: Any = None,
 ) -> ProblemSettings:
-    """Check the teaching controls; ``presets`` are the known data presets."""
-    model = check_name("model", model, MODELS)
+    """Check the teaching controls; ``presets`` are the known data presets,
+    ``points`` the edited data (see :func:`check_points`) or None."""
+    from lossmap.toy.models import MODELS as REGISTERED
+
+    model = check_name("model", model, tuple(REGISTERED))
     preset = check_name("data", preset, presets)
-    loss = check_name("loss", loss, LOSSES)
+    known = tuple(dict.fromkeys(loss_names("regression") + loss_names("binary")))
+    loss = check_name("loss", loss, known)
     delta = check_number("δ", delta, minimum=0.0, maximum=MAX_DELTA, strict_min=True)
     l2 = check_number("L2", l2, minimum=0.0, maximum=MAX_L2)
     return ProblemSettings(
-        model, preset, loss, delta, l2, check_region(*region), _steps(steps)
+        model,
+        preset,
+        loss,
+        delta,
+        l2,
+        check_region(*region),
+        _steps(steps),
+        check_points(points),
+    )
+
+
+#: Most data points the page may send.
+MAX_POINTS = 200
+
+
+def check_points(value: Any) -> tuple[tuple[float, float], ...] | None:
+    """Edited data from the page: ``{"x": [...], "y": [...]}`` (1 to
+    :data:`MAX_POINTS` finite pairs within ±:data:`MAX_ABS_COORD`) or None."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise InputError(f"the edited data must be a mapping, got {shown(value)}")
+    xs, ys = value.get("x"), value.get("y")
+    if not isinstance(xs, list) or not isinstance(ys, list) or len(xs) != len(ys):
+        raise InputError("the edited data must have lists x and y of one length")
+    if not 1 <= len(xs) <= MAX_POINTS:
+        raise InputError(f"the data must have 1 to {MAX_POINTS} points, got {len(xs)}")
+    lim = {"minimum": -MAX_ABS_COORD, "maximum": MAX_ABS_COORD}
+    return tuple(
+        (check_number(f"x[{i}]", x, **lim), check_number(f"y[{i}]", y, **lim))
+        for i, (x, y) in enumerate(zip(xs, ys))
     )
 
 
@@ -203,29 +290,58 @@ def function_settings(
 
 @dataclass(frozen=True)
 class RunSettings:
-    """Which optimizers to run and how."""
+    """Which optimizers to run and how; ``hyper[name]`` holds each one's
+    settings (``lr``, ``beta``, ``b1``…) as a dict."""
 
     optimizers: tuple[str, ...]
-    lr: float
-    momentum: float
+    hyper: dict[str, dict[str, float]]
     steps: int
     schedule: str
     batch_size: int | None = None
     seed: int = 0
 
 
+#: Decay rates (β, β₁, β₂, α…) must lie in [0, this].
+MAX_BETA = 0.9999
+_RATE_KEYS = ("beta", "b1", "b2", "alpha")
+
+
+def _hyper(name: str, values: Any, allowed: Any) -> dict[str, float]:
+    if values is None:
+        return {}
+    if not isinstance(values, dict):
+        raise InputError(f"`{name}` settings must be a mapping, got {shown(values)}")
+    out = {}
+    for key, value in values.items():
+        key = check_name(f"{name} setting", key, tuple(allowed))
+        label = f"{name} {key}" if key != "lr" else f"{name} learning rate"
+        if key == "lr":
+            out[key] = check_number(
+                label, value, minimum=0.0, maximum=MAX_LR, strict_min=True
+            )
+        elif key in _RATE_KEYS:
+            out[key] = check_number(label, value, minimum=0.0, maximum=MAX_BETA)
+        else:
+            out[key] = check_number(label, value, minimum=0.0, maximum=MAX_LR)
+    return out
+
+
 def run_settings(
     optimizers: Any,
-    lr: Any,
-    momentum: Any,
+    hyper: Any,
     steps: Any,
     schedule: Any,
     *,
-    available: tuple[str, ...],
+    available: dict[str, Any] | tuple[str, ...],
     schedules: tuple[str, ...],
     batch_size: Any = None,
 ) -> RunSettings:
-    """Check the optimizer controls."""
+    """Check the optimizer controls.
+
+    ``hyper`` maps an optimizer name to its settings; ``available`` maps each
+    known optimizer to the setting names it takes (or is a tuple of names,
+    then only ``lr`` is accepted).
+    """
     if isinstance(optimizers, str):
         optimizers = [optimizers]
     if not isinstance(optimizers, list | tuple) or not optimizers:
@@ -234,10 +350,13 @@ def run_settings(
         raise InputError(
             f"at most {MAX_RUNS} optimizers run at once, got {len(optimizers)}"
         )
-    names = tuple(check_name("optimizer", o, available) for o in optimizers)
+    names = tuple(check_name("optimizer", o, tuple(available)) for o in optimizers)
     names = tuple(dict.fromkeys(names))
-    lr = check_number("learning rate", lr, minimum=0.0, maximum=MAX_LR, strict_min=True)
-    momentum = check_number("momentum", momentum, minimum=0.0, maximum=0.9999)
+    hyper = hyper or {}
+    if not isinstance(hyper, dict):
+        raise InputError(f"optimizer settings must be a mapping, got {shown(hyper)}")
+    keys = available if isinstance(available, dict) else {n: ("lr",) for n in names}
+    checked = {n: _hyper(n, hyper.get(n), keys.get(n, ("lr",))) for n in names}
     steps_i = int(
         check_number("steps", steps, minimum=1, maximum=MAX_OPT_STEPS, integer=True)
     )
@@ -249,7 +368,7 @@ def run_settings(
                 "batch size", batch_size, minimum=1, maximum=10_000, integer=True
             )
         )
-    return RunSettings(names, lr, momentum, steps_i, schedule, bs)
+    return RunSettings(names, checked, steps_i, schedule, bs)
 
 
 def store_path(root: Path | None, value: Any) -> Path:
@@ -258,12 +377,12 @@ def store_path(root: Path | None, value: Any) -> Path:
         raise InputError("no store folder was given: start with `lossmap explore PATH`")
     if not isinstance(value, str) or not value or "\x00" in value:
         raise InputError(
-            f"`store` must be a path inside the store folder, got {value!r}"
+            f"`store` must be a path inside the store folder, got {shown(value)}"
         )
     root = Path(root).resolve()
     path = (root / value).resolve()
     if path != root and not path.is_relative_to(root):
-        raise InputError(f"`store` {value!r} is outside the store folder; refused")
+        raise InputError(f"`store` {shown(value)} is outside the store folder; refused")
     if not path.exists():
-        raise InputError(f"`store` {value!r} does not exist")
+        raise InputError(f"`store` {shown(value)} does not exist")
     return path

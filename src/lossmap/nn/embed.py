@@ -83,6 +83,18 @@ class Embedding:
     def __len__(self) -> int:
         return int(self.coords.shape[0])
 
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-friendly values (lists and numbers), e.g. for a file."""
+        return {
+            "coords": self.coords.tolist(),
+            "run": self.run.tolist(),
+            "step": self.step.tolist(),
+            "runs": list(self.runs),
+            "loss": None if self.loss is None else self.loss.tolist(),
+            "metrics": {k: v.tolist() for k, v in self.metrics.items()},
+            "meta": dict(self.meta),
+        }
+
     def of_run(self, run: int | str) -> np.ndarray:
         """Row indices of one run's checkpoints, in order."""
         k = self.runs.index(run) if isinstance(run, str) else int(run)
@@ -406,7 +418,8 @@ def _umap(reduced: np.ndarray, seed: int, meta: dict[str, Any]) -> np.ndarray:
         import umap
     except ImportError as exc:
         raise ImportError(
-            "method='umap' needs the umap-learn package (pip install umap-learn); "
+            "method='umap' needs the umap-learn package (pip install "
+            "'lossmap[umap]', which also installs numba); "
             "method='tsne' gives a similar neighbourhood map with scikit-learn"
         ) from exc
     n_neighbors = min(15, reduced.shape[0] - 1)

@@ -381,6 +381,13 @@ def _callable_name(fn: Any) -> str:
     return getattr(fn, "__name__", None) or type(fn).__name__
 
 
+def _submodule(root: nn.Module, name: str) -> nn.Module | None:
+    try:
+        return root.get_submodule(name)
+    except AttributeError:
+        return None
+
+
 def _module_name(root: nn.Module, module: nn.Module) -> str | None:
     for name, m in root.named_modules(remove_duplicate=False):
         if m is module:
@@ -395,6 +402,10 @@ def _match(src: _Source, item: Any, what: str) -> list[str]:
             return [item]
         if _has_glob(item):
             hits = [n for n in src.names if fnmatch.fnmatchcase(n, item)]
+        elif src.root is not None and _submodule(src.root, item) is not None:
+            # by identity, so a module whose weights are tied to another's
+            # (listed once, under the first name) still finds them
+            return _match(src, _submodule(src.root, item), what)
         else:  # a module name: its parameters
             hits = [n for n in src.names if n.startswith(item + ".")]
         if not hits:
@@ -477,7 +488,9 @@ def select(model_or_space: Any, spec: Any, *, what: str = "params") -> frozenset
         (``"*.attn.*"``, ``"*lora_[AB]*"``). A submodule of the model: its
         parameters. A callable ``(name, tensor) -> bool``. A list, tuple or
         set of these: their union (so ``select``'s own result can be passed
-        back).
+        back). Tied (shared) parameters are listed once, under their first
+        name, as by ``named_parameters()``; a module name or module still
+        finds them.
     what : str, default "params"
         The argument's name in error messages.
 

@@ -84,6 +84,7 @@ def landscape_figure(
     title: str | None = None,
     colorscale: str = "Viridis",
     marker_names: dict[str, str] | None = None,
+    axis_titles: Sequence[str] | None = None,
 ) -> Any:
     """A heatmap of a 2-D surface on a log colour scale, with markers.
 
@@ -112,6 +113,9 @@ def landscape_figure(
     title : str, optional
     marker_names : dict, optional
         Legend names for ``"minimum"``, ``"start"`` and ``"current"``.
+    axis_titles : pair of str, optional
+        Titles of the two axes (default: the axis names), e.g. the directions
+        in words (:func:`lossmap.describe.direction_names`).
 
     Returns
     -------
@@ -249,15 +253,18 @@ def landscape_figure(
     layout: dict[str, Any] = {
         "title": {"text": title or "", "x": 0.02, "font": {"size": 15}},
         "xaxis": {
-            "title": {"text": n0},
+            "title": {"text": (axis_titles or (n0, n1))[0]},
             "range": [float(a0[0]), float(a0[-1])],
             "constrain": "domain",
         },
-        "yaxis": {"title": {"text": n1}, "range": [float(a1[0]), float(a1[-1])]},
+        "yaxis": {
+            "title": {"text": (axis_titles or (n0, n1))[1]},
+            "range": [float(a1[0]), float(a1[-1])],
+        },
         "legend": {
             "orientation": "h",
             "yanchor": "top",
-            "y": -0.12,
+            "y": -0.16,
             "x": 0.0,
             "bgcolor": "rgba(255,255,255,0.8)",
         },
@@ -413,6 +420,7 @@ def _marker_trace(
         x=x,
         y=y,
         mode="markers",
+        cliponaxis=False,  # a point on the grid's edge is drawn whole
         marker={
             "symbol": symbol,
             "size": size,

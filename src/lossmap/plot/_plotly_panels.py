@@ -22,14 +22,20 @@ from lossmap.plot._plotly_style import (
 )
 from lossmap.surface import Surface
 
-__all__ = ["curve_figure", "fit_figure", "fit_y_range", "loss_curves_figure"]
+__all__ = [
+    "curve_figure",
+    "fit_figure",
+    "fit_y_range",
+    "log_axis",
+    "loss_curves_figure",
+]
 
 
 #: Legends go under the x-axis title, where they cannot cover the panel title.
 _LEGEND_BELOW = {
     "orientation": "h",
     "yanchor": "top",
-    "y": -0.22,
+    "y": -0.3,
     "x": 0.0,
     "xanchor": "left",
 }
@@ -124,9 +130,7 @@ def fit_figure(problem: Any, w: float, b: float, *, n_curve: int = 241) -> Any:
                 "font": {"size": 15},
             },
             "xaxis": {
-                "title": {
-                    "text": f"x   ({problem.data.name}, model {problem.model.formula})"
-                },
+                "title": {"text": f"x   ({problem.data.name})"},
                 "range": [lo - pad, hi + pad],
             },
             "yaxis": {"title": {"text": "y"}, "range": yrange},
@@ -182,11 +186,7 @@ def loss_curves_figure(paths: Sequence[Any], *, log: bool | None = None) -> Any:
     fig.update_layout(
         title={"text": "loss per step", "x": 0.02, "font": {"size": 15}},
         xaxis={"title": "step"},
-        yaxis={
-            "title": "loss",
-            "type": "log" if use_log else "linear",
-            "exponentformat": "power",
-        },
+        yaxis={"title": "loss", **(log_axis(allv) if use_log else {"type": "linear"})},
         legend=_LEGEND_BELOW,
         margin={"l": 60, "r": 15, "t": 40, "b": 95},
         font=_FONT,
@@ -195,10 +195,42 @@ def loss_curves_figure(paths: Sequence[Any], *, log: bool | None = None) -> Any:
     return fig
 
 
+def log_axis(values: Any) -> dict[str, Any]:
+    """A log y-axis whose ticks are labelled with their values (1-2-5 per
+    decade, as the landscape's colour bar: never a bare "2" that could be 2
+    or 0.2)."""
+    from lossmap.plot._plotly_style import _fmt, _log_ticks
+
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v) & (v > 0)]
+    if v.size == 0:
+        return {"type": "log"}
+    lo, hi = float(v.min()), float(v.max())
+    if hi <= lo:
+        lo, hi = lo / 2, hi * 2
+    ticks = _log_ticks(lo, hi)
+    if len(ticks) < 2:
+        ticks = _log_ticks(lo / 3, hi * 3)
+    return {"type": "log", "tickvals": ticks, "ticktext": [_fmt(t) for t in ticks]}
+
+
 def curve_figure(
-    surface: Surface, *, field: str = "loss", log: bool | None = None
+    surface: Surface,
+    *,
+    field: str = "loss",
+    log: bool | None = None,
+    title: str | None = None,
+    axis_title: str | None = None,
+    marks: Sequence[tuple[float, str]] = (),
 ) -> Any:
-    """A 1-D surface (a line through parameter space) as a curve."""
+    """A 1-D surface (a line through parameter space) as a curve.
+
+    ``title`` and ``axis_title`` name the figure and the x-axis (default: the
+    field and the axis name); ``marks`` are ``(coordinate, label)`` pairs
+    drawn as labelled markers on the curve (e.g. the two models at α = 0 and
+    α = 1 of an interpolation), those outside the line left out. A log
+    y-axis has labelled ticks (:func:`log_axis`).
+    """
     go = _go()
     if surface.ndim != 1:
         raise ValueError(f"`surface` must be 1-D, got {surface.ndim}-D")
@@ -206,19 +238,50 @@ def curve_figure(
     values = surface.field(field)
     finite = values[np.isfinite(values)]
     use_log = bool(finite.size and np.all(finite > 0)) if log is None else log
-    fig = go.Figure(
+    traces = [
         go.Scatter(
             x=a,
             y=values,
             mode="lines",
             line={"color": "#2a6fdb", "width": 3},
             name=field,
+            uid="field",
         )
-    )
+    ]
+    inside = [(float(c), str(t)) for c, t in marks if a[0] <= c <= a[-1]]
+    if inside:
+        xs = np.array([c for c, _ in inside])
+        ys = np.interp(xs, a, values)
+        traces.append(
+            go.Scatter(
+                x=xs,
+                y=ys,
+                mode="markers+text",
+                text=[t for _, t in inside],
+                textposition="top center",
+                marker={
+                    "size": 11,
+                    "color": "#e0201b",
+                    "line": {"color": "white", "width": 1},
+                },
+                cliponaxis=False,
+                name="marked points",
+                uid="marks",
+            )
+        )
+    fig = go.Figure(traces)
+    yaxis: dict[str, Any] = {"title": field}
+    yaxis.update(log_axis(values) if use_log else {"type": "linear"})
     fig.update_layout(
-        xaxis={"title": name},
-        yaxis={"title": field, "type": "log" if use_log else "linear"},
-        margin={"l": 60, "r": 15, "t": 40, "b": 45},
+        title={
+            "text": title or f"{field} along {name}",
+            "x": 0.02,
+            "font": {"size": 15},
+        },
+        xaxis={"title": axis_title or name},
+        yaxis=yaxis,
+        showlegend=False,
+        margin={"l": 60, "r": 15, "t": 45, "b": 50},
         font=_FONT,
         template="plotly_white",
     )

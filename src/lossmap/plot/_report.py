@@ -37,9 +37,10 @@ section{background:#fff;border:1px solid #e3e3e3;border-radius:8px;
         margin:22px 0;padding:6px 20px 16px}
 h2{font-size:18px;margin:14px 0 6px}
 ul.meta{margin:4px 0 10px 0;padding-left:20px;font-size:13.5px;line-height:1.45}
-.grid{display:flex;flex-wrap:wrap;gap:10px}
-.fig{flex:1 1 520px;min-width:420px;height:470px}
-.fig.wide{flex-basis:100%}
+.grid{display:grid;grid-template-columns:repeat(2,minmax(0,1fr));gap:10px}
+.fig{height:480px;min-width:0}
+.fig.wide{grid-column:1/-1}
+@media (max-width:900px){.grid{grid-template-columns:minmax(0,1fr)}}
 nav{font-size:13.5px}
 nav a{margin-right:14px}
 code{background:#f3f3f3;padding:1px 4px;border-radius:3px}
@@ -208,6 +209,8 @@ def figures_for(
                     "start": "first snapshot",
                 },
             )
+            fig.frames = ()  # a report shows the whole path, no replay
+            fig.layout.updatemenus = ()
             out.append((fig, False))
     for f in drawn if three_d else ["loss"]:
         best = surface.argmax(f) if f == "accuracy" else surface.argmin(f)
@@ -285,6 +288,23 @@ def _spectrum_words(result: Mapping[str, Any]) -> list[str]:
     return lines
 
 
+def _embedding_words(result: Mapping[str, Any]) -> list[str]:
+    meta = result.get("meta") or {}
+    runs = result.get("runs") or []
+    lines = [
+        f"A map of {len(result.get('coords') or [])} checkpoints from "
+        f"{len(runs)} run(s) ({', '.join(map(str, runs))}) by "
+        f"{meta.get('method', '?')}."
+    ]
+    if meta.get("reading"):
+        lines.append(str(meta["reading"]).capitalize() + ".")
+    ratio = meta.get("explained_variance_ratio")
+    if ratio:
+        shares = ", ".join(f"{100 * float(r):.1f} %" for r in ratio)
+        lines.append(f"The two axes explain {shares} of the variance.")
+    return lines
+
+
 def _command_words(meta: Mapping[str, Any]) -> list[str]:
     import shlex
 
@@ -306,9 +326,10 @@ def report_html(
     Parameters
     ----------
     results : iterable of (str, Surface or mapping)
-        Surfaces (planes and lines, e.g. loaded from stores) and Hessian
-        results (mappings with ``eigenvalues``, ``trace``, ``density`` as
-        written by ``lossmap hessian --out``).
+        Surfaces (planes and lines, e.g. loaded from stores), Hessian results
+        (mappings with ``eigenvalues``, ``trace``, ``density`` as written by
+        ``lossmap hessian --out``) and checkpoint maps (``kind`` "nn.embedding",
+        as ``lossmap embed`` writes them).
     title : str
     fields : list of str, optional
         Fields drawn for every surface (default: all but ``*_stderr``).
@@ -335,6 +356,12 @@ def report_html(
             words = [html.escape(w) for w in describe_metadata(result)]
             words += _command_words(result.metadata)
             figs = figures_for(result, fields=fields, three_d=three_d)
+        elif isinstance(result, Mapping) and result.get("kind") == "nn.embedding":
+            from lossmap.plot._minima import embedding_figure
+
+            words = [html.escape(w) for w in _embedding_words(result)]
+            words += _command_words(result)
+            figs = [(embedding_figure(result), True)]
         elif isinstance(result, Mapping):
             words = [html.escape(w) for w in _spectrum_words(result)]
             words += _command_words(result)

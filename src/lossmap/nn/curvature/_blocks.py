@@ -114,7 +114,11 @@ def block_curvature(
         view = BlockView(op, names)
         top = eigenvalues(view, min(k, view.dim), which=which, tol=tol, seed=seed)
         trace = hutchpp(
-            view, sketch=sketch, probes=probes, target_se=target_se, seed=seed
+            view,
+            sketch=None if sketch is None else min(sketch, view.dim),
+            probes=probes,
+            target_se=target_se,
+            seed=seed,
         )
         out[name] = BlockCurvature(tuple(view.names), view.dim, top, trace)
     return out

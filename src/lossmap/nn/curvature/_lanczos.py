@@ -6,7 +6,9 @@ the extreme eigenvalues of ``M`` first. Every new basis vector is
 reorthogonalised against all previous ones, twice ("twice is enough",
 Giraud, Langou & Rozložník 2005), so no spurious copies appear (Golub & Van
 Loan, *Matrix Computations*, 4th ed., §10.1–10.3; Parlett, *The Symmetric
-Eigenvalue Problem*, ch. 13).
+Eigenvalue Problem*, ch. 13). Several start vectors make it the block
+Lanczos method (Golub & Underwood 1977), which also sees repeated
+eigenvalues; the block's products run in one pass over the data.
 
 Honest reporting:
 
@@ -86,17 +88,6 @@ class Eigen:
         return bool(np.all(self.residuals <= self.tolerance))
 
 
-def _tridiagonal_eigh(
-    alpha: list[float], beta: list[float]
-) -> tuple[np.ndarray, np.ndarray]:
-    a = np.asarray(alpha)
-    if a.size == 1:
-        return a.copy(), np.ones((1, 1))
-    from scipy.linalg import eigh_tridiagonal
-
-    return eigh_tridiagonal(a, np.asarray(beta[: a.size - 1]))
-
-
 def _pick(lam: np.ndarray, which: str, k: int) -> np.ndarray:
     order = {
         "largest": np.argsort(-lam, kind="stable"),
@@ -106,17 +97,40 @@ def _pick(lam: np.ndarray, which: str, k: int) -> np.ndarray:
     return order[:k]
 
 
-def _random_unit(
-    dim: int, gen: torch.Generator, op: Any, basis: torch.Tensor | None
-) -> torch.Tensor | None:
-    v = torch.randn(dim, generator=gen, dtype=torch.float64).to(op.dtype).to(op.device)
-    if basis is not None and basis.shape[0]:
-        for _ in range(2):
-            v = v - basis.T @ (basis @ v)
-    nrm = torch.linalg.vector_norm(v)
-    if float(nrm) < 1e-3:  # the space is (numerically) exhausted
-        return None
-    return v / nrm
+def _orthonormal_rows(
+    W: torch.Tensor,
+    basis: torch.Tensor,
+    gen: torch.Generator,
+    tiny: float,
+) -> tuple[torch.Tensor, int]:
+    """Rows of ``W`` made orthonormal to ``basis`` and to each other.
+
+    A row that is (numerically) inside the span already — the Krylov space
+    closed in that direction — is replaced by a random vector orthogonal to
+    everything, which starts a new Krylov sequence. Returns the rows and the
+    number replaced; fewer rows come back when the space is exhausted.
+    """
+    rows: list[torch.Tensor] = []
+    fresh = 0
+    for w in W:
+        for attempt in range(3):
+            for _ in range(2):  # "twice is enough"
+                if basis.shape[0]:
+                    w = w - basis.T @ (basis @ w)
+                for r in rows:
+                    w = w - torch.dot(r, w) * r
+            nrm = float(torch.linalg.vector_norm(w))
+            if nrm > tiny:
+                rows.append(w / nrm)
+                break
+            if attempt == 2 or basis.shape[0] + len(rows) >= w.numel():
+                break
+            fresh += 1
+            w = torch.randn(w.numel(), generator=gen, dtype=torch.float64).to(w)
+            tiny = 1e-3  # a random unit vector: "inside" means the space is full
+    if not rows:
+        return W[:0], fresh
+    return torch.stack(rows), fresh
 
 
 def lanczos_edges(
@@ -125,13 +139,21 @@ def lanczos_edges(
     *,
     tol: float | None = None,
     max_iter: int | None = None,
+    block: int | None = None,
     seed: int = 0,
 ) -> dict[str, Eigen]:
-    """Run one Lanczos iteration until the wanted pairs at both ends converge.
+    """Run one (block) Lanczos iteration until the wanted pairs converge.
 
     ``wanted`` maps ``"largest"``, ``"smallest"`` or ``"magnitude"`` to the
-    number of pairs; one Krylov basis serves them all (the two ends of the
-    spectrum converge together). Returns one :class:`Eigen` per key.
+    number of pairs; one Krylov basis serves them all (both ends of the
+    spectrum converge together). ``block`` vectors are multiplied per step in
+    one pass (default: the largest number of pairs wanted, at most 8): a
+    Krylov space grown from ``b`` start vectors holds up to ``b`` copies of a
+    repeated eigenvalue, which a single start vector cannot. ``max_iter``
+    caps the basis size (products before the final residual check). The
+    Ritz values come from the projection ``Qᵀ M Q`` of the operator on the
+    basis, so they stay exact Rayleigh-Ritz values when a block closes and a
+    new random vector is drawn. Returns one :class:`Eigen` per key.
     """
     n = int(op.dim)
     for which, k in wanted.items():
@@ -141,64 +163,67 @@ def lanczos_edges(
     if tol is None:
         tol = default_tol(op.dtype)
     tol = check_float("tol", tol, minimum=0.0, strict_min=True)
-    tol = max(tol, EPS_FACTOR * torch.finfo(op.dtype).eps)
+    eps = torch.finfo(op.dtype).eps
+    tol = max(tol, EPS_FACTOR * eps)
+    p = check_int("block", min(kmax, 8) if block is None else block, minimum=1)
+    p = min(p, n)
     if max_iter is None:
         item = torch.empty((), dtype=op.dtype).element_size()
-        cap = max(kmax + 1, BASIS_BYTES // max(1, n * item))
+        cap = max(kmax + p, BASIS_BYTES // max(1, n * item))
         max_iter = min(n, max(300, 10 * kmax), cap)
     max_iter = check_int("max_iter", max_iter, minimum=kmax, maximum=n)
     gen = torch.Generator(device="cpu").manual_seed(int(seed))
     before = count(op)
     Q = torch.empty((max_iter, n), dtype=op.dtype, device=op.device)
-    q = _random_unit(n, gen, op, None)
-    alpha: list[float] = []
-    beta: list[float] = []
-    restarts = 0
-    strict = 1.0  # tightened when an estimate passed but the explicit check did not
+    T = np.zeros((max_iter, max_iter))
+    start = torch.randn(min(p, max_iter), n, generator=gen, dtype=torch.float64)
+    Qb, _ = _orthonormal_rows(start.to(op.dtype).to(op.device), Q[:0], gen, 1e-3)
+    m, restarts, strict, checked = 0, 0, 1.0, 0
     result: dict[str, Eigen] | None = None
-    for j in range(max_iter):
-        Q[j] = q
-        w = matmat(op, q[None])[0]
-        a = float(torch.dot(w, q))
-        alpha.append(a)
-        basis = Q[: j + 1]
-        for _ in range(2):
-            w = w - basis.T @ (basis @ w)
-        b = float(torch.linalg.vector_norm(w))
-        lam, S = _tridiagonal_eigh(alpha, beta)
-        norm = float(np.max(np.abs(lam))) if lam.size else 0.0
-        threshold = tol * max(norm, np.finfo(float).tiny)
-        closed = b <= EPS_FACTOR * torch.finfo(op.dtype).eps * max(norm, 1e-300)
-        last = j == max_iter - 1
-        if j + 1 >= kmax:
-            est = {
-                wh: np.abs((0.0 if closed else b) * S[-1, _pick(lam, wh, k)])
+    while True:
+        b = Qb.shape[0]
+        Q[m : m + b] = Qb
+        W = matmat(op, Qb)
+        basis = Q[: m + b]
+        C = basis @ W.T
+        W = W - C.T @ basis
+        C2 = basis @ W.T
+        W = W - C2.T @ basis
+        col = (C + C2).double().cpu().numpy()
+        T[: m + b, m : m + b] = col
+        T[m : m + b, :m] = col[:m].T
+        diag = T[m : m + b, m : m + b]
+        T[m : m + b, m : m + b] = (diag + diag.T) / 2
+        m += b
+        G = (W @ W.T).double().cpu().numpy()
+        full = m >= max_iter or m >= n
+        if m >= kmax and (full or m - checked >= max(1, checked // 50)):
+            checked = m
+            lam, S = np.linalg.eigh(T[:m, :m])
+            norm = float(np.max(np.abs(lam)))
+            threshold = tol * max(norm, np.finfo(float).tiny)
+            last = S[m - b : m]
+            est = np.sqrt(np.maximum(np.einsum("bi,bc,ci->i", last, G, last), 0))
+            ok = all(
+                np.all(est[_pick(lam, wh, k)] <= threshold * strict)
                 for wh, k in wanted.items()
-            }
-            ok = all(np.all(e <= threshold * strict) for e in est.values())
-            if ok or last or j + 1 == n:
-                result = _finish(
-                    op, Q[: j + 1], lam, S, wanted, threshold, j + 1, restarts
-                )
-                if all(r.converged for r in result.values()) or last or j + 1 == n:
+            )
+            if ok or full:
+                result = _finish(op, Q[:m], lam, S, wanted, threshold, m, restarts)
+                if full or all(r.converged for r in result.values()):
                     break
                 strict *= 0.1
-        if last:
+        norm_now = float(np.max(np.abs(np.diag(T[:m, :m])))) if m else 0.0
+        tiny = EPS_FACTOR * eps * max(norm_now, np.finfo(float).tiny)
+        nxt = min(p, max_iter - m, n - m)
+        Qb, fresh = _orthonormal_rows(W[:nxt], Q[:m], gen, tiny)
+        restarts += fresh
+        if Qb.shape[0] == 0:  # the whole space is spanned
+            lam, S = np.linalg.eigh(T[:m, :m])
+            norm = float(np.max(np.abs(lam)))
+            threshold = tol * max(norm, np.finfo(float).tiny)
+            result = _finish(op, Q[:m], lam, S, wanted, threshold, m, restarts)
             break
-        if closed:
-            nxt = _random_unit(n, gen, op, Q[: j + 1])
-            if nxt is None:
-                result = _finish(
-                    op, Q[: j + 1], lam, S, wanted, threshold, j + 1, restarts
-                )
-                break
-            restarts += 1
-            beta.append(0.0)
-            q = nxt
-        else:
-            beta.append(b)
-            q = w / b
-    assert result is not None
     used = count(op) - before
     return {
         wh: Eigen(
@@ -234,11 +259,8 @@ def _finish(
         vecs = vecs / torch.linalg.vector_norm(vecs, dim=1, keepdim=True)
         MV = matmat(op, vecs)
         vals = lam[idx]
-        res = torch.linalg.vector_norm(
-            MV
-            - torch.as_tensor(vals, dtype=op.dtype, device=op.device)[:, None] * vecs,
-            dim=1,
-        )
+        lam_t = torch.as_tensor(vals, dtype=op.dtype, device=op.device)
+        res = torch.linalg.vector_norm(MV - lam_t[:, None] * vecs, dim=1)
         out[wh] = Eigen(
             vals.copy(),
             vecs,
@@ -260,6 +282,7 @@ def eigenvalues(
     which: str = "largest",
     tol: float | None = None,
     max_iter: int | None = None,
+    block: int | None = None,
     seed: int = 0,
 ) -> Eigen:
     """The ``k`` extreme eigenpairs of a curvature operator.
@@ -276,8 +299,11 @@ def eigenvalues(
         Residual tolerance relative to ‖M‖ (default :func:`default_tol`;
         never below 100 machine epsilons of the operator's dtype).
     max_iter : int, optional
-        Most Lanczos steps (default ``min(dim, max(300, 10k))``, less when the
+        Largest basis (default ``min(dim, max(300, 10k))``, less when the
         basis would exceed 1 GiB).
+    block : int, optional
+        Vectors per Lanczos step, multiplied in one pass (default ``min(k,
+        8)``): finds up to ``block`` copies of a repeated eigenvalue.
     seed : int, default=0
         Seeds the start vector (and any restart).
 
@@ -300,4 +326,6 @@ def eigenvalues(
     """
     check_choice("which", which, WHICH)
     k = check_int("k", k, minimum=1, maximum=int(op.dim))
-    return lanczos_edges(op, {which: k}, tol=tol, max_iter=max_iter, seed=seed)[which]
+    return lanczos_edges(
+        op, {which: k}, tol=tol, max_iter=max_iter, block=block, seed=seed
+    )[which]

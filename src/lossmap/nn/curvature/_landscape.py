@@ -322,13 +322,12 @@ class Sharpness:
 
 def _learning_rates(recording: Any, lr: Any, n: int) -> np.ndarray | None:
     if lr is None:
-        for attr in ("lrs", "learning_rates", "lr"):
-            got = getattr(recording, attr, None)
-            if got is not None:
-                lr = got
-                break
+        lr = getattr(recording, "lr", None)  # (n, param groups) when recorded
         if lr is None:
             return None
+        lr = np.asarray(lr, dtype=float)
+        if lr.ndim == 2:
+            lr = lr[:, 0]
     arr = np.asarray(lr, dtype=float).reshape(-1)
     if arr.size == 1:
         arr = np.full(n, float(arr[0]))
@@ -361,7 +360,8 @@ def sharpness(
     model, loss_fn, data
         The model the snapshots belong to, its loss and the data.
     lr : float or array (n,), optional
-        Learning rate(s); default: those the recording holds, if any.
+        Learning rate(s); default: those the recording holds (its first
+        parameter group), if any.
     matrix, tol, seed, **kwargs
         As for :func:`curvature_map`.
     """
@@ -377,6 +377,9 @@ def sharpness(
     lam, loss, conv, products = np.empty(n), np.empty(n), np.zeros(n, bool), 0
     for i in range(n):
         at = {k: v.detach() for k, v in recording.params(i).items()}
+        bufs = getattr(recording, "buffers", None)
+        if bufs:  # BatchNorm statistics recorded with the snapshot
+            at.update({k: v[i] for k, v in bufs.items()})
         op = operator(model, loss_fn, data, matrix=matrix, at=at, **kwargs)
         top = lanczos_edges(op, {"largest": 1}, tol=tol, seed=seed)["largest"]
         lam[i], loss[i], conv[i] = top.values[0], op.loss(), top.converged

@@ -164,7 +164,8 @@ def hutchpp(
     ----------
     sketch : int, optional
         Columns of the random sketch ``S`` (default ``min(dim, 32)``); costs
-        ``2·sketch`` products. With ``sketch = dim`` the trace is exact.
+        ``2·sketch`` products. With ``sketch = dim`` the trace is computed
+        exactly from ``dim`` products with unit vectors instead.
     probes, target_se, min_probes, batch, seed
         For the Hutchinson estimate of the remainder, as in :func:`hutchinson`.
     """
@@ -176,15 +177,20 @@ def hutchpp(
     s = check_int("sketch", s, minimum=1, maximum=n)
     gen = torch.Generator(device="cpu").manual_seed(seed)
     before = count(op)
+    if s == n:  # the sketch spans everything: the trace from unit vectors
+        exact = 0.0
+        for i in range(0, n, batch):
+            E = torch.zeros((min(batch, n - i), n), dtype=op.dtype, device=op.device)
+            E[:, i : i + E.shape[0]] = torch.eye(E.shape[0], dtype=op.dtype)
+            exact += float(torch.diagonal(matmat(op, E)[:, i : i + E.shape[0]]).sum())
+        samples = np.zeros(0)
+        return Trace(exact, 0.0, 0, samples, "exact", count(op) - before, exact)
     S = _rademacher(s, n, gen, op)
     MS = torch.cat([matmat(op, S[i : i + batch]) for i in range(0, s, batch)])
     Q, _ = torch.linalg.qr(MS.T.double())
     Q = Q.to(op.dtype)  # (n, s)
     MQ = torch.cat([matmat(op, Q.T[i : i + batch]) for i in range(0, s, batch)])
     exact = float(torch.sum(Q.T * MQ).double())
-    if s == n:
-        samples = np.zeros(0)
-        return Trace(exact, 0.0, 0, samples, "hutch++", count(op) - before, exact)
 
     def draw(b: int, g: torch.Generator) -> torch.Tensor:
         Z = _rademacher(b, n, g, op)
