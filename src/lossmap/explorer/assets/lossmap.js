@@ -133,6 +133,12 @@
     if (!lines.length) return false;
     lines[0].setAttribute("d", pathD(gd._fullLayout, xs, ys));
     for (let i = 1; i < lines.length; i++) lines[i].setAttribute("d", "");
+    // and the figure's own record, without a redraw (hover, later redraws)
+    const i = uidIndex(gd, uid);
+    if (i >= 0 && !state.playing) {
+      gd.data[i].x = xs; gd.data[i].y = ys;
+      if (gd._fullData[i]) { gd._fullData[i].x = xs; gd._fullData[i].y = ys; }
+    }
     return true;
   }
 
