@@ -10,10 +10,11 @@ from __future__ import annotations
 import importlib
 import json
 import pkgutil
-import platform
 import sys
 import time
 from pathlib import Path
+
+from benchmarks._machine import load, machine
 
 HERE = Path(__file__).parent
 
@@ -29,12 +30,13 @@ def main(argv: list[str]) -> None:
         module = importlib.import_module(f"benchmarks.bench_{name}")
         print(f"== {name} ==", flush=True)
         t0 = time.perf_counter()
+        before = machine()
         result = module.run()
         result["_meta"] = {
-            "machine": platform.processor() or platform.machine(),
-            "python": platform.python_version(),
-            "date": time.strftime("%Y-%m-%d"),
+            **before,
+            "date": time.strftime("%Y-%m-%d %H:%M"),
             "wall_s": round(time.perf_counter() - t0, 2),
+            "load_avg_after": load(),
         }
         path = HERE / "results" / f"{name}.json"
         path.write_text(json.dumps(result, indent=2) + "\n")

@@ -16,23 +16,26 @@ Each is timed in one process against
 Slow baselines are timed on an evenly spread subset of the grid and scaled
 to the full grid (per-point cost does not depend on the coordinates); the
 result says so (``points_timed`` < ``points``). Set ``LOSSMAP_BENCH_FULL=1``
-to time every point. W1 is also timed with ``precision="bf16"`` (bfloat16
-autocast preview; key ``lossmap_bf16``, with its error against the reference
-and the float surface). Peak memory is the process's peak resident set size
-during each run (``VmHWM`` after resetting it through
-``/proc/self/clear_refs``), in MiB.
+to time every point. W1 and W2 are also timed with ``precision="bf16"``
+(bfloat16 autocast preview; key ``lossmap_bf16``, with its error against the
+reference and the float surface) where the CPU computes bfloat16 natively
+(``lossmap._cpu``); elsewhere the key says why not. Each method's
+``fraction_of_f32_peak`` is its forward FLOPs (Linear and Conv2d layers,
+counted with hooks, every point) per second over the float32 matrix-product
+rate measured at the start (``matmul_peak_f32``). Peak memory is the
+process's peak resident set size during each run (``VmHWM`` after resetting
+it through ``/proc/self/clear_refs``), in MiB.
 
-Run: ``python -m benchmarks nn`` (or ``python benchmarks/bench_nn.py W1``).
+Run: ``python -m benchmarks nn`` (``LOSSMAP_BENCH_WORKLOADS=W1,W3`` for a
+subset; ``LOSSMAP_BENCH_THREADS=1`` on a machine shared with other work).
 """
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import os
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -40,54 +43,11 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from benchmarks._machine import matmul_peak, measure, threads
+from lossmap import _cpu
 from lossmap import nn as lnn
 
 FULL = os.environ.get("LOSSMAP_BENCH_FULL") == "1"
-
-
-# ------------------------------------------------------------------ memory
-def _reset_peak() -> bool:
-    try:
-        with open("/proc/self/clear_refs", "w") as fh:
-            fh.write("5")
-        return True
-    except OSError:
-        return False
-
-
-def _peak_mib() -> float | None:
-    try:
-        with open("/proc/self/status") as fh:
-            for line in fh:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def _rss_mib() -> float:
-    try:
-        with open("/proc/self/status") as fh:
-            for line in fh:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return float("nan")
-
-
-@contextlib.contextmanager
-def _measure(out: dict[str, Any]) -> Iterator[None]:
-    reset = _reset_peak()
-    out["rss_before_mib"] = round(_rss_mib(), 1)
-    t0 = time.perf_counter()
-    yield
-    out["seconds"] = time.perf_counter() - t0
-    out["peak_rss_mib"] = round(_peak_mib() or float("nan"), 1)
-    out["peak_is_since_start"] = not reset
 
 
 # ---------------------------------------------------------------- workloads
@@ -191,7 +151,7 @@ def run_lossmap(
 ) -> tuple[dict[str, Any], Any]:
     steps = w.get("lossmap_steps") or w["steps"]
     out: dict[str, Any] = {}
-    with _measure(out):
+    with measure(out):
         s = lnn.plane(
             w["model"],
             w["loss"],
@@ -223,7 +183,7 @@ def run_reference(w: dict[str, Any], dirs: Any) -> tuple[dict[str, Any], dict]:
     points = _grid_subset(w, w["ref_points"])
     values = {}
     out: dict[str, Any] = {}
-    with _measure(out), torch.no_grad():
+    with measure(out), torch.no_grad():
         params = dict(model.named_parameters())
         for a, b in points:
             for n, p in params.items():
@@ -243,7 +203,7 @@ def run_loss_landscapes(w: dict[str, Any]) -> dict[str, Any] | None:
     model = copy.deepcopy(w["model"])
     metric = Loss(w["loss"], w["x"], w["y"])
     out: dict[str, Any] = {}
-    with _measure(out):
+    with measure(out):
         loss_landscapes.random_plane(
             model,
             metric,
@@ -274,17 +234,46 @@ def _best(runs: list[dict[str, Any]], points: int) -> dict[str, Any]:
     return _scale(best, points)
 
 
-def bench(name: str, reps: int) -> dict[str, Any]:
+def forward_flops(model: nn.Module, x: torch.Tensor) -> int:
+    """FLOPs of one forward pass over ``x`` in Linear and Conv2d layers (2·MACs)."""
+    total = 0
+
+    def hook(m: nn.Module, inp: Any, out: torch.Tensor) -> None:
+        nonlocal total
+        if isinstance(m, nn.Linear):
+            total += 2 * out.numel() * m.in_features
+        elif isinstance(m, nn.Conv2d):
+            k = m.in_channels // m.groups * m.kernel_size[0] * m.kernel_size[1]
+            total += 2 * out.numel() * k
+
+    handles = [m.register_forward_hook(hook) for m in model.modules()]
+    try:
+        with torch.no_grad():
+            model(x)
+    finally:
+        for h in handles:
+            h.remove()
+    return total
+
+
+def bench(name: str, reps: int, peak: float | None = None) -> dict[str, Any]:
     """Methods run in turn, ``reps`` rounds; the best round of each counts."""
     w = WORKLOADS[name]()
     points = w["steps"] ** 2
     dirs = _directions(w)
     res: dict[str, Any] = {"points": points, "rounds": reps}
+    # forward FLOPs per grid point, counted on 64 samples and scaled
+    sample = w["x"][:64]
+    per_point = forward_flops(w["model"], sample) * w["x"].shape[0] / sample.shape[0]
+    res["gflop_per_point"] = round(per_point / 1e9, 3)
     runs: dict[str, list[dict[str, Any]]] = {"lossmap": [], "reference": []}
+    bf16, bf16_why = _cpu.bf16_status("cpu")
+    if name in BF16 and not bf16:
+        res["lossmap_bf16"] = {"refused": bf16_why}
     for _ in range(reps):
         lm, surface = run_lossmap(w, dirs)
         runs["lossmap"].append(lm)
-        if name in BF16:
+        if name in BF16 and bf16:
             lm16, surface16 = run_lossmap(w, dirs, precision="bf16")
             runs.setdefault("lossmap_bf16", []).append(lm16)
         ref, values = run_reference(w, dirs)
@@ -294,6 +283,10 @@ def bench(name: str, reps: int) -> dict[str, Any]:
             runs.setdefault("loss_landscapes", []).append(ll)
     for key, r in runs.items():
         res[key] = _best(r, points)
+        if peak:  # naive forward FLOPs over the best time, against the f32 peak
+            rate = per_point * points / res[key]["seconds"] / 1e9
+            res[key]["naive_gflops"] = round(rate, 1)
+            res[key]["fraction_of_f32_peak"] = round(rate / peak, 3)
     # agreement at the reference's points that lie on lossmap's grid
     diffs = _diffs(surface, values)
     res["max_abs_diff_vs_reference"] = float(max(diffs)) if diffs else None
@@ -328,21 +321,29 @@ def _diffs(surface: Any, values: dict) -> list[float]:
     return diffs
 
 
-REPS = {"W1": 5, "W2": 2, "W3": 7}
-#: Workloads also timed with ``precision="bf16"`` (key ``"lossmap_bf16"``).
-BF16 = {"W1"}
+REPS = {"W1": 3, "W2": 2, "W3": 5}
+#: Workloads also timed with ``precision="bf16"`` (key ``"lossmap_bf16"``)
+#: where this CPU computes bfloat16 natively; elsewhere the key records why not.
+BF16 = {"W1", "W2"}
 
 
 def run(names: list[str] | None = None) -> dict[str, Any]:
-    torch.set_num_threads(min(2, torch.get_num_threads()))
+    torch.set_num_threads(threads())
+    peak = matmul_peak("float32")
     out: dict[str, Any] = {
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
         "full_grids": FULL,
+        "cpu": _cpu.cpu_info().summary(),
+        "matmul_peak_f32": peak,
     }
-    for name in names or list(WORKLOADS):
+    if _cpu.bf16_status("cpu")[0]:
+        out["matmul_peak_bf16"] = matmul_peak("bfloat16")
+    chosen = os.environ.get("LOSSMAP_BENCH_WORKLOADS")  # e.g. "W1,W3"
+    names = names or (chosen.split(",") if chosen else list(WORKLOADS))
+    for name in names:
         print(f"-- {name}", flush=True)
-        out[name] = bench(name, REPS[name])
+        out[name] = bench(name, REPS[name], peak["gflops_best"])
         print(out[name], flush=True)
     return out
 

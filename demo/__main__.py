@@ -11,7 +11,13 @@ import importlib
 import time
 from pathlib import Path
 
-SECTIONS = ("toy_section", "walk_section", "nn_section")
+SECTIONS = (
+    "toy_section",
+    "walk_section",
+    "nn_section",
+    "curvature_section",
+    "minima_section",
+)
 
 
 def main() -> None:

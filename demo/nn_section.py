@@ -102,14 +102,6 @@ def train(
     return rec.recording()
 
 
-def _span_around(coords: np.ndarray, margin: float = 0.2) -> list[list[float]]:
-    """Per-axis (lo, hi) covering ``coords`` (n, 2) and the origin, with margin."""
-    lo = np.minimum(coords.min(axis=0), 0.0)
-    hi = np.maximum(coords.max(axis=0), 0.0)
-    pad = margin * (hi - lo)
-    return [[float(lo[k] - pad[k]), float(hi[k] + pad[k])] for k in range(2)]
-
-
 def run(out: Path) -> list[tuple[Path, str]]:
     """Train, compute every slice, save stores and figures under ``out/nn``."""
     folder = Path(out) / "nn"
@@ -190,13 +182,12 @@ def run(out: Path) -> list[tuple[Path, str]]:
 
     # the PCA plane of the training path, with the path projected onto it
     p1, p2, ratio = lnn.pca_directions(recording)
-    rough = lnn.project(recording, (p1, p2))
     pca = lnn.plane(
         net,
         loss_fn,
         train_data,
         (p1, p2),
-        span=_span_around(rough.coords),
+        span="auto",
         steps=STEPS,
         metrics="accuracy",
         store=folder / "pca_plane.zarr",

@@ -55,8 +55,64 @@ def test_plane_on_local_cluster_equals_in_process(tmp_path):
         ({"n_workers": 0}, ValueError, "`n_workers` must be >= 1"),
         ({"threads_per_worker": 0}, ValueError, "`threads_per_worker` must be >= 1"),
         ({"address": 8786}, TypeError, "scheduler address"),
+        ({"dashboard": "no"}, TypeError, "`dashboard` must be True or False"),
+        ({"security": "tls"}, TypeError, "`security` must be None, True or a"),
+        (
+            {"address": "tls://127.0.0.1:1", "security": True},
+            ValueError,
+            "`security=True` .* works only for a local cluster",
+        ),
     ],
 )
 def test_bad_arguments_start_nothing(kwargs, error, message):
     with pytest.raises(error, match=message), dask_executor(**kwargs):
         pass  # pragma: no cover
+
+
+def _listening(pid):
+    import psutil
+
+    return {
+        c.laddr.port
+        for c in psutil.Process(pid).net_connections(kind="tcp")
+        if c.status == psutil.CONN_LISTEN
+    }
+
+
+def _port(address):
+    return int(address.rsplit(":", 1)[1])
+
+
+@pytest.mark.slow
+def test_dashboard_off_leaves_no_http_server():
+    pytest.importorskip("psutil")
+    import os
+    import socket
+
+    with dask_executor(n_workers=1) as ex:
+        client = ex._client
+        scheduler = client.cluster.scheduler
+        http_port = scheduler.http_server.port
+        # this process listens only on the scheduler's and the nannies' comm ports
+        nannies = {_port(n.address) for n in client.cluster.workers.values()}
+        assert _listening(os.getpid()) == {_port(scheduler.address), *nannies}
+        with (
+            pytest.raises(OSError),
+            socket.create_connection(("127.0.0.1", http_port), timeout=2),
+        ):
+            pass  # pragma: no cover
+        for address, pid in client.run(os.getpid).items():
+            assert _listening(pid) == {_port(address)}
+
+
+@pytest.mark.slow
+def test_temporary_tls_credentials_on_a_local_cluster():
+    pytest.importorskip("cryptography", reason="Security.temporary needs it")
+    net, loss_fn, data = _problem()
+    dirs = lnn.random_plane(net, seed=4)
+    kw = {"span": 0.8, "steps": 5, "chunk": 3, "progress": False}
+    here = lnn.plane(net, loss_fn, data, dirs, **kw)
+    with dask_executor(n_workers=1, security=True) as ex:
+        assert ex._client.scheduler.address.startswith("tls://127.0.0.1:")
+        there = lnn.plane(net, loss_fn, data, dirs, executor=ex, **kw)
+    np.testing.assert_allclose(there.loss, here.loss, rtol=1e-6, atol=1e-7)

@@ -118,6 +118,31 @@ def test_to_xarray(surf):
             ValueError,
             "non-empty 1-D",
         ),
+        (
+            {"axes": {"a": [0.0, 1.0]}, "fields": {"loss": ["x", "y"]}},
+            TypeError,
+            r"field 'loss' must be an array of real numbers, got list",
+        ),
+        (
+            {"axes": {"a": [0.0, 1.0]}, "fields": {"loss": np.array(["1", "2"])}},
+            TypeError,
+            r"field 'loss' must be an array of real numbers, got an array of dtype",
+        ),
+        (
+            {"axes": {"a": [0.0, 1.0]}, "fields": {"loss": [1j, 2]}},
+            TypeError,
+            r"field 'loss' must be an array of real numbers",
+        ),
+        (
+            {"axes": {"a": ["0", "b"]}, "fields": {"loss": [0, 0]}},
+            TypeError,
+            r"axis 'a' must be an array of real numbers",
+        ),
+        (
+            {"axes": {"a": [0.0, np.nan]}, "fields": {"loss": [0, 0]}},
+            ValueError,
+            r"axis 'a' must be finite, got 1 NaN",
+        ),
     ],
 )
 def test_bad_input(kwargs, error, message):

@@ -9,12 +9,9 @@ from __future__ import annotations
 import importlib
 import sys
 
-try:
-    import typer
-except ImportError as exc:  # pragma: no cover - depends on environment
-    raise ImportError(
-        "the lossmap command needs typer: pip install 'lossmap[cli]'"
-    ) from exc
+from lossmap._optional import require
+
+typer = require("typer", extra="cli", what="the lossmap command")
 
 app = typer.Typer(
     name="lossmap",
@@ -25,7 +22,17 @@ app = typer.Typer(
 )
 
 #: Modules under lossmap._cli, each with a ``register(app)`` function.
-COMMAND_MODULES = ("toy", "walk", "nets", "explore", "widget")
+COMMAND_MODULES = (
+    "toy",
+    "walk",
+    "nets",
+    "explore",
+    "widget",
+    "verify",
+    "network",
+    "report",
+    "minima",
+)
 
 for _name in COMMAND_MODULES:
     importlib.import_module(f"lossmap._cli.{_name}").register(app)
@@ -34,7 +41,11 @@ for _name in COMMAND_MODULES:
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI with ``argv`` (default: ``sys.argv[1:]``); return the exit code."""
     try:
-        app(args=argv if argv is not None else sys.argv[1:], standalone_mode=False)
+        code = app(
+            args=argv if argv is not None else sys.argv[1:], standalone_mode=False
+        )
+        if isinstance(code, int):  # click returns typer.Exit's code here
+            return code
     except SystemExit as exc:  # typer/click exits on --help
         return int(exc.code or 0)
     except typer.Exit as exc:

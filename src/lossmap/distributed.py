@@ -13,8 +13,38 @@ worker processes on this machine or an existing cluster by address::
         with dask_executor(n_workers=4) as ex:
             surface = plane(model, loss_fn, data, dirs, executor=ex, store="p.zarr")
 
-With ``store=`` each worker writes its finished chunks itself, so a crash of
-any part loses only the chunks in flight.
+Where chunks are written
+    Workers only compute: each returns its chunk's values to the client, and
+    the client (the process that called ``plane``) writes every chunk to the
+    ``store=`` as its result arrives. The store therefore needs to be on a disk
+    the client can write; workers never open it. A killed worker loses only
+    the chunks it was computing: Dask runs them again on another worker (the
+    local cluster's nanny also starts a replacement process), and the surface
+    is the same to the last bit. If the client dies, rerunning the same call
+    with the same store computes only the missing (or damaged) chunks.
+
+Security
+    A local cluster listens on 127.0.0.1 only, and with ``dashboard=False`` (the
+    default) no HTTP server is left listening at all. A Dask scheduler runs
+    any pickled function it is sent, so a scheduler shared between machines
+    must not listen on plain ``tcp://`` on a network others can reach. Use TLS
+    with mutual authentication and pass the credentials through
+    ``security=``::
+
+        from distributed.security import Security
+
+        sec = Security(
+            tls_ca_file="ca.pem",
+            tls_client_cert="client.pem",
+            tls_client_key="client.key",
+            require_encryption=True,
+        )
+        with dask_executor("tls://scheduler.lab:8786", security=sec) as ex:
+            ...
+
+    (start the scheduler and workers with matching ``--tls-ca-file``,
+    ``--tls-cert`` and ``--tls-key``). ``security=True`` gives a local cluster
+    temporary self-signed credentials, so even loopback traffic is encrypted.
 """
 
 from __future__ import annotations
@@ -24,6 +54,7 @@ from concurrent.futures import Executor
 from contextlib import contextmanager
 from typing import Any
 
+from lossmap._optional import require
 from lossmap._validation import check_int
 
 __all__ = ["dask_executor"]
@@ -35,14 +66,10 @@ _MALLOC_TRIM_THRESHOLD = 2**30
 
 
 def _require_dask() -> Any:
-    try:
-        import dask
-        import distributed
-    except ImportError as exc:  # pragma: no cover - depends on environment
-        raise ImportError(
-            "dask_executor needs Dask: pip install 'lossmap[dist]'"
-        ) from exc
-    return dask, distributed
+    return (
+        require("dask", extra="dist", what="dask_executor"),
+        require("distributed", extra="dist", what="dask_executor"),
+    )
 
 
 def _torch_threads_plugin(threads: int) -> Any:
@@ -64,6 +91,50 @@ def _torch_threads_plugin(threads: int) -> Any:
     return TorchThreads(threads)
 
 
+def _no_http_plugin() -> Any:
+    from distributed import WorkerPlugin
+
+    class NoHTTP(WorkerPlugin):
+        """Stop the worker's HTTP server (health and metrics routes)."""
+
+        name = "lossmap-no-http"
+
+        def setup(self, worker: Any) -> None:
+            server = getattr(worker, "http_server", None)
+            if server is not None:
+                server.stop()
+
+    return NoHTTP()
+
+
+def _check_security(security: Any, address: str | None) -> Any:
+    if security is None:
+        return None
+    if security is True:
+        if address is not None:
+            raise ValueError(
+                "`security=True` (temporary credentials) works only for a local "
+                "cluster; for a cluster at `address` pass a "
+                "distributed.security.Security with its TLS files"
+            )
+        try:
+            import cryptography  # noqa: F401
+        except ImportError:
+            raise ImportError(
+                "`security=True` makes temporary TLS credentials with the "
+                "cryptography package: pip install cryptography"
+            ) from None
+        return True
+    from distributed.security import Security
+
+    if not isinstance(security, Security):
+        raise TypeError(
+            f"`security` must be None, True or a distributed.security.Security, got "
+            f"{type(security).__name__}"
+        )
+    return security
+
+
 @contextmanager
 def dask_executor(
     address: str | None = None,
@@ -72,6 +143,7 @@ def dask_executor(
     threads_per_worker: int = 1,
     processes: bool = True,
     dashboard: bool = False,
+    security: Any = None,
 ) -> Iterator[Executor]:
     """A ``concurrent.futures.Executor`` running on a Dask cluster.
 
@@ -91,7 +163,13 @@ def dask_executor(
         GIL only partly). Scripts that start process workers need an
         ``if __name__ == "__main__":`` guard.
     dashboard : bool, default False
-        Serve Dask's diagnostic dashboard on 127.0.0.1 (needs bokeh).
+        Serve Dask's diagnostic dashboard on 127.0.0.1, on a free port (needs
+        bokeh). When False, the local scheduler and workers keep no HTTP
+        server at all (Dask otherwise serves health and metrics routes on
+        8787 even without a dashboard).
+    security : None, True or distributed.security.Security, optional
+        TLS settings for talking to the cluster (see "Security" above);
+        ``True`` gives a local cluster temporary self-signed credentials.
 
     Yields
     ------
@@ -105,6 +183,9 @@ def dask_executor(
         raise TypeError(
             f"`address` must be a scheduler address string, got {address!r}"
         )
+    if not isinstance(dashboard, bool):
+        raise TypeError(f"`dashboard` must be True or False, got {dashboard!r}")
+    security = _check_security(security, address)
     dask, distributed = _require_dask()
     threads = str(threads_per_worker)
     environ = {
@@ -115,6 +196,9 @@ def dask_executor(
         "distributed.nanny.pre-spawn-environ.MKL_NUM_THREADS": threads,
         "distributed.nanny.pre-spawn-environ.OPENBLAS_NUM_THREADS": threads,
     }
+    if not dashboard:
+        environ["distributed.scheduler.http.routes"] = []
+        environ["distributed.worker.http.routes"] = []
     with dask.config.set(environ):
         cluster = None
         if address is None:
@@ -123,13 +207,23 @@ def dask_executor(
                 threads_per_worker=threads_per_worker,
                 processes=processes,
                 host="127.0.0.1",
-                dashboard_address="127.0.0.1:0" if dashboard else None,
+                # never Dask's default :8787, even for the moment before the
+                # HTTP server is stopped below
+                dashboard_address="127.0.0.1:0",
                 silence_logs=40,
+                security=security,
             )
+            if not dashboard:
+                cluster.scheduler.http_server.stop()
         try:
-            client = distributed.Client(cluster if cluster is not None else address)
+            client = distributed.Client(
+                cluster if cluster is not None else address,
+                security=security if cluster is None else None,
+            )
             try:
                 client.register_plugin(_torch_threads_plugin(threads_per_worker))
+                if cluster is not None and not dashboard:
+                    client.register_plugin(_no_http_plugin())
                 executor = client.get_executor()
                 try:
                     yield executor

@@ -33,8 +33,23 @@ class Point(NamedTuple):
     index: tuple[int, ...]
 
 
-def _frozen(arr: Any, name: str) -> np.ndarray:
-    out = np.array(arr, dtype=np.float64, copy=True)
+def _frozen(arr: Any, name: str, kind: str = "field") -> np.ndarray:
+    """``arr`` as a read-only float64 copy, or an error naming ``kind`` ``name``."""
+    bad = isinstance(arr, str | bytes) or (
+        isinstance(arr, np.ndarray) and arr.dtype.kind not in "biuf"
+    )
+    try:
+        if bad:
+            raise TypeError(f"{type(arr).__name__} values are not numbers")
+        out = np.array(arr, dtype=np.float64, copy=True)
+    except (TypeError, ValueError) as exc:
+        got = type(arr).__name__
+        if isinstance(arr, np.ndarray):
+            got = f"an array of dtype {arr.dtype}"
+        raise TypeError(
+            f"{kind} {name!r} must be an array of real numbers, got {got} "
+            f"({str(exc).splitlines()[0][:80]})"
+        ) from None
     out.flags.writeable = False
     return out
 
@@ -97,11 +112,16 @@ class Surface:
         for name, values in axes.items():
             if not isinstance(name, str) or not name:
                 raise TypeError(f"axis names must be non-empty strings, got {name!r}")
-            arr = _frozen(values, name)
+            arr = _frozen(values, name, "axis")
             if arr.ndim != 1 or arr.size < 1:
                 raise ValueError(
                     f"axis {name!r} must be a non-empty 1-D array, "
                     f"got shape {arr.shape}"
+                )
+            if not np.all(np.isfinite(arr)):
+                raise ValueError(
+                    f"axis {name!r} must be finite, got "
+                    f"{int((~np.isfinite(arr)).sum())} NaN or infinite coordinate(s)"
                 )
             if arr.size > 1 and not np.all(np.diff(arr) > 0):
                 raise ValueError(f"axis {name!r} must be strictly increasing")
@@ -239,12 +259,9 @@ class Surface:
 
     def to_xarray(self) -> Any:
         """An ``xarray.Dataset``: one variable per field, metadata as attrs."""
-        try:
-            import xarray as xr
-        except ImportError as exc:  # pragma: no cover - depends on environment
-            raise ImportError(
-                "Surface.to_xarray needs xarray: pip install 'lossmap[io]'"
-            ) from exc
+        from lossmap._optional import require
+
+        xr = require("xarray", extra="io", what="Surface.to_xarray")
         data_vars = {k: (self.names, np.asarray(v)) for k, v in self.fields.items()}
         coords = {n: np.asarray(a) for n, a in self.axes}
         attrs = {"lossmap_metadata": json.dumps(dict(self.metadata))}
@@ -268,6 +285,12 @@ class Surface:
             )
             for k in self.fields
         )
+
+    def _repr_html_(self) -> str:
+        """A compact summary with a thumbnail, for Jupyter (see ``lossmap._repr``)."""
+        from lossmap._repr import surface_html
+
+        return surface_html(self)
 
     def __repr__(self) -> str:
         axes = ", ".join(

@@ -16,6 +16,13 @@ from lossmap.nn._grid import check_points
 RTOL = 2e-2
 
 
+@pytest.fixture(autouse=True)
+def _bf16_even_if_emulated(monkeypatch):
+    """These tests check accuracy and labels, which hold for emulated bfloat16
+    too: run them on every CPU (the gate is tested in test_bf16.py)."""
+    monkeypatch.setenv("LOSSMAP_BF16", "1")
+
+
 @pytest.fixture(scope="module")
 def setup() -> tuple[nn.Module, tuple[torch.Tensor, torch.Tensor], list]:
     torch.manual_seed(0)

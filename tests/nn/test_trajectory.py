@@ -158,7 +158,7 @@ def test_snapshot_store_drops_a_half_written_row(tmp_path):
 # ----------------------------------------------------------------------- PCA
 def test_pca_of_planar_trajectory_reproduces_it(rng):
     rec, (c, u, w, _, _) = _planar_recording(rng)
-    d1, d2, ratio = pca_directions(rec)
+    d1, d2, ratio = pca_directions(rec, center="last")  # the SVD about the end
     assert isinstance(d1, Direction)
     assert d1.meta["kind"] == "pca"
     assert d1.meta["center"] == "last"
@@ -189,7 +189,7 @@ def test_pca_matches_numpy_svd_on_a_real_trajectory():
     rec(0)
     _train(net, rec, steps=15, lr=0.3)
     r = rec.recording()
-    d1, d2, ratio = pca_directions(r)
+    d1, d2, ratio = pca_directions(r, center="last")
     x = r.snapshots.numpy() - r.snapshots.numpy()[-1]
     _, s, vt = np.linalg.svd(x, full_matrices=False)
     np.testing.assert_allclose(ratio, s[:2] ** 2 / np.sum(s**2), rtol=1e-9)
@@ -341,7 +341,10 @@ def test_project_true_loss_and_surface_agree_at_the_centre():
     r = rec.recording()
     loss_fn = torch.nn.functional.mse_loss
     d1, d2, _ = pca_directions(r)
-    span = float(np.abs(project(r, (d1, d2)).coords).max()) * 1.1
+    # the PCA is mean-centred, the plane is around the final weights: a span
+    # symmetric about them (the centre a grid point) covering the path
+    about_last = project(r, (d1, d2), center="last").coords
+    span = float(np.abs(about_last).max()) * 1.1
     s = lnn.plane(net, loss_fn, (x, y), (d1, d2), span=span, steps=5, progress=False)
     proj = project(r, (d1, d2), surface=s, model=net, loss_fn=loss_fn, data=(x, y))
     # true loss: a plain forward pass with each snapshot's parameters

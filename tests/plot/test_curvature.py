@@ -3,11 +3,21 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 import torch.nn.functional as F
 
 from lossmap.nn import hessian
 from lossmap.plot import SpectrumDisplay
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny products: one thread avoids thread-pool contention on a busy CPU."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 def test_spectrum_display_artists(pyplot):
@@ -31,3 +41,70 @@ def test_spectrum_display_artists(pyplot):
     _, ax = pyplot.subplots()
     ax.set_xlabel("mine")
     assert SpectrumDisplay(dens).plot(ax=ax).ax_.get_xlabel() == "mine"
+
+
+def _small():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        torch.nn.Linear(2, 4), torch.nn.Tanh(), torch.nn.Linear(4, 2)
+    ).double()
+    data = (torch.randn(30, 2, dtype=torch.float64), torch.randint(0, 2, (30,)))
+    return model, data
+
+
+def test_curvature_map_display_draws_the_fields(pyplot):
+    from lossmap.nn.curvature import curvature_map
+    from lossmap.nn.directions import random_plane
+    from lossmap.plot import CurvatureMapDisplay
+
+    model, data = _small()
+    s = curvature_map(
+        model, F.cross_entropy, data, random_plane(model, seed=0), steps=3
+    )
+    disp = CurvatureMapDisplay(s).plot()
+    assert set(disp.meshes_) == {"lambda_max", "lambda_min", "ratio"}
+    for field, mesh in disp.meshes_.items():
+        np.testing.assert_allclose(
+            np.asarray(mesh.get_array()).reshape(3, 3), s.fields[field].T
+        )
+    assert len(disp.axes_) == 3
+    with pytest.raises(ValueError, match="must come from curvature_map"):
+        CurvatureMapDisplay(_loss_only(s))
+
+
+def _loss_only(s):
+    from lossmap import Surface
+
+    return Surface(
+        axes={n: s.coords(n) for n in s.names}, fields={"loss": s.fields["loss"]}
+    )
+
+
+def test_sharpness_and_block_displays(pyplot):
+    from lossmap.nn.curvature import HessianOperator, Sharpness, block_curvature
+    from lossmap.plot import BlockTraceDisplay, SharpnessDisplay
+
+    sh = Sharpness(
+        np.arange(3),
+        np.array([1.0, 2.0, 3.0]),
+        np.ones(3),
+        np.array([0.5, 0.5, 0.5]),
+        np.ones(3, bool),
+        10,
+    )
+    disp = SharpnessDisplay(
+        {
+            "η=0.5": sh,
+            "no lr": Sharpness(
+                np.arange(3), np.ones(3), np.ones(3), None, np.ones(3, bool), 5
+            ),
+        }
+    ).plot()
+    np.testing.assert_allclose(disp.lines_["η=0.5"].get_ydata(), [1, 2, 3])
+    np.testing.assert_allclose(disp.thresholds_["η=0.5"].get_ydata(), [4, 4, 4])
+    assert "no lr" not in disp.thresholds_
+    model, data = _small()
+    blocks = block_curvature(HessianOperator(model, F.cross_entropy, data))
+    bd = BlockTraceDisplay(blocks).plot()
+    heights = [b.get_height() for b in bd.trace_bars_]
+    assert heights == [blocks[n].trace.value for n in blocks]

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["create_app"]
+__all__ = ["create_app", "notebook"]
 
 
 def create_app(*, store_root: Any = None) -> Any:
@@ -22,3 +22,10 @@ def create_app(*, store_root: Any = None) -> Any:
     from lossmap.explorer.app import create_app as _create
 
     return _create(store_root=store_root)
+
+
+def notebook(store_root: Any = None, **kwargs: Any) -> Any:
+    """The explorer in a notebook cell (:func:`lossmap.explorer.jupyter.notebook`)."""
+    from lossmap.explorer.jupyter import notebook as _notebook
+
+    return _notebook(store_root, **kwargs)

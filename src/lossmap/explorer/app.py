@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from lossmap._optional import require
 from lossmap.explorer import callbacks, layout, teaching
 
 __all__ = ["ASSETS", "MAX_REQUEST", "MAX_RESPONSE", "create_app", "serve"]
@@ -26,13 +27,7 @@ MAX_RESPONSE = 8 * 1024 * 1024
 
 
 def _require_dash() -> Any:
-    try:
-        import dash
-    except ImportError as exc:  # pragma: no cover - depends on environment
-        raise ImportError(
-            "the explorer needs dash: pip install 'lossmap[explorer]'"
-        ) from exc
-    return dash
+    return require("dash", extra="explorer", what="the explorer")
 
 
 def _optim_names() -> tuple[tuple[str, ...], tuple[str, ...]]:

@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from lossmap._optional import require
 from lossmap.surface import _jsonable
 
-__all__ = ["VOLATILE_KEYS", "require_zarr", "settings_signature"]
+__all__ = ["VOLATILE_KEYS", "as_path", "require_zarr", "settings_signature"]
 
 #: Metadata keys that do not change what is computed (timings, versions, hosts)
 #: and are left out of the settings signature. Keys starting with ``_`` are
@@ -28,11 +31,20 @@ VOLATILE_KEYS = frozenset(
 
 def require_zarr(what: str = "surface stores") -> Any:
     """Import zarr, or explain how to install it."""
-    try:
-        import zarr
-    except ImportError as exc:  # pragma: no cover - depends on environment
-        raise ImportError(f"{what} need zarr: pip install 'lossmap[io]'") from exc
-    return zarr
+    return require("zarr", extra="io", what=what)
+
+
+def as_path(value: Any, name: str = "path") -> Path:
+    """``value`` as a :class:`~pathlib.Path`, or an error naming the argument."""
+    if isinstance(value, str | os.PathLike) and not isinstance(value, bytes):
+        path = Path(value)
+        if str(path) in ("", "."):
+            raise ValueError(f"`{name}` must name a store, got {value!r}")
+        return path
+    raise TypeError(
+        f"`{name}` must be a path (str or os.PathLike; the `store` of a "
+        f"computation), got {type(value).__name__} {value!r:.60}"
+    )
 
 
 def settings_signature(

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from lossmap.io._settings import require_zarr
+from lossmap.io._settings import as_path, require_zarr
 from lossmap.surface import _jsonable
 
 __all__ = ["SnapshotStore"]
@@ -114,7 +114,7 @@ class SnapshotStore:
             "size": size,
             "dtype": dtype,
         }
-        path = Path(path)
+        path = as_path(path)
         if path.is_dir() and not any(path.iterdir()):
             path.rmdir()
         if not path.exists():
@@ -139,7 +139,7 @@ class SnapshotStore:
     @classmethod
     def attach(cls, path: str | os.PathLike[str]) -> SnapshotStore:
         """Open an existing store, reading its layout from disk."""
-        path = Path(path)
+        path = as_path(path)
         if not path.exists():
             raise FileNotFoundError(f"no snapshot store at {str(path)!r}")
         layout, meta = cls._read_attrs(path)

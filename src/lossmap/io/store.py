@@ -3,52 +3,86 @@
 A store holds one 1-D coordinate array per axis and one array per field on the
 grid, all float64 with NaN as the fill value. The grid is cut into chunks; a
 computation writes each chunk of every field whole, as soon as it is ready.
-zarr's local store writes each chunk to a temporary file and renames it, so a
-chunk file on disk is a finished chunk, even if the process is killed with
-``kill -9`` a moment later. Reopening the store with the same settings and
-computing only :meth:`GridStore.missing` chunks therefore resumes an
-interrupted computation, and several processes may write disjoint chunks at
-once.
+zarr's local store writes each chunk to a temporary file and renames it; once
+every field of a chunk is on disk, a record with the chunk's digests is renamed
+into place, and only then does the chunk count as done, even if the process is
+killed with ``kill -9`` a moment later. Every chunk file ends in a CRC-32C
+checksum and every record holds SHA-256 digests of the chunk's values and
+position (:mod:`lossmap.io._integrity`), so a damaged, truncated or misplaced
+chunk is never read as data: reading it raises :class:`ChunkError` naming the
+store, the field and the chunk. Reopening the store with the same settings and
+computing the :meth:`GridStore.todo` chunks (missing or damaged) therefore
+resumes an interrupted computation and repairs a damaged store, and several
+processes may write disjoint chunks at once.
 
-Layout (readable by ``xarray.open_zarr(path, consolidated=False)``, which
-shows the axes as coordinates)::
+Layout (``xarray.open_zarr(path)`` reads it from the consolidated metadata,
+with the axes as coordinates)::
 
-    path/zarr.json          group; attributes hold the metadata and settings
+    path/zarr.json          group; attributes hold the metadata and settings,
+                            plus the consolidated metadata of every array
     path/<axis>/...         coordinates, dimension_names=[axis]
     path/<field>/c/i/j      one file per finished chunk of each field
+    path/__digests__/i.j    one record per finished chunk (all fields)
 
 The store is created in a temporary sibling folder and renamed into place once
 complete, so a half-created store is never visible; only the creator writes
-the group attributes (zarr rewrites, not merges, them).
+the group attributes (zarr rewrites, not merges, them). Temporary folders left
+by a creator that was killed are removed by the next :meth:`GridStore.open`.
 """
 
 from __future__ import annotations
 
+import glob
 import itertools
 import json
 import math
 import os
 import shutil
+import time
 import uuid
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from lossmap.io._integrity import (
+    DIGESTS,
+    ChunkError,
+    ChunkProblem,
+    codecs,
+    digest,
+    read_record,
+    record_name,
+    write_record,
+)
 from lossmap.io._settings import (
     VOLATILE_KEYS,
     _validate,
+    as_path,
     require_zarr,
     settings_signature,
 )
 from lossmap.surface import Surface
 
-__all__ = ["VOLATILE_KEYS", "GridStore", "require_zarr", "settings_signature"]
+__all__ = [
+    "VOLATILE_KEYS",
+    "ChunkError",
+    "ChunkProblem",
+    "GridStore",
+    "require_zarr",
+    "settings_signature",
+]
 
 _zarr = require_zarr
 
-_FORMAT = "lossmap.gridstore/1"
+_FORMAT = "lossmap.gridstore/2"
+#: Stores written before chunks carried checksums: readable, not resumable.
+_UNCHECKED_FORMATS = ("lossmap.gridstore/1",)
+#: A temporary ``.creating`` folder whose creator is gone, or older than this,
+#: is removed by the next :meth:`GridStore.open` of the same path.
+_STALE_AFTER_S = 3600.0
 _ATTR_META = "lossmap_metadata"  # JSON string, as Surface.to_xarray writes it
 _ATTR_STORE = "lossmap_store"  # settings: axes names, fields, chunks, signature
 
@@ -81,12 +115,14 @@ class GridStore:
         fields: Sequence[str],
         chunks: tuple[int, ...],
         metadata: dict[str, Any],
+        checked: bool = True,
     ) -> None:
         self.path = Path(path)
         self.axes = axes
         self.fields = tuple(fields)
         self.chunks = tuple(chunks)
         self.metadata = metadata
+        self.checked = checked
         self._arrays: dict[str, Any] | None = None
 
     # ------------------------------------------------------------ construction
@@ -131,7 +167,7 @@ class GridStore:
             if ``path`` holds something that is not a lossmap store.
         """
         ax, fl, ch, meta = _validate(axes, fields, chunks, metadata)
-        path = Path(path)
+        path = as_path(path)
         signature = settings_signature(meta, volatile=volatile)
         settings = {
             "format": _FORMAT,
@@ -142,6 +178,7 @@ class GridStore:
         }
         if path.is_dir() and not any(path.iterdir()):
             path.rmdir()  # an empty folder holds nothing to protect
+        _remove_stale(path)
         if not path.exists():
             if not path.parent.is_dir():
                 raise FileNotFoundError(
@@ -150,6 +187,12 @@ class GridStore:
                 )
             cls._create(path, ax, fl, ch, meta, settings)
         existing = cls.attach(path)
+        if not existing.checked:
+            raise ValueError(
+                f"the store at {str(path)!r} was written by an older lossmap whose "
+                f"chunks carry no checksums: it can be read (lossmap.io.load) but "
+                f"not resumed. Use another path or delete it to start again."
+            )
         existing._check_same(ax, fl, ch, meta, signature, volatile)
         return existing
 
@@ -167,7 +210,8 @@ class GridStore:
         zarr = _zarr()
         from zarr.storage import LocalStore
 
-        tmp = path.parent / f".{path.name}.{uuid.uuid4().hex[:12]}.creating"
+        tag = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        tmp = path.parent / f".{path.name}.{tag}.creating"
         try:
             group = zarr.open_group(store=LocalStore(str(tmp)), mode="w-")
             for name, coords in axes.items():
@@ -177,6 +221,7 @@ class GridStore:
                     chunks=coords.shape,
                     dtype="float64",
                     fill_value=np.nan,
+                    compressors=codecs(),
                     dimension_names=[name],
                 )
                 arr[:] = coords
@@ -188,6 +233,7 @@ class GridStore:
                     chunks=chunks,
                     dtype="float64",
                     fill_value=np.nan,
+                    compressors=codecs(),
                     dimension_names=list(axes),
                     chunk_key_encoding={"name": "default", "separator": "/"},
                 )
@@ -197,6 +243,12 @@ class GridStore:
                     _ATTR_STORE: settings,
                 }
             )
+            group.create_group(DIGESTS, attributes={"lossmap": "chunk digests"})
+            with warnings.catch_warnings():
+                # zarr warns that consolidated metadata is not in the v3 spec
+                # yet; xarray reads it without a warning, which is the point
+                warnings.simplefilter("ignore", UserWarning)
+                zarr.consolidate_metadata(LocalStore(str(tmp)))
             try:
                 os.rename(tmp, path)
             except OSError:
@@ -218,7 +270,7 @@ class GridStore:
         ValueError
             If ``path`` is not a lossmap store.
         """
-        path = Path(path)
+        path = as_path(path)
         if not path.exists():
             raise FileNotFoundError(f"no store at {str(path)!r}")
         meta_file = path / "zarr.json"
@@ -227,7 +279,7 @@ class GridStore:
             attrs = doc.get("attributes", {})
             settings = attrs[_ATTR_STORE]
             metadata = json.loads(attrs[_ATTR_META])
-            if settings.get("format") != _FORMAT:
+            if settings.get("format") not in (_FORMAT, *_UNCHECKED_FORMATS):
                 raise KeyError("format")
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             raise ValueError(
@@ -238,11 +290,25 @@ class GridStore:
         from zarr.storage import LocalStore
 
         store = LocalStore(str(path), read_only=True)
-        axes = {
-            name: np.asarray(zarr.open_array(store=store, path=name, mode="r")[:])
-            for name in settings["axes"]
-        }
-        return cls(path, axes, settings["fields"], tuple(settings["chunks"]), metadata)
+        axes = {}
+        for name in settings["axes"]:
+            try:
+                axes[name] = np.asarray(
+                    zarr.open_array(store=store, path=name, mode="r")[:]
+                )
+            except Exception as exc:
+                raise ChunkError(
+                    path,
+                    ChunkProblem((0,), name, f"axis unreadable ({_short(exc)})"),
+                ) from None
+        return cls(
+            path,
+            axes,
+            settings["fields"],
+            tuple(settings["chunks"]),
+            metadata,
+            checked=settings["format"] == _FORMAT,
+        )
 
     def _check_same(
         self,
@@ -325,14 +391,129 @@ class GridStore:
     def _chunk_file(self, field: str, idx: tuple[int, ...]) -> Path:
         return self.path.joinpath(field, "c", *(str(i) for i in idx))
 
+    def _record_file(self, idx: tuple[int, ...]) -> Path:
+        return self.path / DIGESTS / record_name(idx)
+
     def is_done(self, idx: Sequence[int]) -> bool:
-        """Whether chunk ``idx`` of every field is on disk."""
+        """Whether chunk ``idx`` was written whole (its record is on disk).
+
+        Cheap: nothing is read. :meth:`verify` checks the contents.
+        """
         idx = tuple(int(i) for i in idx)
+        if self.checked and not self._record_file(idx).is_file():
+            return False
         return all(self._chunk_file(f, idx).is_file() for f in self.fields)
 
     def missing(self) -> list[tuple[int, ...]]:
         """Chunk indices not yet written (of any field), in C order."""
         return [idx for idx in self.chunk_indices() if not self.is_done(idx)]
+
+    def verify(
+        self, chunks: Iterable[Sequence[int]] | None = None
+    ) -> list[ChunkProblem]:
+        """Read every written chunk and check it; the problems found, in C order.
+
+        ``chunks`` limits the check to those chunk indices.
+
+        A chunk is damaged when its file fails its CRC-32C checksum or cannot
+        be decoded (bit flips, truncation, garbage), when its record is
+        missing a field or unreadable, or when its values are not the ones
+        recorded for this position and field (a valid chunk copied to the
+        wrong place, or rewritten by something else). Chunks not yet written
+        are not problems (see :meth:`missing`).
+
+        Raises
+        ------
+        ValueError
+            For a store written without checksums (an older lossmap).
+        """
+        if not self.checked:
+            raise ValueError(
+                f"the store at {str(self.path)!r} was written by an older lossmap "
+                f"whose chunks carry no checksums; it cannot be verified"
+            )
+        problems = []
+        records = self._records()
+        wanted = self.chunk_indices()
+        if chunks is not None:
+            wanted = sorted({tuple(int(i) for i in c) for c in chunks})
+        for idx in wanted:
+            self.chunk_slices(idx)  # checks the index
+            if not self.is_done(idx):
+                continue
+            for field in self.fields:
+                try:
+                    self._checked_block(field, idx, records)
+                except ChunkError as exc:
+                    problems.append(exc.problem)
+        return problems
+
+    def damaged(self) -> list[tuple[int, ...]]:
+        """Chunk indices written but failing :meth:`verify`, in C order."""
+        return sorted({p.chunk for p in self.verify()})
+
+    def todo(self) -> list[tuple[int, ...]]:
+        """Chunks a computation must (re)compute: missing or damaged, in C order."""
+        return sorted(set(self.missing()) | set(self.damaged()))
+
+    def forget(self, chunks: Iterable[Sequence[int]]) -> None:
+        """Delete chunks (record first, then each field's file): now missing."""
+        for idx in chunks:
+            idx = tuple(int(i) for i in idx)
+            self.chunk_slices(idx)  # checks the index
+            self._record_file(idx).unlink(missing_ok=True)
+            for f in self.fields:
+                self._chunk_file(f, idx).unlink(missing_ok=True)
+
+    def _records(self) -> dict[tuple[int, ...], dict[str, str] | None]:
+        folder = self.path / DIGESTS
+        return {
+            idx: read_record(folder, idx)
+            for idx in self.chunk_indices()
+            if self._record_file(idx).is_file()
+        }
+
+    def _checked_block(
+        self,
+        field: str,
+        idx: tuple[int, ...],
+        records: dict[tuple[int, ...], dict[str, str] | None],
+    ) -> np.ndarray:
+        """Chunk ``idx`` of ``field``, read and checked; raises :class:`ChunkError`."""
+
+        def fail(reason: str) -> ChunkError:
+            return ChunkError(self.path, ChunkProblem(idx, field, reason))
+
+        slices = self.chunk_slices(idx)
+        if not self._chunk_file(field, idx).is_file():
+            raise fail("its file is missing although the chunk was recorded as done")
+        try:
+            block = np.asarray(self._array(field)[slices])
+        except Exception as exc:
+            raise fail(f"unreadable ({_short(exc)})") from None
+        if not self.checked:
+            return block
+        record = records.get(idx)
+        if record is None or field not in record:
+            raise fail("its digest record is missing or unreadable")
+        if digest(field, idx, block) != record[field]:
+            origin = next(
+                (
+                    (f, other)
+                    for other, rec in records.items()
+                    if rec is not None
+                    for f in self.fields
+                    if (f, other) != (field, idx)
+                    and rec.get(f) == digest(f, other, block)
+                ),
+                None,
+            )
+            if origin is not None:
+                raise fail(
+                    f"misplaced: it holds chunk {origin[1]} of field {origin[0]!r}"
+                )
+            raise fail("its values differ from the ones recorded when it was written")
+        return block
 
     @property
     def complete(self) -> bool:
@@ -381,15 +562,35 @@ class GridStore:
                     f"shape {shape}, got {block.shape}"
                 )
             arrays[name] = block
-        # "loss" last: a chunk counts as done only once every field is on disk
+        idx = tuple(int(i) for i in idx)
+        # the record last: a chunk counts as done only once every field is on
+        # disk; a chunk being rewritten (repaired) stops counting first
+        self._record_file(idx).unlink(missing_ok=True)
         for name in sorted(self.fields, key=lambda f: f == "loss"):
             self._array(name)[slices] = arrays[name]
+        if self.checked:
+            digests = {f: digest(f, idx, a) for f, a in arrays.items()}
+            write_record(self.path / DIGESTS, idx, digests)
 
     def read(self, field: str = "loss") -> np.ndarray:
-        """One field as an array of the grid's shape (NaN where not written)."""
+        """One field as an array of the grid's shape (NaN where not written).
+
+        Every written chunk is checked as it is read.
+
+        Raises
+        ------
+        ChunkError
+            If a chunk is damaged or misplaced (the message names the store,
+            the field and the chunk).
+        """
         if field not in self.fields:
             raise KeyError(f"{field!r} is not a field of this store: {self.fields}")
-        return np.asarray(self._array(field)[...])
+        out = np.full(self.shape, np.nan)
+        records = self._records() if self.checked else {}
+        for idx in self.chunk_indices():
+            if self.is_done(idx):
+                out[self.chunk_slices(idx)] = self._checked_block(field, idx, records)
+        return out
 
     def to_surface(self) -> Surface:
         """The stored grid as a :class:`~lossmap.Surface` (NaN where missing)."""
@@ -398,6 +599,32 @@ class GridStore:
             fields={f: self.read(f) for f in self.fields},
             metadata=self.metadata,
         )
+
+    def point_counts(self, loss: np.ndarray | None = None) -> dict[str, int]:
+        """How many grid points are computed, and how many of those are not finite.
+
+        Parameters
+        ----------
+        loss : ndarray, optional
+            The ``loss`` field as :meth:`read` returns it (read if not given).
+
+        Returns
+        -------
+        dict
+            ``points`` (grid points), ``not_computed`` (points of missing
+            chunks) and ``nonfinite`` (computed points whose loss is NaN or
+            infinite: a result, kept as NaN, not a gap).
+        """
+        done = np.zeros(self.shape, dtype=bool)
+        for idx in self.chunk_indices():
+            if self.is_done(idx):
+                done[self.chunk_slices(idx)] = True
+        values = self.read("loss") if loss is None else np.asarray(loss)
+        return {
+            "points": int(done.size),
+            "not_computed": int((~done).sum()),
+            "nonfinite": int((done & ~np.isfinite(values)).sum()),
+        }
 
     def __repr__(self) -> str:
         done = len(self.chunk_indices()) - len(self.missing())
@@ -409,3 +636,42 @@ class GridStore:
 
 
 _MISSING = object()
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    return f"{type(exc).__name__}: {text[:120]}" if text else type(exc).__name__
+
+
+def _remove_stale(path: Path) -> None:
+    """Remove temporary ``.creating`` folders for ``path`` whose creator is gone.
+
+    The folder name carries the creator's process id; a folder is stale when
+    that process no longer exists on this machine, or when it is older than
+    an hour (a creator on another machine sharing the folder).
+    """
+    if not path.parent.is_dir():
+        return
+    for tmp in path.parent.glob(f".{glob.escape(path.name)}.*.creating"):
+        pid_text = tmp.name[len(path.name) + 2 :].split("-", 1)[0]
+        try:
+            age = time.time() - tmp.stat().st_mtime
+        except OSError:
+            continue
+        if _pid_gone(pid_text) or age > _STALE_AFTER_S:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _pid_gone(text: str) -> bool:
+    if not text.isdigit():
+        return False
+    pid = int(text)
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # exists, owned by someone else
+        return False
+    return False

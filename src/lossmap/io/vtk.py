@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from lossmap._validation import check_choice
+from lossmap.io._settings import as_path
 from lossmap.surface import Surface
 
 __all__ = ["to_vtk"]
@@ -56,6 +57,7 @@ def to_vtk(
     ValueError
         If ``height="log10"`` and the field has a value <= 0.
     """
+    path = as_path(path)
     if not isinstance(surface, Surface):
         raise TypeError(f"`surface` must be a Surface, got {type(surface).__name__}")
     check_choice("height", height, ("log10", "linear", "flat"))
@@ -80,7 +82,6 @@ def to_vtk(
     points = np.stack([aa.ravel(order="F"), bb.ravel(order="F"), z.ravel(order="F")])
     n = aa.size
     title = f"lossmap surface: {', '.join(surface.names)}; height={height}({field})"
-    path = Path(path)
     with open(path, "wb") as fh:
         header = (
             "# vtk DataFile Version 3.0\n"

@@ -3,7 +3,7 @@
 The store is the same layout :class:`~lossmap.io.GridStore` uses, so a store
 written chunk by chunk by a computation and one written by :func:`save` are
 read by the same :func:`load`, and both open in
-``xarray.open_zarr(path, consolidated=False)`` with their coordinates.
+``xarray.open_zarr(path)`` with their coordinates.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import shutil
 import uuid
 from pathlib import Path
 
+from lossmap.io._settings import as_path
 from lossmap.io.store import GridStore
 from lossmap.surface import Surface
 
@@ -55,7 +56,7 @@ def save(
         raise TypeError(f"`surface` must be a Surface, got {type(surface).__name__}")
     if not isinstance(overwrite, bool):
         raise TypeError(f"`overwrite` must be True or False, got {overwrite!r}")
-    path = Path(path)
+    path = as_path(path)
     if path.exists() and not (path.is_dir() and not any(path.iterdir())):
         if not overwrite:
             raise FileExistsError(
@@ -109,7 +110,7 @@ def load(path: str | os.PathLike[str], *, allow_incomplete: bool = False) -> Sur
         If the store is incomplete and ``allow_incomplete`` is False, or if
         ``path`` is not a lossmap store.
     """
-    store = GridStore.attach(path)
+    store = GridStore.attach(as_path(path))
     if not allow_incomplete:
         missing = store.missing()
         if missing:

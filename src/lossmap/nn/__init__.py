@@ -23,8 +23,24 @@ Examples
 
 from __future__ import annotations
 
-from lossmap.nn import hessian
-from lossmap.nn._data import METRICS, accuracy
+from lossmap.nn import batch, curvature, hessian
+from lossmap.nn.align import Alignment, align
+from lossmap.nn.batch import (
+    METRICS,
+    OUTPUT_LOSS,
+    accuracy,
+    materialise,
+    sum_count,
+    token_cross_entropy,
+)
+from lossmap.nn.connect import (
+    CURVES,
+    Curve,
+    barrier,
+    curve_path,
+    linear_path,
+    train_curve,
+)
 from lossmap.nn.directions import (
     NORMS,
     Direction,
@@ -36,6 +52,7 @@ from lossmap.nn.directions import (
     random_directions,
     random_plane,
 )
+from lossmap.nn.embed import Embedding, embed
 from lossmap.nn.evaluate import (
     RandomLines,
     evaluate_params,
@@ -43,16 +60,23 @@ from lossmap.nn.evaluate import (
     plane,
     random_lines,
 )
-from lossmap.nn.params import ParamInfo, ParamSpace
+from lossmap.nn.options import Options
+from lossmap.nn.params import ParamInfo, ParamSpace, describe_selection, select
 
 # ---- trajectories (trajectory.py)
 from lossmap.nn.projection import Projection, project, surface_at
-from lossmap.nn.trajectory import Recorder, Recording, pca_directions
+from lossmap.nn.trajectory import Recorder, Recording, path_span, pca_directions
 
 __all__ = [
+    "CURVES",
     "METRICS",
     "NORMS",
+    "OUTPUT_LOSS",
+    "Alignment",
+    "Curve",
     "Direction",
+    "Embedding",
+    "Options",
     "ParamInfo",
     "ParamSpace",
     "Projection",
@@ -60,12 +84,22 @@ __all__ = [
     "Recorder",
     "Recording",
     "accuracy",
+    "align",
     "axis_directions",
+    "barrier",
+    "batch",
+    "curvature",
+    "curve_path",
+    "describe_selection",
+    "embed",
     "evaluate_params",
     "from_tensors",
     "hessian",
     "interpolation",
     "line",
+    "linear_path",
+    "materialise",
+    "path_span",
     "pca_directions",
     "plane",
     "plane_through",
@@ -74,5 +108,9 @@ __all__ = [
     "random_directions",
     "random_lines",
     "random_plane",
+    "select",
+    "sum_count",
     "surface_at",
+    "token_cross_entropy",
+    "train_curve",
 ]

@@ -12,21 +12,24 @@ import itertools
 import math
 import uuid
 from collections.abc import Sequence
-from concurrent.futures import Executor, as_completed
+from concurrent.futures import as_completed
 from typing import Any
 
 import numpy as np
 
+from lossmap._progress import progress as _progress
 from lossmap._validation import check_int
+from lossmap.nn import _checks
 from lossmap.nn._prepare import Call
 from lossmap.nn.engine import Evaluator, run_chunk
+from lossmap.nn.options import Options
 from lossmap.surface import Surface
 
 #: Chunks per axis when ``chunk`` is not given.
 CHUNKS_PER_AXIS = 8
 
 
-def _chunks(shape: tuple[int, ...], chunk: Any) -> tuple[int, ...]:
+def check_chunks(shape: tuple[int, ...], chunk: Any) -> tuple[int, ...]:
     if chunk is None:
         return tuple(max(1, math.ceil(s / CHUNKS_PER_AXIS)) for s in shape)
     if isinstance(chunk, int | np.integer) and not isinstance(chunk, bool):
@@ -40,18 +43,16 @@ def _chunks(shape: tuple[int, ...], chunk: Any) -> tuple[int, ...]:
 
 
 def run_grid(
-    call: Call,
-    axes: dict[str, np.ndarray],
-    *,
-    chunk: Any,
-    store: Any,
-    executor: Executor | None,
-    progress: bool,
-    kind: str,
+    call: Call, axes: dict[str, np.ndarray], options: Options, *, kind: str
 ) -> Surface:
+    """Evaluate every grid point of ``axes`` (chunked, stored, on an executor
+    as ``options`` say) and return the surface."""
     spec = call.spec
+    chunk, store, executor = options.chunk, options.store, options.executor
+    progress = options.progress
+    _checks.check_reach(spec.center, spec.directions, axes, spec.dtype)
     shape = tuple(len(a) for a in axes.values())
-    chunks = _chunks(shape, chunk)
+    chunks = check_chunks(shape, chunk)
     coords = list(axes.values())
     meta = {"kind": kind, **call.meta, "chunks": list(chunks)}
     fields = spec.fields
@@ -71,7 +72,7 @@ def run_grid(
         grid_store = GridStore.open(
             store, axes=axes, fields=fields, chunks=chunks, metadata=meta
         )
-        todo = [tuple(i) for i in grid_store.missing()]
+        todo = [tuple(i) for i in grid_store.todo()]  # missing or damaged
         slices = grid_store.chunk_slices
 
     def coeffs_of(idx: tuple[int, ...]) -> np.ndarray:
@@ -93,7 +94,7 @@ def run_grid(
             grid_store.write(idx, block)
 
     total = sum(int(np.prod([s.stop - s.start for s in slices(i)])) for i in todo)
-    with _progress(progress, total, kind) as advance:
+    with _progress(total, kind, enabled=progress) as advance:
         if executor is None:
             with Evaluator(spec) as ev:
                 # group chunks so that each engine pass is full; every chunk
@@ -128,7 +129,7 @@ def run_grid(
         surface = grid_store.to_surface()
     else:
         surface = Surface(axes=axes, fields=out, metadata=meta)
-    surface = surface.with_metadata(engine=engine_info)
+    surface = _checks.count_nonfinite(surface.with_metadata(engine=engine_info))
     if spec.precision != "float":
         surface = surface.with_metadata(**precision_check(call, surface))
     return surface
@@ -168,27 +169,3 @@ def precision_check(call: Call, surface: Surface) -> dict[str, Any]:
         "precision_errors": errors,
         "precision_check_points": [list(p) for p in points],
     }
-
-
-class _progress:
-    """A rich progress bar, or nothing."""
-
-    def __init__(self, enabled: bool, total: int, kind: str) -> None:
-        self.bar = None
-        if enabled and total > 0:
-            try:
-                from rich.progress import Progress
-            except ImportError:  # pragma: no cover - rich is optional
-                return
-            self.bar = Progress(transient=False)
-            self.task = self.bar.add_task(f"{kind} ({total} points)", total=total)
-
-    def __enter__(self) -> Any:
-        if self.bar is None:
-            return lambda n: None
-        self.bar.start()
-        return lambda n: self.bar.advance(self.task, n)
-
-    def __exit__(self, *exc: Any) -> None:
-        if self.bar is not None:
-            self.bar.stop()

@@ -5,6 +5,11 @@ parameters it leaves fixed: every parameter of the model is always present)
 and a JSON-friendly ``meta`` record of how it was made, so that a surface can
 be recomputed from its metadata.
 
+Every direction kind takes ``params=``, a parameter selection
+(:func:`lossmap.nn.select`: names, module names, glob patterns, submodules, a
+predicate): entries outside it are exactly zero, and ``meta["params"]``
+records the selection (names, sizes and a description in words).
+
 Random directions follow Li, Xu, Taylor, Studer & Goldstein, "Visualizing the
 Loss Landscape of Neural Nets", NeurIPS 2018 (arXiv:1712.09913), section 4:
 a Gaussian direction whose every *filter* (a row of a linear layer's weight,
@@ -24,7 +29,7 @@ import torch
 from torch import nn
 
 from lossmap._validation import check_int
-from lossmap.nn.params import ParamSpace
+from lossmap.nn.params import ParamSpace, _short, select, selection_meta
 
 __all__ = [
     "NORMS",
@@ -169,6 +174,17 @@ def _ignored(space: ParamSpace, ignore: Any) -> set[str]:
     )
 
 
+def _restricted(d: Direction, source: ParamSpace | nn.Module, params: Any) -> Direction:
+    """``d`` with every parameter outside the selection set to exact zeros."""
+    if params is None:
+        return d
+    keep = select(source, params)
+    tensors = {
+        n: (t if n in keep else torch.zeros_like(t)) for n, t in d.tensors.items()
+    }
+    return Direction(tensors, {**d.meta, "params": selection_meta(source, params)})
+
+
 def _ignore_meta(ignore: Any) -> Any:
     return list(ignore) if isinstance(ignore, list | tuple) else ignore
 
@@ -216,6 +232,7 @@ def random_directions(
     seed: int,
     norm: str | None = "filter",
     ignore: Any = "biasbn",
+    params: Any = None,
     first_index: int = 0,
 ) -> list[Direction]:
     """``count`` independent seeded Gaussian directions.
@@ -242,6 +259,11 @@ def random_directions(
         Parameters left fixed (zero in the direction): ``"biasbn"`` biases and
         normalisation-layer parameters (default), ``"bias"`` or ``"bn"`` one of
         them, a list of names or fnmatch patterns, or ``None`` to move all.
+    params : selection, optional
+        Only these parameters move (see :func:`lossmap.nn.select`); ``ignore``
+        then leaves some of them fixed too. The Gaussian draws are the same
+        as without ``params``, so a selection shows the same direction
+        restricted (and renormalised per ``norm``).
     """
     seed = check_int("seed", seed)
     count = check_int("count", count, minimum=1)
@@ -249,7 +271,15 @@ def random_directions(
         raise ValueError(f"`norm` must be one of {list(NORMS)}, got {norm!r}")
     space = _space(model)
     skip = _ignored(space, ignore)
-    moved = {n for n in space.names if n not in skip}
+    chosen = select(model, params)
+    moved = {n for n in space.names if n not in skip and n in chosen}
+    if not moved:
+        raise ValueError(
+            f"`params` and `ignore` together leave no parameter to move: "
+            f"`params` selects {_short(sorted(chosen))} and `ignore`={ignore!r} "
+            f"fixes them all (pass ignore=None to move biases and norm layers)"
+        )
+    sel_meta = selection_meta(model, params)
     weights = {n: p.detach() for n, p in model.named_parameters()}
     out = []
     for k in range(count):
@@ -275,6 +305,8 @@ def random_directions(
             "ignore": _ignore_meta(ignore),
             "distribution": "gaussian",
         }
+        if sel_meta is not None:
+            meta["params"] = sel_meta
         out.append(Direction(d, meta))
     return out
 
@@ -285,6 +317,7 @@ def random_direction(
     seed: int,
     norm: str | None = "filter",
     ignore: Any = "biasbn",
+    params: Any = None,
 ) -> Direction:
     """One seeded Gaussian direction; see :func:`random_directions`.
 
@@ -298,7 +331,9 @@ def random_direction(
     >>> bool(d.tensors["bias"].abs().sum() == 0)
     True
     """
-    return random_directions(model, 1, seed=seed, norm=norm, ignore=ignore)[0]
+    return random_directions(
+        model, 1, seed=seed, norm=norm, ignore=ignore, params=params
+    )[0]
 
 
 def random_plane(
@@ -307,6 +342,7 @@ def random_plane(
     seed: int,
     norm: str | None = "filter",
     ignore: Any = "biasbn",
+    params: Any = None,
     orthogonalize: bool = False,
 ) -> tuple[Direction, Direction]:
     """Two seeded Gaussian directions (indices 0 and 1 of ``seed``).
@@ -316,7 +352,9 @@ def random_plane(
     are exactly orthogonal; its per-filter norms then only approximately
     follow ``norm``.
     """
-    d1, d2 = random_directions(model, 2, seed=seed, norm=norm, ignore=ignore)
+    d1, d2 = random_directions(
+        model, 2, seed=seed, norm=norm, ignore=ignore, params=params
+    )
     if orthogonalize:
         d2 = _orthogonalised(d2, d1)
     return d1, d2
@@ -336,13 +374,14 @@ def _orthogonalised(d: Direction, against: Direction) -> Direction:
 
 
 # ------------------------------------------------------- between models
-def interpolation(model_a: Any, model_b: Any) -> Direction:
+def interpolation(model_a: Any, model_b: Any, *, params: Any = None) -> Direction:
     """The direction from model A to model B: ``θ_B − θ_A``.
 
     ``model_a`` and ``model_b`` are modules with the same parameters or
     ``{name: tensor}`` mappings (then ``model_a`` must be a module, or both
     mappings over the same names). Evaluate with ``center=model_a`` and
-    ``span=(0, 1)`` to go from A (α=0) to B (α=1).
+    ``span=(0, 1)`` to go from A (α=0) to B (α=1). With ``params`` only the
+    selected parameters move (from A's values to B's); the others stay A's.
     """
     space = (
         _space(model_a) if isinstance(model_a, nn.Module) else _mapping_space(model_a)
@@ -350,18 +389,21 @@ def interpolation(model_a: Any, model_b: Any) -> Direction:
     a = _params(model_a, space, "model_a")
     b = _params(model_b, space, "model_b")
     t = {n: (b[n].to(a[n]) - a[n]).clone() for n in space.names}
-    return Direction(t, {"kind": "interpolation", "from": "model_a", "to": "model_b"})
+    d = Direction(t, {"kind": "interpolation", "from": "model_a", "to": "model_b"})
+    return _restricted(d, model_a, params)
 
 
 def plane_through(
-    model_a: Any, model_b: Any, model_c: Any
+    model_a: Any, model_b: Any, model_c: Any, *, params: Any = None
 ) -> tuple[Direction, Direction]:
     """Two directions spanning the plane through three models, centred on A.
 
     ``d1 = θ_B − θ_A``; ``d2`` is the part of ``θ_C − θ_A`` orthogonal to
     ``d1``. In the plane's coordinates A is at (0, 0), B at (1, 0) and C at
     ``(t, 1)`` with ``t = <θ_C − θ_A, d1> / |d1|²``; ``meta["points"]``
-    records all three.
+    records all three. With ``params`` both directions (and so the plane)
+    are restricted to the selected parameters before the projection; the
+    models then sit at those coordinates only if they differ nowhere else.
     """
     space = (
         _space(model_a) if isinstance(model_a, nn.Module) else _mapping_space(model_a)
@@ -369,18 +411,26 @@ def plane_through(
     a = _params(model_a, space, "model_a")
     b = _params(model_b, space, "model_b")
     c = _params(model_c, space, "model_c")
+    keep = select(model_a, params)
     u = {n: (b[n].to(a[n]) - a[n]).clone() for n in space.names}
     v = {n: (c[n].to(a[n]) - a[n]).clone() for n in space.names}
+    for n in space.names:
+        if n not in keep:
+            u[n].zero_()
+            v[n].zero_()
     du, dv = Direction(u), Direction(v)
     uu = du.dot(du)
     if uu == 0:
-        raise ValueError("`model_a` and `model_b` have identical parameters")
+        where = "" if params is None else " in the selected parameters"
+        raise ValueError(f"`model_a` and `model_b` have identical parameters{where}")
     t = dv.dot(du) / uu
     w = {n: v[n] - t * u[n] for n in space.names}
     if Direction(w).norm() == 0:
         raise ValueError("the three models lie on one line; they span no plane")
     points = {"a": [0.0, 0.0], "b": [1.0, 0.0], "c": [t, 1.0]}
-    meta = {"kind": "plane_through", "points": points}
+    meta: dict[str, Any] = {"kind": "plane_through", "points": points}
+    if params is not None:
+        meta["params"] = selection_meta(model_a, params)
     return Direction(u, {**meta, "axis": 0}), Direction(w, {**meta, "axis": 1})
 
 
@@ -392,8 +442,13 @@ def _mapping_space(obj: Any) -> ParamSpace:
 
 
 # ------------------------------------------------------------ axis & user
-def axis_directions(model: nn.Module, *entries: str) -> tuple[Direction, ...]:
+def axis_directions(
+    model: nn.Module, *entries: str, params: Any = None
+) -> tuple[Direction, ...]:
     """Unit directions that move single parameter entries, all others fixed.
+
+    With ``params`` every entry must lie in the selection (a check: an entry
+    outside it is refused, not silently zeroed).
 
     Examples
     --------
@@ -406,13 +461,23 @@ def axis_directions(model: nn.Module, *entries: str) -> tuple[Direction, ...]:
     if not entries:
         raise ValueError("`axis_directions` needs at least one parameter entry")
     space = _space(model)
+    keep = select(model, params)
+    sel_meta = selection_meta(model, params)
     out = []
     for spec in entries:
         name, idx = space.entry(spec)
+        if name not in keep:
+            raise ValueError(
+                f"parameter entry {spec!r} lies outside `params` "
+                f"({sel_meta['description'] if sel_meta else ''})"
+            )
         t = space.zeros()
         t[name][idx] = 1.0
         label = f"{name}[{', '.join(map(str, idx))}]"
-        out.append(Direction(t, {"kind": "axis", "entry": label}))
+        meta: dict[str, Any] = {"kind": "axis", "entry": label}
+        if sel_meta is not None:
+            meta["params"] = sel_meta
+        out.append(Direction(t, meta))
     return tuple(out)
 
 
@@ -421,10 +486,14 @@ def from_tensors(
     tensors: Mapping[str, Any],
     *,
     meta: Mapping[str, Any] | None = None,
+    params: Any = None,
 ) -> Direction:
     """A direction from user tensors; parameters not named are zero.
 
-    Raises ValueError if a name is not a parameter or a shape differs.
+    With ``params`` the direction is restricted to the selection: tensors
+    of other parameters are set to zero (e.g. a full gradient restricted to
+    one layer). Raises ValueError if a name is not a parameter or a shape
+    differs.
     """
     space = _space(model)
     space.check(tensors, what="tensors")
@@ -433,4 +502,4 @@ def from_tensors(
     for n in ref:
         if n in tensors:
             t[n] = torch.as_tensor(tensors[n]).detach().to(t[n]).clone()
-    return Direction(t, dict(meta or {"kind": "user"}))
+    return _restricted(Direction(t, dict(meta or {"kind": "user"})), model, params)

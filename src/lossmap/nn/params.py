@@ -10,12 +10,20 @@ order with their shapes and a *kind*:
 
 It flattens a ``{name: tensor}`` mapping to one vector in that order and back,
 checks that user-supplied tensors fit, and parses single-entry addresses such
-as ``"fc1.weight[3, 7]"``. Nothing here changes the module.
+as ``"fc1.weight[3, 7]"``.
+
+:func:`select` turns a *parameter selection* into the set of parameter names
+it covers, so that every direction kind, plane, line, PCA and the Hessian can
+work on a subset (one layer, one block, the attention weights, LoRA adapters)
+with everything else fixed; :func:`describe_selection` says it in words for
+metadata, figures and ``lossmap info``. Nothing here changes the module.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import re
+import weakref
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -23,7 +31,7 @@ from typing import Any
 import torch
 from torch import nn
 
-__all__ = ["ParamInfo", "ParamSpace"]
+__all__ = ["ParamInfo", "ParamSpace", "describe_selection", "select", "selection_meta"]
 
 _NORM_TYPES: tuple[type, ...] = tuple(
     t
@@ -125,6 +133,22 @@ class ParamSpace:
         self.size = offset
         self.dtype: torch.dtype = dtype
         self.device: torch.device = device
+        self._model = weakref.ref(model)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_model"] = None  # a weak reference does not pickle
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        if self._model is None:
+            self._model = lambda: None
+
+    @property
+    def model(self) -> nn.Module | None:
+        """The module this space describes, while it is alive (else None)."""
+        return self._model()
 
     # ------------------------------------------------------------------ access
     @property
@@ -309,3 +333,278 @@ def _short(names: Iterable[str], limit: int = 8) -> str:
     if len(names) > limit:
         text += f", … ({len(names)} in all)"
     return f"[{text}]"
+
+
+# ---------------------------------------------------------------- selections
+#: What ``params=`` accepts, for error messages.
+_SPEC_TEXT = (
+    "None (all parameters), a parameter or module name, an fnmatch pattern "
+    "such as '*.attn.*', a submodule of the model, a callable "
+    "(name, tensor) -> bool, or a list of these"
+)
+
+
+@dataclass(frozen=True)
+class _Source:
+    """What a selection is resolved against."""
+
+    names: tuple[str, ...]
+    shapes: dict[str, tuple[int, ...]]
+    tensors: Mapping[str, torch.Tensor] | None
+    root: nn.Module | None
+
+
+def _source(obj: Any) -> _Source:
+    if isinstance(obj, nn.Module):
+        params = dict(obj.named_parameters())
+        return _Source(
+            tuple(params), {n: tuple(p.shape) for n, p in params.items()}, params, obj
+        )
+    if isinstance(obj, ParamSpace):
+        root = obj.model
+        params = dict(root.named_parameters()) if root is not None else None
+        return _Source(obj.names, obj.shapes, params, root)
+    if isinstance(obj, Mapping):
+        shapes = {str(n): tuple(getattr(t, "shape", ())) for n, t in obj.items()}
+        return _Source(tuple(shapes), shapes, obj, None)
+    raise TypeError(
+        f"`model` must be a torch.nn.Module, a ParamSpace or a mapping of "
+        f"parameter name to tensor, got {type(obj).__name__}"
+    )
+
+
+def _has_glob(text: str) -> bool:
+    return any(c in text for c in "*?[")
+
+
+def _callable_name(fn: Any) -> str:
+    return getattr(fn, "__name__", None) or type(fn).__name__
+
+
+def _submodule(root: nn.Module, name: str) -> nn.Module | None:
+    try:
+        return root.get_submodule(name)
+    except AttributeError:
+        return None
+
+
+def _module_name(root: nn.Module, module: nn.Module) -> str | None:
+    for name, m in root.named_modules(remove_duplicate=False):
+        if m is module:
+            return name
+    return None
+
+
+def _match(src: _Source, item: Any, what: str) -> list[str]:
+    """Names one item of a selection covers; raises when it covers none."""
+    if isinstance(item, str):
+        if item in src.shapes:
+            return [item]
+        if _has_glob(item):
+            hits = [n for n in src.names if fnmatch.fnmatchcase(n, item)]
+        elif src.root is not None and _submodule(src.root, item) is not None:
+            # by identity, so a module whose weights are tied to another's
+            # (listed once, under the first name) still finds them
+            return _match(src, _submodule(src.root, item), what)
+        else:  # a module name: its parameters
+            hits = [n for n in src.names if n.startswith(item + ".")]
+        if not hits:
+            raise ValueError(
+                f"`{what}` entry {item!r} matches no parameter of the model "
+                f"(an entry is a parameter name, a module name or an fnmatch "
+                f"pattern such as '*.attn.*'); parameters are {_short(src.names)}"
+            )
+        return hits
+    if isinstance(item, nn.Module):
+        if src.root is None:
+            raise TypeError(
+                f"`{what}` holds a module ({type(item).__name__}), which can be "
+                f"resolved only against the model; resolve it first with "
+                f"lossmap.nn.select(model, module) and pass the names"
+            )
+        if _module_name(src.root, item) is None:
+            raise ValueError(
+                f"`{what}` holds a {type(item).__name__} module that is not a "
+                f"submodule of the model"
+            )
+        ids = {id(p) for p in item.parameters()}
+        hits = [n for n, p in src.root.named_parameters() if id(p) in ids]
+        if not hits:
+            raise ValueError(
+                f"`{what}` holds a {type(item).__name__} submodule without parameters"
+            )
+        return hits
+    if callable(item):
+        if src.tensors is None:
+            raise TypeError(
+                f"`{what}` holds a callable, which needs the parameter values; "
+                f"pass the model instead of a ParamSpace whose model is gone"
+            )
+        hits = []
+        for n in src.names:
+            keep = item(n, src.tensors[n])
+            if isinstance(keep, torch.Tensor) and keep.numel() == 1:
+                keep = bool(keep)
+            if not isinstance(keep, bool) and type(keep).__name__ != "bool_":
+                raise TypeError(
+                    f"`{what}` callable {_callable_name(item)} must return True "
+                    f"or False, got {type(keep).__name__} for {n!r}"
+                )
+            if keep:
+                hits.append(n)
+        if not hits:
+            raise ValueError(
+                f"`{what}` callable {_callable_name(item)} selects no parameter "
+                f"of the model"
+            )
+        return hits
+    raise TypeError(f"`{what}` must be {_SPEC_TEXT}; got {type(item).__name__}")
+
+
+def _items(spec: Any, what: str) -> list[Any]:
+    if isinstance(spec, list | tuple | set | frozenset):
+        items = sorted(spec) if isinstance(spec, set | frozenset) else list(spec)
+        if not items:
+            raise ValueError(f"`{what}` is an empty list; it would select nothing")
+        for item in items:
+            if isinstance(item, list | tuple | set | frozenset):
+                raise TypeError(f"`{what}` must be {_SPEC_TEXT}; got a nested list")
+        return items
+    return [spec]
+
+
+def select(model_or_space: Any, spec: Any, *, what: str = "params") -> frozenset[str]:
+    """The names of the parameters a selection covers.
+
+    Parameters
+    ----------
+    model_or_space : torch.nn.Module, ParamSpace or mapping of name to tensor
+        What the selection is resolved against. Module entries need the model
+        (or a ParamSpace of a live model).
+    spec : selection
+        ``None``: every parameter. A string: a parameter name
+        (``"fc1.weight"``), a module name (``"encoder.layer.0"``: its
+        parameters) or an fnmatch pattern on the dotted names
+        (``"*.attn.*"``, ``"*lora_[AB]*"``). A submodule of the model: its
+        parameters. A callable ``(name, tensor) -> bool``. A list, tuple or
+        set of these: their union (so ``select``'s own result can be passed
+        back). Tied (shared) parameters are listed once, under their first
+        name, as by ``named_parameters()``; a module name or module still
+        finds them.
+    what : str, default "params"
+        The argument's name in error messages.
+
+    Returns
+    -------
+    frozenset of str
+
+    Raises
+    ------
+    ValueError
+        An entry matches no parameter, or a module is not part of the model.
+    TypeError
+        ``spec`` (or an entry) is of a type listed nowhere above.
+
+    Examples
+    --------
+    >>> import torch
+    >>> net = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(),
+    ...                           torch.nn.Linear(4, 1))
+    >>> sorted(select(net, "0"))
+    ['0.bias', '0.weight']
+    >>> sorted(select(net, ["*.weight", net[2]]))
+    ['0.weight', '2.bias', '2.weight']
+    >>> sorted(select(net, lambda name, t: t.dim() == 1))
+    ['0.bias', '2.bias']
+    """
+    src = _source(model_or_space)
+    if spec is None:
+        return frozenset(src.names)
+    out: set[str] = set()
+    for item in _items(spec, what):
+        out.update(_match(src, item, what))
+    return frozenset(out)
+
+
+def _words(src: _Source, item: Any) -> str:
+    if isinstance(item, str):
+        if item in src.shapes:
+            return f"parameter {item!r}"
+        if _has_glob(item):
+            return f"parameters matching {item!r}"
+        return f"parameters of {item!r}"
+    if isinstance(item, nn.Module):
+        name = _module_name(src.root, item) if src.root is not None else None
+        if name == "":
+            return "all parameters of the model"
+        return f"parameters of {name!r} ({type(item).__name__})"
+    return f"parameters chosen by {_callable_name(item)}"
+
+
+def _spec_json(src: _Source, item: Any) -> Any:
+    if isinstance(item, str):
+        return item
+    if isinstance(item, nn.Module):
+        name = _module_name(src.root, item) if src.root is not None else None
+        return {"module": name, "type": type(item).__name__}
+    return {"callable": _callable_name(item)}
+
+
+def describe_selection(model_or_space: Any, spec: Any) -> str:
+    """A selection in plain words, with its size.
+
+    Examples
+    --------
+    >>> import torch
+    >>> net = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(),
+    ...                           torch.nn.Linear(4, 1))
+    >>> describe_selection(net, "*.weight")
+    "parameters matching '*.weight' (2 tensors, 16 values)"
+    >>> describe_selection(net, None)
+    'all parameters (4 tensors, 21 values)'
+    """
+    src = _source(model_or_space)
+    names = select(model_or_space, spec)
+    if spec is None:
+        words = "all parameters"
+    else:
+        words = " or ".join(
+            dict.fromkeys(_words(src, i) for i in _items(spec, "params"))
+        )
+        if isinstance(spec, set | frozenset) and len(spec) > 3:
+            words = f"{len(spec)} named parameters"
+    n_values = sum(_numel(src.shapes[n]) for n in names)
+    plural = "" if len(names) == 1 else "s"
+    return f"{words} ({len(names):,} tensor{plural}, {n_values:,} values)"
+
+
+def selection_meta(model_or_space: Any, spec: Any) -> dict[str, Any] | None:
+    """A JSON-friendly record of a selection (None when ``spec`` is None).
+
+    Keys: ``spec`` (strings kept; a module as its name and type; a callable
+    as its name), ``names`` (in parameter order, so the selection can be
+    rebuilt), ``n_tensors``, ``n_values`` and ``description``
+    (:func:`describe_selection`).
+    """
+    if spec is None:
+        return None
+    src = _source(model_or_space)
+    chosen = select(model_or_space, spec)
+    items = [_spec_json(src, i) for i in _items(spec, "params")]
+    names = [n for n in src.names if n in chosen]
+    return {
+        "spec": items[0]
+        if len(items) == 1 and not isinstance(spec, list | tuple | set | frozenset)
+        else items,
+        "names": names,
+        "n_tensors": len(names),
+        "n_values": sum(_numel(src.shapes[n]) for n in names),
+        "description": describe_selection(model_or_space, spec),
+    }
+
+
+def _numel(shape: Iterable[int]) -> int:
+    n = 1
+    for s in shape:
+        n *= int(s)
+    return n

@@ -9,6 +9,7 @@ import numpy as np
 
 from lossmap._validation import check_float, check_int
 from lossmap.optim._optimizers import Optimizer, get
+from lossmap.optim._schedules import check_rates
 
 __all__ = ["CONVERGED", "DIVERGED", "MAX_STEPS", "Trajectory", "run"]
 
@@ -221,7 +222,11 @@ def run(
     status = np.full(n, MAX_STEPS, dtype="<U9")
     stopped = np.full(n, steps, dtype=np.int64)
     active = np.ones(n, dtype=bool)
-    lr_rec = np.asarray(opt.learning_rate(np.arange(steps)), dtype=np.float64)
+    lr_rec = (  # a schedule is checked on every step before any update
+        check_rates(opt.learning_rate, steps)
+        if opt.lr is not None
+        else np.full(steps, np.nan)
+    )
 
     with np.errstate(all="ignore"):
         loss, g = _full_state(landscape, theta)

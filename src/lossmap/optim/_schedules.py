@@ -9,6 +9,7 @@ accepted.
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from lossmap._validation import check_choice, check_float, check_int
 
 __all__ = [
     "Schedule",
+    "check_rates",
     "constant",
     "cosine",
     "exponential",
@@ -182,4 +184,60 @@ def schedule(name: str, lr: float, **kwargs: Any) -> Schedule:
     if isinstance(name, str):
         name = name.replace("-", "_")
     check_choice("schedule", name, _FACTORIES)
-    return _FACTORIES[name](lr, **kwargs)
+    factory = _FACTORIES[name]
+    params = list(inspect.signature(factory).parameters.values())[1:]
+    accepted = [p.name for p in params]
+    required = [p.name for p in params if p.default is inspect.Parameter.empty]
+    unknown = sorted(set(kwargs) - set(accepted))
+    if unknown:
+        takes = f"takes {accepted}" if accepted else "takes no settings besides lr"
+        raise TypeError(
+            f"schedule {name!r} {takes}, got {', '.join(unknown)}="
+            f"{', '.join(repr(kwargs[k]) for k in unknown)}"
+        )
+    absent = [k for k in required if k not in kwargs]
+    if absent:
+        raise TypeError(
+            f"schedule {name!r} needs the settings {required}, got no {absent}"
+        )
+    return factory(lr, **kwargs)
+
+
+def check_rates(rate: Callable[[np.ndarray], Any], steps: int) -> np.ndarray:
+    """The learning rates of steps ``0 .. steps-1``, checked before any update.
+
+    ``rate`` is called once on the integer array ``np.arange(steps)``; it must
+    return one finite, non-negative rate per step (a number is broadcast).
+
+    Raises
+    ------
+    TypeError
+        If ``rate`` fails on an array of steps (it is not vectorised).
+    ValueError
+        If any rate is negative (gradient ascent), NaN or infinite.
+    """
+    t = np.arange(steps)
+    try:
+        out = np.asarray(rate(t), dtype=np.float64)
+    except Exception as exc:
+        raise TypeError(
+            f"`lr` must be a number or a schedule that takes an integer array of "
+            f"steps and returns one rate per step (e.g. lambda t: np.where(t < 10, "
+            f"1e-3, 5e-4)); called on np.arange({steps}) it raised "
+            f"{type(exc).__name__}: {str(exc)[:120]}"
+        ) from None
+    if out.ndim == 0:
+        out = np.full(steps, float(out))
+    if out.shape != (steps,):
+        raise TypeError(
+            f"`lr` schedule must return one rate per step: called on "
+            f"np.arange({steps}) it returned shape {out.shape}, expected ({steps},)"
+        )
+    bad = np.flatnonzero(~np.isfinite(out) | (out < 0))
+    if bad.size:
+        k = int(bad[0])
+        raise ValueError(
+            f"`lr` must be finite and >= 0 at every step, got {out[k]} at step {k}"
+            + (f" ({bad.size} steps in all)" if bad.size > 1 else "")
+        )
+    return out

@@ -1,8 +1,8 @@
-"""Hessian spectra: the eigenvalue density with the top eigenvalues marked.
+"""Curvature figures: spectra, per-layer traces, curvature maps, sharpness.
 
-The display takes results computed by :mod:`lossmap.nn.hessian`
-(:class:`~lossmap.nn.hessian.Density`, :class:`~lossmap.nn.hessian.Eigen`,
-:class:`~lossmap.nn.hessian.Trace`); it never evaluates a model.
+The displays take results computed by :mod:`lossmap.nn.curvature`
+(``Density``, ``Eigen``, ``Trace``, ``BlockCurvature``, the surface of
+``curvature_map``, ``Sharpness``); they never evaluate a model.
 """
 
 from __future__ import annotations
@@ -13,7 +13,12 @@ import numpy as np
 
 from lossmap.plot import require_matplotlib
 
-__all__ = ["SpectrumDisplay"]
+__all__ = [
+    "BlockTraceDisplay",
+    "CurvatureMapDisplay",
+    "SharpnessDisplay",
+    "SpectrumDisplay",
+]
 
 
 class SpectrumDisplay:
@@ -82,4 +87,173 @@ class SpectrumDisplay:
         ax.legend(loc="upper right", fontsize=8)
         self.ax_ = ax
         self.figure_ = ax.figure
+        return self
+
+
+_MATRIX_NAMES = {
+    "hessian": "Hessian",
+    "ggn": "Gauss-Newton matrix",
+    "empirical_fisher": "empirical Fisher",
+    "fisher": "Fisher",
+}
+
+
+class CurvatureMapDisplay:
+    """λmax, λmin and |λmin/λmax| over a plane, side by side.
+
+    Parameters
+    ----------
+    surface : Surface
+        From :func:`lossmap.nn.curvature.curvature_map` (fields
+        ``lambda_max``, ``lambda_min``, ``ratio``).
+
+    Attributes
+    ----------
+    meshes_ : dict of str to QuadMesh
+        One per field.
+    axes_ : list of Axes
+    figure_
+    """
+
+    FIELDS = (
+        ("lambda_max", "λmax (sharpest curvature)", "viridis"),
+        ("lambda_min", "λmin (most negative curvature)", "RdBu_r"),
+        ("ratio", "|λmin / λmax| (non-convexity)", "magma"),
+    )
+
+    def __init__(self, surface: Any) -> None:
+        missing = [f for f, _, _ in self.FIELDS if f not in surface.fields]
+        if missing:
+            raise ValueError(
+                f"`surface` must come from curvature_map (fields lambda_max, "
+                f"lambda_min, ratio), missing {missing}"
+            )
+        self.surface = surface
+
+    def plot(
+        self, axes: Any = None, *, title: str | None = None
+    ) -> CurvatureMapDisplay:
+        """Draw into three axes (a new figure when None); returns self."""
+        plt = require_matplotlib("CurvatureMapDisplay.plot")
+        from matplotlib.colors import TwoSlopeNorm
+
+        if axes is None:
+            _, axes = plt.subplots(1, 3, figsize=(13, 3.9), layout="constrained")
+        names = list(self.surface.names)
+        a, b = (self.surface.coords(n) for n in names[:2])
+        self.meshes_ = {}
+        for ax, (field, label, cmap) in zip(axes, self.FIELDS):
+            z = np.asarray(self.surface.fields[field], dtype=float)
+            norm = None
+            if field == "lambda_min" and np.nanmin(z) < 0 < np.nanmax(z):
+                norm = TwoSlopeNorm(0.0, float(np.nanmin(z)), float(np.nanmax(z)))
+            mesh = ax.pcolormesh(a, b, z.T, shading="nearest", cmap=cmap, norm=norm)
+            ax.figure.colorbar(mesh, ax=ax, shrink=0.9)
+            ax.plot([0], [0], marker="*", color="white", mec="black", ms=11)
+            ax.set_title(label, fontsize=10)
+            if not ax.get_xlabel():
+                ax.set_xlabel(names[0])
+            if not ax.get_ylabel():
+                ax.set_ylabel(names[1])
+            self.meshes_[field] = mesh
+        self.axes_ = list(axes)
+        self.figure_ = self.axes_[0].figure
+        matrix = self.surface.metadata.get("matrix", "hessian")
+        name = _MATRIX_NAMES.get(matrix, matrix)
+        self.figure_.suptitle(title or f"Curvature of the {name} over the plane")
+        return self
+
+
+class SharpnessDisplay:
+    """λmax along training against the stability threshold 2/η.
+
+    Parameters
+    ----------
+    runs : mapping of label to Sharpness
+        From :func:`lossmap.nn.curvature.sharpness`, one per training run.
+
+    Attributes
+    ----------
+    lines_ : dict of str to Line2D
+        λmax of each run.
+    thresholds_ : dict of str to Line2D
+        2/η of each run (when it has learning rates).
+    ax_, figure_
+    """
+
+    def __init__(self, runs: Any) -> None:
+        self.runs = dict(runs)
+
+    def plot(self, ax: Any = None, *, title: str | None = None) -> SharpnessDisplay:
+        """Draw into ``ax`` (a new figure when None); returns self."""
+        plt = require_matplotlib("SharpnessDisplay.plot")
+        if ax is None:
+            _, ax = plt.subplots(figsize=(6.4, 4.0), layout="constrained")
+        self.lines_, self.thresholds_ = {}, {}
+        colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+        for i, (label, sh) in enumerate(self.runs.items()):
+            c = colors[i % len(colors)]
+            (self.lines_[label],) = ax.plot(
+                sh.steps, sh.lambda_max, color=c, lw=1.6, label=f"λmax, {label}"
+            )
+            if sh.threshold is not None:
+                (self.thresholds_[label],) = ax.plot(
+                    sh.steps,
+                    sh.threshold,
+                    color=c,
+                    ls="--",
+                    lw=1.0,
+                    label=f"2/η, {label}",
+                )
+        if not ax.get_xlabel():
+            ax.set_xlabel("training step")
+        if not ax.get_ylabel():
+            ax.set_ylabel("top eigenvalue of the Hessian")
+        if title is not None or not ax.get_title():
+            ax.set_title(title or "Sharpness along training (edge of stability: 2/η)")
+        ax.legend(fontsize=8)
+        self.ax_, self.figure_ = ax, ax.figure
+        return self
+
+
+class BlockTraceDisplay:
+    """Per-layer (per-block) traces and top eigenvalues as bars.
+
+    Parameters
+    ----------
+    blocks : mapping of str to BlockCurvature
+        From :func:`lossmap.nn.curvature.block_curvature`.
+
+    Attributes
+    ----------
+    trace_bars_, top_bars_ : BarContainer
+    errorbars_ : ErrorbarContainer
+    ax_, figure_
+    """
+
+    def __init__(self, blocks: Any) -> None:
+        self.blocks = dict(blocks)
+
+    def plot(self, ax: Any = None, *, title: str | None = None) -> BlockTraceDisplay:
+        """Draw into ``ax`` (a new figure when None); returns self."""
+        plt = require_matplotlib("BlockTraceDisplay.plot")
+        if ax is None:
+            _, ax = plt.subplots(figsize=(6.4, 4.0), layout="constrained")
+        names = list(self.blocks)
+        pos = np.arange(len(names))
+        traces = [self.blocks[n].trace.value for n in names]
+        errors = [self.blocks[n].trace.stderr for n in names]
+        tops = [float(self.blocks[n].top.values[0]) for n in names]
+        self.trace_bars_ = ax.bar(pos - 0.2, traces, 0.4, label="trace (Hutch++)")
+        self.errorbars_ = ax.errorbar(
+            pos - 0.2, traces, yerr=errors, fmt="none", ecolor="black", capsize=3
+        )
+        self.top_bars_ = ax.bar(pos + 0.2, tops, 0.4, label="top eigenvalue")
+        ax.set_xticks(pos, [f"{n}\n({self.blocks[n].dim} params)" for n in names])
+        if not ax.get_ylabel():
+            ax.set_ylabel("curvature of the block")
+        if title is not None or not ax.get_title():
+            ax.set_title(title or "Curvature per layer")
+        ax.legend(fontsize=8)
+        self.ax_, self.figure_ = ax, ax.figure
         return self

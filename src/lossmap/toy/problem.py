@@ -17,9 +17,10 @@ import numpy as np
 
 from lossmap import losses as _losses
 from lossmap._validation import check_float
+from lossmap.toy import _squash
 from lossmap.toy._base import Landscape, Region
 from lossmap.toy.data import Dataset, dataset
-from lossmap.toy.models import Model, get_model
+from lossmap.toy.models import MODELS, Model, get_model
 
 __all__ = ["Minimum", "Problem", "problem"]
 
@@ -96,7 +97,7 @@ class Problem(Landscape):
     def _through_logits(self) -> bool:
         # sigmoid + BCE is computed as BCE-with-logits on z: same function,
         # but exact at any z (no clipping of probabilities).
-        return self.model.name == "logistic" and self.loss_fn.name == "bce"
+        return self.model is MODELS["logistic"] and self.loss_fn.name == "bce"
 
     def _elementwise(self) -> tuple[Model, _losses.Loss]:
         if self._through_logits():
@@ -120,10 +121,10 @@ class Problem(Landscape):
         x, y = self.data.x, self.data.y
         pred = w[..., None] * x
         pred += b[..., None]
-        if model.name == "tanh":
+        if model.act is np.tanh:
             np.tanh(pred, out=pred)  # in place: the hot path of tanh surfaces
-        elif model.name != "line":
-            pred = model.act(pred)
+        elif model is not MODELS["line"]:  # by identity: a user's model may
+            pred = model.act(pred)  # share a built-in one's name
         if loss.name == "mse":
             pred -= y
             value = np.einsum("...i,...i->...", pred, pred) / x.size
@@ -169,6 +170,20 @@ class Problem(Landscape):
 
     def _work_per_point(self) -> int:
         return len(self.data)
+
+    def evaluate_grid(self, a0: np.ndarray, a1: np.ndarray) -> np.ndarray:
+        """``loss`` on the outer grid ``a0 x a1``.
+
+        A tanh or logistic neuron with MSE takes the factorised path of
+        :mod:`lossmap.toy._squash` (no ``tanh`` per value, cache-sized blocks);
+        everything else, and grids too wide for that path, the direct one.
+        """
+        model, loss = self._elementwise()
+        if loss.name == "mse" and _squash.supports(model):
+            values = _squash.mse_grid(model, self.data.x, self.data.y, a0, a1)
+            if values is not None:
+                return values + self._penalty(a0[:, None], a1[None, :])
+        return super().evaluate_grid(a0, a1)
 
     # ------------------------------------------------------------ extras
     def predict(self, x: Any, w: float, b: float) -> np.ndarray:
