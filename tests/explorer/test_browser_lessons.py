@@ -505,3 +505,49 @@ def test_lesson_presets_set_up_the_three_tasks(explorer, artifacts):
     assert state["opts"] == ["gd", "momentum"]
     assert state["steps"] == "200"
     page.screenshot(path=artifacts / "lesson-8-valley-preset.png")
+
+
+def test_hover_option_moves_the_point(explorer):
+    page, ui = explorer.page, explorer
+    page.locator("#overlays label", has_text="hover moves").click()
+    page.wait_for_timeout(300)
+    a = page.evaluate(_DATA_TO_PAGE, [0.5, 0.5])
+    page.mouse.move(*a)
+    page.mouse.move(a[0] + 5, a[1] + 5)
+    page.wait_for_function(
+        "() => { const t = document.querySelector('#fit .gtitle');"
+        " return t && t.textContent.startsWith('w = 0.5'); }"
+    )
+    w, b, loss = ui.readout()
+    assert w == pytest.approx(0.5, abs=0.1)
+    prob = toy.problem("line", "two-points", "mse")
+    assert loss == pytest.approx(float(prob.loss(w, b)), rel=2e-3)
+
+
+def test_3d_paths_sit_on_the_surface_and_stay_in_the_grid(explorer, artifacts):
+    page, ui = explorer.page, explorer
+    ui.choose_optimizers({"gd": "0.1", "adam": None})
+    page.click("#run")
+    _wait_status(page, 2)
+    _wait_played(page)
+    ui.choose_radio("view", "3-D linear")
+    page.wait_for_function(
+        "() => { const g = document.querySelector('#landscape .js-plotly-plot');"
+        " return g && g._fullData[0].type === 'surface'"
+        " && g._fullData.some((t) => t.uid === 'path-0' && t.x.length > 1); }"
+    )
+    page.wait_for_timeout(500)
+    gd = page.evaluate(
+        "() => { const g = document.querySelector('#landscape .js-plotly-plot');"
+        " const t = g._fullData.find((t) => t.uid === 'path-0');"
+        " return {x: Array.from(t.x), y: Array.from(t.y), z: Array.from(t.z),"
+        " range: g._fullLayout.scene.xaxis.range}; }"
+    )
+    prob = toy.problem("line", "two-points", "mse")
+    # linear height: z is the loss itself, at the path's points
+    np.testing.assert_allclose(
+        gd["z"], prob.loss(np.array(gd["x"]), np.array(gd["y"])), rtol=1e-5, atol=1e-9
+    )
+    assert min(gd["x"]) >= gd["range"][0]
+    assert max(gd["x"]) <= gd["range"][1]
+    page.screenshot(path=artifacts / "lesson-9-3d-linear.png")

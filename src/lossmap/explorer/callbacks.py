@@ -151,7 +151,7 @@ def _hyper_from(ids: list[dict[str, Any]], values: list[Any]) -> dict[str, Any]:
 
 def _overlays(value: Any) -> tuple[str, ...]:
     """The ticked overlays; anything unknown is ignored."""
-    known = ("arrows", "curvature", "slices")
+    known = ("arrows", "curvature", "slices", "hover")
     if not isinstance(value, list):
         return ()
     return tuple(v for v in value if isinstance(v, str) and v in known)

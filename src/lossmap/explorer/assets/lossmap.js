@@ -242,7 +242,32 @@
     L.setPoint(p[0], p[1], false);
     state.last = p;
   }
+  function hovering() {
+    const box = document.querySelector("#overlays input[value=hover]");
+    return !!box && box.checked;
+  }
   function onMove(ev) {
+    if (!state.dragging && hovering() && !state.playing) {
+      // hover mode: follow the pointer; the server confirms once it rests
+      const gd = plot("landscape");
+      if (!is2d(gd)) return;
+      const p = dataAt(gd, ev);
+      if (!p) return;
+      state.pending = p;
+      if (!state.frame) {
+        state.frame = requestAnimationFrame(function () {
+          state.frame = null;
+          if (!state.pending) return;
+          const q = state.pending; state.pending = null;
+          L.setPoint(q[0], q[1], false);
+          state.last = q;
+          state.updates = (state.updates || 0) + 1;
+          clearTimeout(state.rest);
+          state.rest = setTimeout(function () { L.setPoint(q[0], q[1], true); }, 250);
+        });
+      }
+      return;
+    }
     if (!state.dragging) return;
     const gd = plot("landscape");
     const fl = gd && gd._fullLayout;
