@@ -551,3 +551,36 @@ def test_3d_paths_sit_on_the_surface_and_stay_in_the_grid(explorer, artifacts):
     assert min(gd["x"]) >= gd["range"][0]
     assert max(gd["x"]) <= gd["range"][1]
     page.screenshot(path=artifacts / "lesson-9-3d-linear.png")
+
+
+def test_dragging_a_data_point_moves_it(explorer, artifacts):
+    page, ui = explorer.page, explorer
+    data = ui.trace("fit", "data")
+    x0, y0 = data["x"][1], data["y"][1]  # two-points: (2, 0.6)
+    to_page = (
+        "([a, b]) => { const gd = document.querySelector('#fit .js-plotly-plot');"
+        " const fl = gd._fullLayout; const r = gd.getBoundingClientRect();"
+        " return [r.left + fl._size.l + fl.xaxis.d2p(a),"
+        " r.top + fl._size.t + fl.yaxis.d2p(b)]; }"
+    )
+    a = page.evaluate(to_page, [x0, y0])
+    b = page.evaluate(to_page, [1.5, -0.2])
+    page.mouse.move(*a)
+    page.mouse.down()
+    for k in range(1, 6):
+        page.mouse.move(a[0] + (b[0] - a[0]) * k / 5, a[1] + (b[1] - a[1]) * k / 5)
+    page.mouse.up()
+    page.wait_for_function(
+        "() => document.querySelector('#landscape .gtitle').textContent"
+        ".includes('(edited)')"
+    )
+    page.wait_for_timeout(300)
+    data = ui.trace("fit", "data")
+    assert len(data["x"]) == 2
+    assert data["x"][1] == pytest.approx(1.5, abs=0.05)
+    assert data["y"][1] == pytest.approx(-0.2, abs=0.05)
+    star = ui.trace("landscape", "θ*")
+    # two points: the line through both
+    w = (data["y"][1] - data["y"][0]) / (data["x"][1] - data["x"][0])
+    assert star["x"][0] == pytest.approx(w, abs=1e-6)
+    page.screenshot(path=artifacts / "lesson-10-dragged-point.png", full_page=True)

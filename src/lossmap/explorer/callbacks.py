@@ -267,6 +267,9 @@ def register(app: Any, *, store_root: Any = None) -> None:
             return teaching.edit_data(settings, "noise", sd=sd, seed=seed), ""
         if trigger == "fit-click" and isinstance(click, list) and len(click) >= 2:
             at = check_point(click[:2], "clicked point")
+            if len(click) == 5:  # a data point dragged from click[3:] to at
+                moved = check_point(click[3:], "dragged point")
+                return teaching.edit_data(settings, "move", at=at, source=moved), ""
             action = "delete" if mode == "delete" else "add"
             return teaching.edit_data(settings, action, at=at), ""
         return no_update, ""
