@@ -584,3 +584,30 @@ def test_dragging_a_data_point_moves_it(explorer, artifacts):
     w = (data["y"][1] - data["y"][0]) / (data["x"][1] - data["x"][0])
     assert star["x"][0] == pytest.approx(w, abs=1e-6)
     page.screenshot(path=artifacts / "lesson-10-dragged-point.png", full_page=True)
+
+
+def test_runs_follow_a_data_edit(explorer):
+    page, ui = explorer.page, explorer
+    ui.choose_optimizers({"gd": "0.1"})
+    ui.set_number("opt-steps", "40")
+    page.click("#run")
+    _wait_status(page, 1)
+    _wait_played(page)
+    start = ui.trace("landscape", "start")
+    page.click("#add-outlier")
+    page.wait_for_function(
+        "() => document.querySelector('#landscape .gtitle').textContent"
+        ".includes('(edited)')"
+    )
+    _wait_status(page, 1)  # the same run again, not "press run"
+    page.wait_for_function(
+        "() => { const a = document.getElementById('landscape').dataset.animated;"
+        " return a && a !== 'playing' && Number(a) > 1000; }"
+    )
+    data = ui.trace("fit", "data")
+    prob = toy.problem("line", (np.array(data["x"]), np.array(data["y"])), "mse")
+    path = ui.trace("landscape", "gd")
+    ref = optim.run(prob, optim.gd(0.1), [start["x"][0], start["y"][0]], steps=40)
+    np.testing.assert_allclose(
+        np.column_stack([path["x"], path["y"]]), ref.params, rtol=1e-6, atol=1e-12
+    )

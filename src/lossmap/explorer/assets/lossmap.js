@@ -626,14 +626,27 @@
         return window.dash_clientside.no_update;
       },
       figure: function (fig, stored) {
-        // after the landscape is (re)drawn: listeners, then the paths
-        setTimeout(function () {
-          L.attach();
-          L.drawRuns(stored, fig);
-        }, 0);
+        // once this figure is drawn (its stamp is on the graph): listeners,
+        // then the paths (a new figure from the server has none)
+        const want = fig && fig.layout && fig.layout.meta && fig.layout.meta.stamp;
+        let tries = 0;
+        const wait = function () {
+          const gd = plot("landscape");
+          const meta = gd && gd.layout && gd.layout.meta;
+          if ((!meta || meta.stamp !== want) && tries++ < 200) {
+            setTimeout(wait, 25);
+            return;
+          }
+          setTimeout(function () {
+            L.attach();
+            L.drawRuns(state.latestRuns !== undefined ? state.latestRuns : stored, fig);
+          }, 30);
+        };
+        wait();
         return window.dash_clientside.no_update;
       },
       runs: function (stored) {
+        state.latestRuns = stored;
         setTimeout(function () { L.drawRuns(stored, null); }, 0);
         const max = stored && stored.runs && stored.runs.length
           ? Math.max.apply(null, stored.runs.map(function (r) { return r.params.length - 1; }))
