@@ -23,7 +23,7 @@ Examples
 
 from __future__ import annotations
 
-from lossmap.nn import batch, hessian
+from lossmap.nn import batch, curvature, hessian
 from lossmap.nn.align import Alignment, align
 from lossmap.nn.batch import (
     METRICS,
@@ -88,6 +88,7 @@ __all__ = [
     "axis_directions",
     "barrier",
     "batch",
+    "curvature",
     "curve_path",
     "describe_selection",
     "embed",
