@@ -604,3 +604,23 @@ def test_output_loss_reads_the_models_own_loss_on_a_mapping_batch(work):
                 p.copy_(w[n] + a * d1.tensors[n] + b * d2.tensors[n])
             ref = float(model(**batch)["loss"])
         assert s.loss[i, j] == pytest.approx(ref, rel=1e-5)
+
+
+def test_hessian_of_the_models_own_loss(work):
+    argv = ["hessian", "--model", "nets.py:WithLoss", "--data", "nets.py:labelled"]
+    argv += ["--loss", "output.loss", "--top", "1", "--probes", "4", "--no-density"]
+    assert main([*argv, "--out", "h.json"]) == 0
+    result = json.loads((work / "h.json").read_text())
+    ns: dict = {}
+    exec(MODEL_FILE, ns)
+    model, batch = ns["WithLoss"](), ns["labelled"]()
+    x, y = batch["x"].double(), batch["labels"]
+    w0 = torch.cat([model.body.weight.detach().reshape(-1), model.body.bias.detach()])
+
+    def f(flat):
+        w, b = flat[:12].reshape(3, 4), flat[12:]
+        return torch.nn.functional.cross_entropy(x @ w.T + b, y)
+
+    dense = torch.func.hessian(f)(w0.double())
+    top = float(np.linalg.eigvalsh(dense.numpy())[-1])
+    assert result["eigenvalues"][0] == pytest.approx(top, rel=1e-4)
