@@ -162,7 +162,9 @@ def run(out: Path) -> list[tuple[Path, str]]:
     # maps of both runs' checkpoints, coloured by their loss
     t0 = time.perf_counter()
     runs = {f"seed {SEEDS[0]}": rec_a, f"seed {SEEDS[1]}": rec_b}
-    tsne = lnn.embed(runs, "tsne", model=net_a, loss_fn=loss_fn, data=data)
+    tsne = lnn.embed(
+        runs, "tsne", model=net_a, loss_fn=loss_fn, data=data, metrics="accuracy"
+    )
     pca = dataclasses.replace(lnn.embed(runs, "pca"), loss=tsne.loss)
     for method, emb in (("tsne", tsne), ("pca", pca)):
         disp = EmbeddingDisplay.from_embedding(emb)

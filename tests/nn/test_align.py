@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import itertools
 
 import numpy as np
 import pytest
@@ -176,3 +177,35 @@ def test_different_architectures_are_refused():
         align(_mlp(0), torch.nn.Sequential(torch.nn.Linear(6, 3)).double())
     with pytest.raises(TypeError, match="model_b"):
         align(_mlp(0), np.zeros(3))
+
+
+@pytest.mark.parametrize("widths", [(3, 5, 4, 6, 2), (7, 2, 9, 3)])
+def test_deeper_mlps_with_layernorm_are_realigned(widths):
+    torch.manual_seed(sum(widths))
+    layers = []
+    for i, (fan_in, fan_out) in enumerate(itertools.pairwise(widths)):
+        layers.append(torch.nn.Linear(fan_in, fan_out))
+        if i < len(widths) - 2:
+            layers += [torch.nn.LayerNorm(fan_out), torch.nn.GELU()]
+    a = torch.nn.Sequential(*layers).double()
+    with torch.no_grad():
+        for m in a:
+            if isinstance(m, torch.nn.LayerNorm):
+                m.weight.normal_()
+                m.bias.normal_()
+    b = copy.deepcopy(a)
+    gen = torch.Generator().manual_seed(9)
+    linears = [m for m in b if isinstance(m, torch.nn.Linear)]
+    norms = [m for m in b if isinstance(m, torch.nn.LayerNorm)]
+    with torch.no_grad():
+        for k, (lin, norm) in enumerate(zip(linears[:-1], norms)):
+            p = torch.randperm(lin.out_features, generator=gen)
+            for t in (lin.weight, lin.bias, norm.weight, norm.bias):
+                t.copy_(t[p])
+            nxt = linears[k + 1].weight
+            nxt.copy_(nxt[:, p])
+    x = torch.randn(10, widths[0], dtype=torch.float64)
+    assert torch.allclose(a(x), b(x))
+    result = align(a, b)
+    for (n, t), t2 in zip(a.state_dict().items(), result.model.state_dict().values()):
+        torch.testing.assert_close(t2, t, rtol=0, atol=0, msg=n)

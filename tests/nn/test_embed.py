@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 
@@ -189,3 +191,15 @@ def test_bad_checkpoints(tmp_path):
     small = torch.nn.Linear(5, 2).double()
     with pytest.raises(ValueError, match="other parameters"):
         embed({"a": [_net(0)] * 3, "b": [small] * 3})
+
+
+def test_pca_in_column_blocks_equals_one_block(monkeypatch):
+    """The Gram matrix and the signs accumulated over many column blocks."""
+    # the function lossmap.nn.embed shadows its module as an attribute
+    embed_module = sys.modules["lossmap.nn.embed"]
+    _, r0 = _run(0)
+    _, r1 = _run(1)
+    whole = embed([r0, r1], "pca")
+    monkeypatch.setattr(embed_module, "_BLOCK", 40)  # 1-2 columns per block
+    blocked = embed([r0, r1], "pca")
+    np.testing.assert_allclose(blocked.coords, whole.coords, rtol=1e-10, atol=1e-12)

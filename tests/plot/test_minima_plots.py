@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -103,13 +105,13 @@ def test_embedding_figure_from_object_and_dict():
     pytest.importorskip("plotly")
     from lossmap.plot import embedding_figure
 
-    emb = _embedding()
+    emb = dataclasses.replace(_embedding(), metrics={"accuracy": np.linspace(0, 1, 9)})
     for source in (emb, emb.to_dict()):
         fig = embedding_figure(source)
         points = fig.data[-1]
         np.testing.assert_allclose(points.x, emb.coords[:, 0])
         np.testing.assert_allclose(points.marker.color, np.log10(emb.loss))
-        assert points.text[0] == "a, step 0<br>loss 2"
+        assert points.text[0] == "a, step 0<br>loss 2<br>accuracy 0"
     lines = [t for t in fig.data if t.mode == "lines"]
     assert [t.name for t in lines] == ["a", "b"]
     with pytest.raises(TypeError, match="Embedding"):

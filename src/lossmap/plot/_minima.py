@@ -508,6 +508,8 @@ def embedding_figure(embedding: Any) -> Any:
         text = [f"{t}<br>loss {v:.4g}" for t, v in zip(text, values)]
     else:
         marker.update(color=step, colorscale="Viridis", colorbar={"title": "step"})
+    for name, vals in (rec.get("metrics") or {}).items():
+        text = [f"{t}<br>{name} {float(v):.4g}" for t, v in zip(text, vals)]
     fig.add_scatter(
         x=xy[:, 0],
         y=xy[:, 1],
