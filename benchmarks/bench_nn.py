@@ -27,7 +27,8 @@ process's peak resident set size during each run (``VmHWM`` after resetting
 it through ``/proc/self/clear_refs``), in MiB.
 
 Run: ``python -m benchmarks nn`` (``LOSSMAP_BENCH_WORKLOADS=W1,W3`` for a
-subset; ``LOSSMAP_BENCH_THREADS=1`` on a machine shared with other work).
+subset, ``LOSSMAP_BENCH_ROUNDS=1`` for one round each, and
+``LOSSMAP_BENCH_THREADS=1`` on a machine shared with other work).
 """
 
 from __future__ import annotations
@@ -343,7 +344,8 @@ def run(names: list[str] | None = None) -> dict[str, Any]:
     names = names or (chosen.split(",") if chosen else list(WORKLOADS))
     for name in names:
         print(f"-- {name}", flush=True)
-        out[name] = bench(name, REPS[name], peak["gflops_best"])
+        reps = int(os.environ.get("LOSSMAP_BENCH_ROUNDS", REPS[name]))
+        out[name] = bench(name, reps, peak["gflops_best"])
         print(out[name], flush=True)
     return out
 
