@@ -9,7 +9,9 @@ options are those of ``lossmap plane`` (:mod:`lossmap._cli.network`).
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Annotated, Any
@@ -26,7 +28,6 @@ from lossmap._cli.network import (
     Weights,
     WeightsKey,
     command_line,
-    interruptible,
     recording_of,
 )
 
@@ -58,6 +59,26 @@ def _model_inputs(model: Any, data: Any, loss: Any) -> Any:
     head = materialise(data).head(64)
     x = Objective.build(loss).inputs_of(head)
     return x if isinstance(x, torch.Tensor) else None
+
+
+@contextlib.contextmanager
+def _curve_interruptible(store: Path) -> Iterator[None]:
+    """Ctrl-C while training: say how many epochs are saved; exit 130."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        from lossmap import nn as lnn
+
+        try:
+            done = lnn.Curve.load(store).meta["epochs_done"]
+        except (ValueError, FileNotFoundError):
+            done = 0
+        typer.echo(
+            f"\ninterrupted; {done} epoch(s) of the curve are saved in {store}; "
+            "rerun the same command to continue",
+            err=True,
+        )
+        raise typer.Exit(130) from None
 
 
 # ------------------------------------------------------------------ connect
@@ -99,7 +120,7 @@ def do_connect(s: dict[str, Any]) -> dict[str, Any]:
     curve = None
     if s["curve"] != "none":
         store = out / "curve"
-        with interruptible(None):
+        with _curve_interruptible(store):
             curve = lnn.train_curve(
                 a,
                 b,
