@@ -35,6 +35,7 @@ demo: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks demo
+	$(VENV)/bin/lint-imports
 
 test: $(STAMP) chromium lint
 	$(PY) -m pytest -q

@@ -3,12 +3,16 @@
 Two small networks trained briefly on scikit-learn's digits (1,000 images,
 one full batch, float32): an MLP 64-32-10 (2,410 parameters) and a CNN
 (810 parameters). The exact answers come from the dense float64 Hessian
-(``eigvalsh``, ``trace``). Each method runs at several settings and three
-seeds; a setting *reaches* 1e-3 when its worst relative error over the seeds is
-at most 1e-3, and the figure is the fastest such setting's mean time
-(operator construction included). All libraries run on one thread.
+(``eigvalsh``, ``trace``). Questions: the top eigenvalue, the top five, and
+the trace, each to 1e-3 relative error. Each method runs at several settings
+and three seeds (one for settings without randomness); a setting *reaches*
+1e-3 when its worst relative error over the seeds (and over the five values)
+is at most 1e-3, and the figure is the fastest such setting's mean time
+(operator construction included). Each method runs once untimed first. All
+libraries run on one thread.
 
-``python -m benchmarks curvature`` (about three minutes on 2 vCPUs).
+``python -m benchmarks curvature`` (about six minutes on a busy 2-vCPU
+machine).
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lossmap.nn.curvature import HessianOperator, eigenvalues, hutchinson, hutchpp
+from lossmap.nn.curvature import HessianOperator, eigenvalues, hutchpp
 
 TARGET = 1e-3
 SEEDS = (0, 1, 2)
@@ -67,15 +71,27 @@ def _timed(fn: Any) -> tuple[float, Any]:
     return time.perf_counter() - t0, out
 
 
-def _sweep(settings: dict[str, Any], exact: float) -> dict[str, Any]:
-    """Run every setting for every seed; the fastest that reaches TARGET."""
+def _error(value: Any, exact: Any) -> float:
+    """Worst relative error over the entries (one number, or the top k)."""
+    v, e = np.atleast_1d(np.asarray(value, float)), np.atleast_1d(exact)
+    return float(np.max(np.abs(np.sort(v)[::-1] - e) / np.abs(e)))
+
+
+def _sweep(
+    settings: dict[str, Any], exact: Any, deterministic: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """Run every setting for every seed (once when it uses no randomness);
+    the fastest setting whose worst error reaches TARGET. Each method runs
+    once untimed first, so no one pays for first-call costs."""
+    first = next(iter(settings.values()))
+    first(0)
     rows = []
     for label, fn in settings.items():
         times, errors, extra = [], [], None
-        for seed in SEEDS:
+        for seed in SEEDS[:1] if label in deterministic else SEEDS:
             dt, (value, extra) = _timed(lambda fn=fn, seed=seed: fn(seed))
             times.append(dt)
-            errors.append(abs(value - exact) / abs(exact))
+            errors.append(_error(value, exact))
         rows.append(
             {
                 "setting": label,
@@ -95,23 +111,23 @@ def _sweep(settings: dict[str, Any], exact: float) -> dict[str, Any]:
     }
 
 
-def _lossmap_top(model, x, y, tol):
+def _lossmap_top(model, x, y, tol, k=1):
     def run(seed):
         op = HessianOperator(model, F.cross_entropy, (x, y))
-        e = eigenvalues(op, 1, tol=tol, seed=seed)
-        return float(e.values[0]), {"products": e.products, "converged": e.converged}
+        e = eigenvalues(op, k, tol=tol, seed=seed)
+        return e.values, {"products": e.products, "converged": e.converged}
 
     return run
 
 
-def _pyhessian_top(model, x, y, tol):
+def _pyhessian_top(model, x, y, tol, k=1):
     from pyhessian import hessian
 
     def run(seed):
         torch.manual_seed(seed)
         h = hessian(model, nn.CrossEntropyLoss(), data=(x, y), cuda=False)
-        vals, _ = h.eigenvalues(maxIter=500, tol=tol, top_n=1)
-        return float(vals[0]), None
+        vals, _ = h.eigenvalues(maxIter=500, tol=tol, top_n=k)
+        return vals, None
 
     return run
 
@@ -125,14 +141,14 @@ def _curvlinops_op(model, x, y):
     )
 
 
-def _curvlinops_top(model, x, y, tol):
+def _curvlinops_top(model, x, y, tol, k=1):
     from scipy.sparse.linalg import eigsh
 
     def run(seed):
         A = _curvlinops_op(model, x, y).to_scipy()
         v0 = np.random.default_rng(seed).normal(size=A.shape[0])
-        val = eigsh(A, k=1, which="LA", tol=tol, v0=v0, return_eigenvectors=False)
-        return float(val[0]), None
+        val = eigsh(A, k=k, which="LA", tol=tol, v0=v0, return_eigenvectors=False)
+        return val, None
 
     return run
 
@@ -152,7 +168,8 @@ def _pyhessian_trace(model, x, y, probes):
     def run(seed):
         torch.manual_seed(seed)
         h = hessian(model, nn.CrossEntropyLoss(), data=(x, y), cuda=False)
-        return float(np.mean(h.trace(maxIter=probes, tol=0.0))), None
+        samples = np.asarray(h.trace(maxIter=probes, tol=0.0), dtype=float)
+        return float(samples.mean()), {"sample_std": float(samples.std(ddof=1))}
 
     return run
 
@@ -179,63 +196,124 @@ def _one(name: str, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict:
     lam = np.linalg.eigvalsh(H.numpy())
     exact_top, exact_trace = float(lam[-1]), float(np.trace(H.numpy()))
     dim = H.shape[0]
-    top = {
-        "lossmap": _sweep(
-            {f"tol={t:g}": _lossmap_top(model, x, y, t) for t in (1e-2, 1e-3, 1e-4)},
-            exact_top,
-        ),
-        "pyhessian": _sweep(
-            {f"tol={t:g}": _pyhessian_top(model, x, y, t) for t in (1e-3, 1e-4, 1e-5)},
-            exact_top,
-        ),
-        "curvlinops+eigsh": _sweep(
-            {f"tol={t:g}": _curvlinops_top(model, x, y, t) for t in (1e-2, 1e-3, 1e-4)},
-            exact_top,
-        ),
-    }
-    m3 = 3 * ((dim - 1) // 3)  # curvlinops: a multiple of 3 below dim
+    top = {}
+    for k in (1, 5):
+        ex = lam[::-1][:k]
+        top[f"top{k}"] = {
+            "lossmap": _sweep(
+                {f"tol={t:g}": _lossmap_top(model, x, y, t, k) for t in (1e-2, 1e-3)},
+                ex,
+            ),
+            "pyhessian": _sweep(
+                {
+                    f"tol={t:g}": _pyhessian_top(model, x, y, t, k)
+                    for t in (1e-3, 1e-4, 1e-5)
+                },
+                ex,
+            ),
+            "curvlinops+eigsh": _sweep(
+                {
+                    f"tol={t:g}": _curvlinops_top(model, x, y, t, k)
+                    for t in (1e-2, 1e-3)
+                },
+                ex,
+            ),
+        }
+    exact_label = f"exact from unit vectors ({dim})"
     trace = {
         "lossmap": _sweep(
             {
-                "hutchinson 200 probes": _lossmap_trace(
-                    model, x, y, hutchinson, probes=200, batch=50
-                ),
                 "hutch++ sketch 256 + 256": _lossmap_trace(
                     model, x, y, hutchpp, sketch=256, probes=256, batch=64
                 ),
-                f"hutch++ sketch=dim ({dim})": _lossmap_trace(
-                    model, x, y, hutchpp, sketch=dim, batch=64
+                "hutch++ sketch 384 + 384": _lossmap_trace(
+                    model, x, y, hutchpp, sketch=384, probes=384, batch=64
                 ),
+                exact_label: _lossmap_trace(model, x, y, hutchpp, sketch=dim, batch=64),
             },
             exact_trace,
+            deterministic=(exact_label,),
         ),
         "pyhessian": _sweep(
-            {
-                f"hutchinson {p} probes": _pyhessian_trace(model, x, y, p)
-                for p in (200, 800)
-            },
+            {"hutchinson 800 probes": _pyhessian_trace(model, x, y, 800)},
             exact_trace,
         ),
         "curvlinops": _sweep(
-            {
-                "hutchpp_trace 768": _curvlinops_trace(
-                    model, x, y, "hutchpp_trace", 768
-                ),
-                f"hutchpp_trace {m3}": _curvlinops_trace(
-                    model, x, y, "hutchpp_trace", m3
-                ),
-            },
+            {"hutchpp_trace 768": _curvlinops_trace(model, x, y, "hutchpp_trace", 768)},
             exact_trace,
         ),
     }
+    # PyHessian's Hutchinson would need about (σ / (1e-3 · tr))² probes for a
+    # standard error of 1e-3 · tr; its time per probe gives the time.
+    ph = trace["pyhessian"]["runs"][0]
+    need = (ph["extra"]["sample_std"] / (TARGET * abs(exact_trace))) ** 2
+    trace["pyhessian"]["estimated_probes_for_1e-3_se"] = int(need)
+    trace["pyhessian"]["estimated_time_for_1e-3_se_s"] = round(
+        ph["mean_s"] / 800 * need, 1
+    )
     return {
         "params": dim,
         "exact_top": exact_top,
         "exact_trace": exact_trace,
         "dense_float64_s": round(t_dense, 2),
-        "top_eigenvalue": top,
+        "top_eigenvalues": top,
         "trace": trace,
     }
+
+
+def _contract(x: torch.Tensor, y: torch.Tensor) -> dict[str, Any]:
+    """curvlinops against lossmap's operator contract, on one model."""
+    import curvlinops
+
+    torch.manual_seed(0)
+    m = nn.Sequential(nn.Linear(64, 32), nn.Tanh(), nn.Dropout(0.2), nn.Linear(32, 10))
+    m.train()
+    m[2].eval()  # mixed modes
+    m[0].weight.grad = torch.ones_like(m[0].weight)
+    flags = [mm.training for mm in m.modules()]
+    grad = m[0].weight.grad.clone()
+    xs, ys = x[:500], y[:500]
+    A = curvlinops.HessianLinearOperator(
+        m,
+        nn.CrossEntropyLoss(),
+        list(m.parameters()),
+        [(xs, ys)],
+        check_deterministic=False,
+    )
+    op = HessianOperator(m, F.cross_entropy, (xs, ys))
+    v = torch.randn(op.dim)
+    out: dict[str, Any] = {
+        "params": op.dim,
+        "rows": 500,
+        "relative_difference": float(
+            (A @ v - op.matvec(v)).abs().max() / op.matvec(v).abs().max()
+        ),
+    }
+    for name, f in (("curvlinops", lambda: A @ v), ("lossmap", lambda: op.matvec(v))):
+        f()
+        dt, _ = _timed(lambda f=f: [f() for _ in range(30)])
+        out[f"{name}_s_per_product"] = round(dt / 30, 5)
+    V = torch.randn(16, op.dim)
+    op.matmat(V)
+    dt, _ = _timed(lambda: op.matmat(V))
+    out["lossmap_s_per_product_matmat16"] = round(dt / 16, 5)
+    A @ V.T.contiguous()
+    dt, _ = _timed(lambda: A @ V.T.contiguous())
+    out["curvlinops_s_per_product_matmat16"] = round(dt / 16, 5)
+    out["curvlinops_left_flags_and_grad"] = bool(
+        flags == [mm.training for mm in m.modules()]
+        and torch.equal(grad, m[0].weight.grad)
+    )
+    m.train()
+    m[2].train()
+    try:
+        curvlinops.HessianLinearOperator(
+            m, nn.CrossEntropyLoss(), list(m.parameters()), [(xs, ys)]
+        )
+        out["curvlinops_train_mode_dropout"] = "accepted"
+    except RuntimeError as exc:
+        out["curvlinops_train_mode_dropout"] = f"refused: {str(exc)[:80]}"
+    return out
 
 
 def run() -> dict[str, Any]:
@@ -244,12 +322,14 @@ def run() -> dict[str, Any]:
     try:
         x, y = _data()
         out = {name: _one(name, m, x, y) for name, m in _models().items()}
+        out["contract"] = _contract(x, y)
     finally:
         torch.set_num_threads(threads)
-    for res in out.values():
-        for what in ("top_eigenvalue", "trace"):
-            ours = res[what]["lossmap"]["time_to_1e-3_s"]
-            for lib, r in res[what].items():
+    for name in ("mlp", "cnn"):
+        res = out[name]
+        for table in (*res["top_eigenvalues"].values(), res["trace"]):
+            ours = table["lossmap"]["time_to_1e-3_s"]
+            for lib, r in table.items():
                 if lib != "lossmap" and ours and r["time_to_1e-3_s"]:
                     r["lossmap_speedup"] = round(r["time_to_1e-3_s"] / ours, 2)
     try:

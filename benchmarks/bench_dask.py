@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from benchmarks._machine import load
+from benchmarks._machine import load, threads
 from benchmarks.bench_scaling import data, mlp
 from lossmap import nn as lnn
 
@@ -67,7 +67,7 @@ def _fit(rows: list[dict[str, Any]], key: str) -> dict[str, float]:
 def run() -> dict[str, Any]:
     from lossmap.distributed import dask_executor
 
-    torch.set_num_threads(min(2, torch.get_num_threads()))
+    torch.set_num_threads(threads())
     model, xy = mlp(512), data(SAMPLES)
     dirs = lnn.random_plane(model, seed=0, norm="filter")
     payload = len(pickle.dumps((model, xy, dirs)))

@@ -26,7 +26,8 @@ rate measured at the start (``matmul_peak_f32``). Peak memory is the
 process's peak resident set size during each run (``VmHWM`` after resetting
 it through ``/proc/self/clear_refs``), in MiB.
 
-Run: ``python -m benchmarks nn`` (or ``python benchmarks/bench_nn.py W1``).
+Run: ``python -m benchmarks nn`` (``LOSSMAP_BENCH_WORKLOADS=W1,W3`` for a
+subset; ``LOSSMAP_BENCH_THREADS=1`` on a machine shared with other work).
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from benchmarks._machine import matmul_peak, measure
+from benchmarks._machine import matmul_peak, measure, threads
 from lossmap import _cpu
 from lossmap import nn as lnn
 
@@ -327,7 +328,7 @@ BF16 = {"W1", "W2"}
 
 
 def run(names: list[str] | None = None) -> dict[str, Any]:
-    torch.set_num_threads(min(2, torch.get_num_threads()))
+    torch.set_num_threads(threads())
     peak = matmul_peak("float32")
     out: dict[str, Any] = {
         "torch": torch.__version__,
@@ -338,7 +339,9 @@ def run(names: list[str] | None = None) -> dict[str, Any]:
     }
     if _cpu.bf16_status("cpu")[0]:
         out["matmul_peak_bf16"] = matmul_peak("bfloat16")
-    for name in names or list(WORKLOADS):
+    chosen = os.environ.get("LOSSMAP_BENCH_WORKLOADS")  # e.g. "W1,W3"
+    names = names or (chosen.split(",") if chosen else list(WORKLOADS))
+    for name in names:
         print(f"-- {name}", flush=True)
         out[name] = bench(name, REPS[name], peak["gflops_best"])
         print(out[name], flush=True)

@@ -38,6 +38,13 @@ MODEL_FILE = textwrap.dedent(
         y = (x[:, 0] > 0).long() + (x[:, 1] > 0).long()
         return x, y
 
+    def make_bn():
+        torch.manual_seed(0)
+        return torch.nn.Sequential(
+            torch.nn.Linear(4, 8), torch.nn.BatchNorm1d(8), torch.nn.Tanh(),
+            torch.nn.Linear(8, 3),
+        )
+
     def words():
         return "not a batch"
 
@@ -48,7 +55,7 @@ MODEL_FILE = textwrap.dedent(
 
     def ce_interrupted(out, y):
         CALLS[0] += 1
-        if os.environ.get("H9_INTERRUPT") and CALLS[0] > 2:
+        if os.environ.get("H9_INTERRUPT") and CALLS[0] > 12:  # after the probe
             raise KeyboardInterrupt
         return torch.nn.functional.cross_entropy(out, y)
     """
@@ -252,8 +259,8 @@ def _no_store(work: Path) -> None:
         (["--model", "nets"], "`--model` must be MODULE:NAME or FILE.py:NAME"),
         (
             ["--data", "nets.py:words"],
-            "`--data` nets.py:words must return (inputs, targets) tensors or a "
-            "DataLoader of such batches, got str",
+            "`--data` must be a tensor, an (inputs, targets) pair, a tuple or list "
+            "of tensors, a mapping of names to tensors",
         ),
         (
             ["--weights", "missing.pt"],
@@ -402,3 +409,159 @@ def test_local_dask_executor_gives_the_same_surface(work):
     assert main([*argv, "--store", "b.zarr", "--executor", "local:2"]) == 0
     np.testing.assert_array_equal(io.load("a.zarr").loss, io.load("b.zarr").loss)
     assert main([*argv, "--store", "c.zarr", "--executor", "local:two"]) == 2
+
+
+def test_pca_of_a_recorded_trajectory_equals_the_checkpoint_folder(work):
+    ns: dict = {}
+    exec(MODEL_FILE, ns)
+    model = ns["make_model"]()
+    rec = lnn.Recorder(model, store=work / "rec.zarr")
+    for path in sorted((work / "ckpts").iterdir(), key=lambda p: int(p.stem[4:])):
+        model.load_state_dict(torch.load(path, weights_only=True))
+        rec(int(path.stem[4:]))
+    common = [*BASE, "--steps", "5", "--device", "cpu"]
+    assert main(["pca", *common, "--trajectory", "rec.zarr", "--store", "t.zarr"]) == 0
+    assert main(["pca", *common, "--checkpoints", "ckpts", "--store", "c.zarr"]) == 0
+    t, c = io.load(work / "t.zarr"), io.load(work / "c.zarr")
+    np.testing.assert_allclose(t.loss, c.loss, rtol=1e-5)
+    np.testing.assert_allclose(
+        t.metadata["trajectory"]["coords"],
+        c.metadata["trajectory"]["coords"],
+        atol=1e-5,
+    )
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["pca", *BASE], "give exactly one of `--trajectory`"),
+        (["pca", *BASE, "--checkpoints", "nowhere"], "`--checkpoints` must be a"),
+        (["pca", *BASE, "--trajectory", "none.zarr"], "`--trajectory` must be a"),
+        (["pca", *BASE, "--checkpoints", "ckpts", "--center", "middle"], "`--center`"),
+        (["hessian", *BASE, "--out", "h.txt"], "`--out` must end in .json"),
+        (["run", "missing.toml"], "`EXPERIMENT` must be a .toml file"),
+        (
+            ["line", *BASE, "--weights", "final.pt"] * 1
+            + ["--weights", "final.pt", "--weights", "final.pt"],
+            "given once",
+        ),
+    ],
+)
+def test_more_bad_input(work, capsys, argv, message):
+    store = ["--store", "x.zarr"] if argv[0] in ("pca", "line") else []
+    assert main([*argv, *store]) == 2
+    assert message in capsys.readouterr().err
+    _no_store(work)
+
+
+def test_bad_experiment_files(work, capsys):
+    (work / "bad.toml").write_text(
+        'command = "plane"\nmodel = "nets.py:make_model"\n'
+        'data = "nets.py:batch"\nstpes = 3\n'
+    )
+    assert main(["run", "bad.toml"]) == 2
+    assert "unknown setting(s) ['stpes'] for plane" in capsys.readouterr().err
+    (work / "bad.toml").write_text('command = "surface"\n')
+    assert main(["run", "bad.toml"]) == 2
+    assert "`command` in bad.toml must be one of" in capsys.readouterr().err
+
+
+def test_ctrl_c_anywhere_exits_130_without_traceback(work, capsys, monkeypatch):
+    from lossmap._cli import inputs
+
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(inputs, "load_data", interrupt)
+    assert main(["plane", *BASE, "--store", "x.zarr"]) == 130
+    err = capsys.readouterr().err
+    assert "interrupted" in err
+    assert "Traceback" not in err
+    _no_store(work)
+
+
+def test_a_real_sigint_exits_130_without_traceback(work):
+    import signal
+    import time
+
+    (work / "slow.py").write_text(
+        textwrap.dedent(
+            """
+            import pathlib, time
+            import torch
+
+            def make():
+                pathlib.Path("ready").touch()
+                time.sleep(60)
+                return torch.nn.Linear(2, 2)
+            """
+        )
+    )
+    env = {**os.environ, "PYTHONPATH": str(SRC)}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "lossmap",
+            "plane",
+            "--model",
+            "slow.py:make",
+            "--data",
+            "nets.py:batch",
+            "--store",
+            "s.zarr",
+        ],
+        cwd=work,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while not (work / "ready").exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert "interrupted before anything was saved in s.zarr" in err
+    assert "Traceback" not in err
+    _no_store(work)
+
+
+def test_pca_takes_batchnorm_statistics_from_the_last_checkpoint(work):
+    ns: dict = {}
+    exec(MODEL_FILE, ns)
+    model, (x, y) = ns["make_bn"](), ns["batch"]()
+    opt = torch.optim.SGD(model.parameters(), lr=0.3)
+    (work / "bn").mkdir()
+    for step in range(30):
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(model(x + 2.0), y).backward()
+        opt.step()
+        if step % 10 == 9:
+            torch.save(model.state_dict(), work / "bn" / f"step{step}.pt")
+    argv = ["pca", "--model", "nets.py:make_bn", "--data", "nets.py:batch"]
+    assert (
+        main(
+            [
+                *argv,
+                "--checkpoints",
+                "bn",
+                "--span",
+                "1",
+                "--steps",
+                "5",
+                "--store",
+                "bn.zarr",
+            ]
+        )
+        == 0
+    )
+    s = io.load(work / "bn.zarr")
+    fresh = ns["make_bn"]()
+    fresh.load_state_dict(torch.load(work / "bn" / "step29.pt", weights_only=True))
+    fresh.eval()
+    with torch.no_grad():
+        ref = float(torch.nn.functional.cross_entropy(fresh(x), y))
+    # the running statistics (of x + 2) differ from the factory's (0 and 1)
+    assert s.loss[2, 2] == pytest.approx(ref, rel=1e-5)

@@ -9,12 +9,9 @@ from __future__ import annotations
 import importlib
 import sys
 
-try:
-    import typer
-except ImportError as exc:  # pragma: no cover - depends on environment
-    raise ImportError(
-        "the lossmap command needs typer: pip install 'lossmap[cli]'"
-    ) from exc
+from lossmap._optional import require
+
+typer = require("typer", extra="cli", what="the lossmap command")
 
 app = typer.Typer(
     name="lossmap",
@@ -26,7 +23,14 @@ app = typer.Typer(
 
 #: Modules under lossmap._cli, each with a ``register(app)`` function.
 COMMAND_MODULES = (
-    "toy", "walk", "nets", "explore", "verify", "network", "report",
+    "toy",
+    "walk",
+    "nets",
+    "explore",
+    "widget",
+    "verify",
+    "network",
+    "report",
     "minima",
 )
 

@@ -54,6 +54,7 @@ from concurrent.futures import Executor
 from contextlib import contextmanager
 from typing import Any
 
+from lossmap._optional import require
 from lossmap._validation import check_int
 
 __all__ = ["dask_executor"]
@@ -65,14 +66,10 @@ _MALLOC_TRIM_THRESHOLD = 2**30
 
 
 def _require_dask() -> Any:
-    try:
-        import dask
-        import distributed
-    except ImportError as exc:  # pragma: no cover - depends on environment
-        raise ImportError(
-            "dask_executor needs Dask: pip install 'lossmap[dist]'"
-        ) from exc
-    return dask, distributed
+    return (
+        require("dask", extra="dist", what="dask_executor"),
+        require("distributed", extra="dist", what="dask_executor"),
+    )
 
 
 def _torch_threads_plugin(threads: int) -> Any:

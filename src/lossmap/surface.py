@@ -259,12 +259,9 @@ class Surface:
 
     def to_xarray(self) -> Any:
         """An ``xarray.Dataset``: one variable per field, metadata as attrs."""
-        try:
-            import xarray as xr
-        except ImportError as exc:  # pragma: no cover - depends on environment
-            raise ImportError(
-                "Surface.to_xarray needs xarray: pip install 'lossmap[io]'"
-            ) from exc
+        from lossmap._optional import require
+
+        xr = require("xarray", extra="io", what="Surface.to_xarray")
         data_vars = {k: (self.names, np.asarray(v)) for k, v in self.fields.items()}
         coords = {n: np.asarray(a) for n, a in self.axes}
         attrs = {"lossmap_metadata": json.dumps(dict(self.metadata))}

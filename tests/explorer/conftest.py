@@ -135,7 +135,7 @@ def click_data(page: Any, graph: str, a: float, b: float) -> None:
 
 def readout(page: Any) -> tuple[float, float, float]:
     """(w, b, loss) from the readout line."""
-    text = page.inner_text("#readout")
+    text = page.inner_text("#readout").split("\n")[0]
     nums = re.findall(r"=\s*(-?[0-9.]+(?:e[-+]?\d+)?)", text)
     assert len(nums) == 3, text
     return float(nums[0]), float(nums[1]), float(nums[2])

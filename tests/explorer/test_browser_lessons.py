@@ -343,3 +343,165 @@ def test_play_pause_and_step_slider_move_point_and_fit(explorer, artifacts):
     assert "pause" not in page.inner_text("#play")
     page.screenshot(path=artifacts / "lesson-4-scrubbed.png", full_page=True)
     assert label.startswith("step ")
+
+
+def test_overlays_explain_the_long_valley(explorer, artifacts):
+    from lossmap.explorer import overlays
+
+    page, ui = explorer.page, explorer
+    page.locator("#preset").click()
+    page.get_by_role("option", name="sloped-line-through-origin", exact=True).click()
+    page.keyboard.press("Escape")
+    page.wait_for_function(
+        "() => document.querySelector('#landscape .gtitle').textContent"
+        ".endsWith('sloped-line-through-origin')"
+    )
+    for label in ("downhill arrows", "curvature at the point", "slices through θ*"):
+        page.locator("#overlays label", has_text=label).click()
+    page.wait_for_function(
+        "() => document.querySelector('#readout').innerText.includes('κ')"
+    )
+    arrows = ui.trace("landscape", "downhill")
+    assert len(arrows["x"]) >= 3 * 160
+    ui.click_data("landscape", 1.0, 1.0)
+    page.wait_for_function(
+        "() => { const t = document.querySelector('#fit .gtitle');"
+        " return t && t.textContent.startsWith('w = 1.0'); }"
+    )
+    page.wait_for_function(
+        "() => document.querySelector('#readout').innerText.includes('κ')"
+    )
+    w, b, _ = ui.readout()
+    s = ProblemSettings(
+        "line", "sloped-line-through-origin", "mse", 0.5, 0.0, ((-1, 3), (-2, 2))
+    )
+    curv = overlays.curvature_at(s, (w, b))
+    assert f"κ = {curv.condition:.3g}" in page.inner_text("#readout")
+    page.wait_for_timeout(500)
+    eigen = ui.trace("landscape", "Hessian")
+    mid = (eigen["x"][0] + eigen["x"][1]) / 2, (eigen["y"][0] + eigen["y"][1]) / 2
+    assert mid == pytest.approx((w, b), abs=1e-3)
+    assert page.locator("#slices-panel").is_visible()
+    assert len(ui.traces("slices")) == 2
+    dots = ui.trace("residual-loss", "the data's residuals")
+    assert len(dots["x"]) == len(toy.dataset("sloped-line-through-origin").x)
+    page.screenshot(path=artifacts / "lesson-5-overlays.png", full_page=True)
+
+
+def test_editing_the_data_moves_theta_star(explorer, artifacts):
+    page, ui = explorer.page, explorer
+    star0 = ui.trace("landscape", "θ*")
+    page.click("#add-outlier")
+    page.wait_for_function(
+        "() => document.querySelector('#landscape .gtitle').textContent"
+        ".includes('(edited)')"
+    )
+    page.wait_for_timeout(300)
+    star1 = ui.trace("landscape", "θ*")
+    assert (star1["x"][0], star1["y"][0]) != (star0["x"][0], star0["y"][0])
+    data = ui.trace("fit", "data")
+    x, y = np.array(data["x"]), np.array(data["y"])
+    assert len(x) == 3
+    want = np.linalg.lstsq(np.column_stack([x, np.ones_like(x)]), y, rcond=None)[0]
+    assert (star1["x"][0], star1["y"][0]) == pytest.approx(tuple(want), abs=1e-6)
+    # a click on the fit panel adds a point there
+    xy = page.evaluate(
+        "() => { const gd = document.querySelector('#fit .js-plotly-plot');"
+        " const fl = gd._fullLayout; const r = gd.getBoundingClientRect();"
+        " return [r.left + fl._size.l + fl.xaxis.d2p(0.5),"
+        " r.top + fl._size.t + fl.yaxis.d2p(0.0)]; }"
+    )
+    page.mouse.click(*xy)
+    page.wait_for_function(
+        "() => { const g = document.querySelector('#fit .js-plotly-plot');"
+        " const d = g._fullData.find((t) => t.uid === 'data');"
+        " return d && d.x.length === 4; }"
+    )
+    data = ui.trace("fit", "data")
+    assert data["x"][-1] == pytest.approx(0.5, abs=0.05)
+    assert data["y"][-1] == pytest.approx(0.0, abs=0.05)
+    page.screenshot(path=artifacts / "lesson-6-edited-data.png", full_page=True)
+    page.click("#reset-data")
+    page.wait_for_function(
+        "() => !document.querySelector('#landscape .gtitle').textContent"
+        ".includes('(edited)')"
+    )
+
+
+def _controls(page):
+    return page.evaluate(
+        """() => {
+      const v = (s) => { const e = document.querySelector(s); return e && e.value; };
+      const checked = (g) => [...document.querySelectorAll('#' + g + ' input')]
+        .filter((i) => i.checked).map((i) => i.value);
+      const opts = [...document.querySelectorAll('#opt-table input[type=checkbox]')]
+        .filter((i) => i.checked).map((i) => i.value);
+      return {model: checked('model'), loss: checked('loss'), view: checked('view'),
+              overlays: checked('overlays'), r0: v('#range0-min'), r1: v('#range1-max'),
+              steps: v('#opt-steps'), opts: opts,
+              lr: v('[id=\\'{"key":"lr","name":"gd","type":"opt-hyper"}\\']'),
+              title: document.querySelector('#landscape .gtitle').textContent,
+              readout: document.querySelector('#readout').innerText.split('\\n')[0]};
+    }"""
+    )
+
+
+def test_the_url_holds_the_whole_state(explorer, browser, live_server, artifacts):
+    page, ui = explorer.page, explorer
+    page.locator("#preset").click()
+    page.get_by_role("option", name="noisy-line", exact=True).click()
+    page.keyboard.press("Escape")
+    ui.choose_radio("loss", "MAE")
+    page.wait_for_function(
+        "() => document.querySelector('#landscape .gtitle').textContent"
+        ".startsWith('MAE') && document.querySelector('#landscape .gtitle')"
+        ".textContent.endsWith('noisy-line')"
+    )
+    ui.set_number("range0-min", "-1.5")
+    ui.choose_optimizers({"gd": "1e-3", "adam": "0.02"})
+    ui.set_number("opt-steps", "150")
+    page.locator("#overlays label", has_text="downhill arrows").click()
+    page.wait_for_timeout(600)
+    ui.click_data("landscape", 0.8, 0.4)
+    page.wait_for_timeout(800)
+    before = _controls(page)
+    url = page.url
+    assert "?s=" in url
+    other = browser.new_page(viewport={"width": 1500, "height": 1000})
+    other.set_default_timeout(20_000)
+    other.goto(url)
+    other.wait_for_function(
+        "(t) => { const g = document.querySelector('#landscape .gtitle');"
+        " return g && g.textContent === t; }",
+        arg=before["title"],
+    )
+    other.wait_for_function(
+        "(r) => document.querySelector('#readout').innerText.split('\\n')[0] === r",
+        arg=before["readout"],
+    )
+    other.wait_for_timeout(500)
+    after = _controls(other)
+    assert after == before
+    other.screenshot(path=artifacts / "lesson-7-restored-from-link.png")
+    # the copy-link button copies this very address
+    other.click("#copy-link")
+    other.wait_for_timeout(300)
+    other.close()
+
+
+def test_lesson_presets_set_up_the_three_tasks(explorer, artifacts):
+    page = explorer.page
+    page.locator("#lesson").click()
+    page.get_by_text("3 · the long valley").click()
+    page.wait_for_function(
+        "() => document.querySelector('#landscape .gtitle').textContent"
+        ".endsWith('sloped-line-through-origin')"
+    )
+    page.wait_for_function(
+        "() => document.querySelector('#readout').innerText.includes('κ')"
+    )
+    state = _controls(page)
+    assert state["overlays"] == ["arrows", "curvature"]
+    assert state["opts"] == ["gd", "momentum"]
+    assert state["steps"] == "200"
+    page.screenshot(path=artifacts / "lesson-8-valley-preset.png")

@@ -31,6 +31,7 @@ DEFAULTS = {
     "range1-max": 2.5,
     "grid-steps": 201,
     "function": "rosenbrock",
+    "data-edit": None,
 }
 
 
@@ -182,7 +183,10 @@ def _post(client, output, outputs, inputs, state=(), changed=None):
 def _landscape(client, **changes):
     vals = {**DEFAULTS, **changes}
     inputs = [(i, p, vals[i]) for i, p in callbacks.SETTINGS_INPUTS]
-    inputs += [("view", "value", changes.get("view", "2d"))]
+    inputs += [
+        ("view", "value", changes.get("view", "2d")),
+        ("overlays", "value", []),
+    ]
     r = _post(
         client,
         "..landscape.figure...message.children..",

@@ -169,9 +169,17 @@ def client():
 
 
 def test_malformed_requests_get_400_and_no_traceback(client, caplog):
-    _, c = client
+    app, c = client
     caplog.set_level(logging.INFO)
-    for body in (b"[1, 2, 3]", b"not json", b'{"output": "nope.figure"}', b"null"):
+    key = next(k for k in app.callback_map if k.startswith("..landscape.figure...mes"))
+    short = json.dumps({"output": key, "inputs": [], "state": []})  # too few
+    for body in (
+        b"[1, 2, 3]",
+        b"not json",
+        b'{"output": "nope.figure"}',
+        b"null",
+        short.encode(),
+    ):
         r = c.post(
             "/_dash-update-component", data=body, content_type="application/json"
         )
@@ -212,6 +220,7 @@ def test_a_huge_string_is_neither_echoed_nor_logged(client, caplog):
                 2.5,
                 201,
                 "rosenbrock",
+                None,
             ],
         )
     }
@@ -228,6 +237,7 @@ def test_a_huge_string_is_neither_echoed_nor_logged(client, caplog):
                 for i, p in callbacks.SETTINGS_INPUTS
             ],
             {"id": "view", "property": "value", "value": "2d"},
+            {"id": "overlays", "property": "value", "value": []},
         ],
         "state": [{"id": "point", "property": "data", "value": [0, 0]}],
         "changedPropIds": ["loss.value"],
@@ -242,3 +252,81 @@ def test_a_huge_string_is_neither_echoed_nor_logged(client, caplog):
     assert len(r.data) < 2000
     assert "`loss` must be one of" in r.get_json()["response"]["message"]["children"]
     assert len(caplog.text) < 10_000
+
+
+# ------------------------------------------------------------- data editing
+def _edited(settings, data):
+    from lossmap.explorer.validate import check_points
+
+    return ProblemSettings(
+        settings.model,
+        settings.preset,
+        settings.loss,
+        settings.delta,
+        settings.l2,
+        settings.region,
+        settings.steps,
+        check_points(data),
+    )
+
+
+def test_edits_change_theta_star_like_least_squares():
+    s = ProblemSettings("line", "noisy-line", "mse", 1.0, 0.0, ((-2, 3), (-2.5, 2.5)))
+    base = toy.dataset("noisy-line")
+    out = teaching.edit_data(s, "outlier")
+    assert len(out["x"]) == len(base.x) + 1
+    edited = _edited(s, out)
+    theta, _ = teaching.minimum_for(edited)
+    x, y = np.array(out["x"]), np.array(out["y"])
+    want = np.linalg.lstsq(np.column_stack([x, np.ones_like(x)]), y, rcond=None)[0]
+    np.testing.assert_allclose(theta, want, atol=1e-8)
+    assert edited.key() != s.key()  # runs of the old data are not shown
+    # noise is seeded: the same seed, the same data
+    a = teaching.edit_data(s, "noise", sd=0.3, seed=4)
+    b = teaching.edit_data(s, "noise", sd=0.3, seed=4)
+    assert a == b
+    np.testing.assert_allclose(
+        np.array(a["y"]) - base.y,
+        np.random.default_rng(4).normal(0, 0.3, size=base.y.shape),
+    )
+    # add, then delete the nearest point: back to the data
+    added = teaching.edit_data(s, "add", at=(0.25, 5.0))
+    back = teaching.edit_data(_edited(s, added), "delete", at=(0.26, 4.9))
+    np.testing.assert_allclose(back["x"], base.x)
+
+
+def test_bad_edits_are_refused():
+    from lossmap.explorer.validate import InputError, check_points
+
+    for bad, msg in [
+        ([1, 2], "must be a mapping"),
+        ({"x": [1], "y": [1, 2]}, "of one length"),
+        ({"x": [], "y": []}, "1 to 200 points"),
+        ({"x": [1.0], "y": ["nan"]}, "must be finite"),
+        ({"x": [1] * 201, "y": [0] * 201}, "1 to 200 points"),
+    ]:
+        with pytest.raises(InputError, match=msg):
+            check_points(bad)
+    s = ProblemSettings(
+        "logistic", "binary-overlapping", "bce", 1.0, 0.0, ((-4, 4), (-4, 4))
+    )
+    with pytest.raises(InputError, match="noise is for regression"):
+        teaching.edit_data(s, "noise")
+    flipped = teaching.edit_data(s, "outlier")
+    assert set(flipped["y"]) == {0.0, 1.0}
+
+
+# ------------------------------------------------------------------ share
+def test_state_links_round_trip_and_refuse_garbage():
+    from lossmap.explorer.share import LESSONS, MAX_STATE, decode_state, encode_state
+
+    state = {"model": "line", "point": [0.5, -1.25], "hyper": {"gd": {"lr": "1e-3"}}}
+    link = encode_state({**state, "evil": "<script>"})
+    assert decode_state(link) == state
+    assert decode_state("") is None
+    assert decode_state(None) is None
+    for bad in ("?s=%%%", "?s=" + "A" * (MAX_STATE + 1), "?s=WzEsMl0"):  # [1,2]
+        with pytest.raises(ValueError, match="the link's state"):
+            decode_state(bad)
+    for _label, lesson in LESSONS.values():
+        assert decode_state(encode_state(lesson)) == lesson

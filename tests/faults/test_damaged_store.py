@@ -99,3 +99,27 @@ def test_damaged_chunks_are_named_listed_and_recomputed(tmp_path, capsys, record
             "bit_identical": True,
         },
     )
+
+
+@pytest.mark.slow
+def test_every_single_bit_flip_of_a_real_chunk_is_detected(tmp_path, record):
+    job = _job()
+    job.run(tmp_path / "p.zarr")
+    gs = GridStore.attach(tmp_path / "p.zarr")
+    totals = {}
+    for field in ("loss", "accuracy"):
+        path = _file(gs.path, field, (2, 3))
+        clean = path.read_bytes()
+        missed = 0
+        for bit in range(8 * len(clean)):
+            flipped = bytearray(clean)
+            flipped[bit // 8] ^= 1 << (bit % 8)
+            path.write_bytes(bytes(flipped))
+            found = [(p.chunk, p.field) for p in gs.verify(chunks=[(2, 3)])]
+            if found != [((2, 3), field)]:
+                missed += 1
+        path.write_bytes(clean)
+        totals[field] = {"bits": 8 * len(clean), "undetected": missed}
+    assert all(t["undetected"] == 0 for t in totals.values())
+    assert gs.verify() == []
+    record("bit_flips", totals)

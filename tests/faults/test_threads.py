@@ -78,3 +78,35 @@ def test_plane_on_threads_equals_in_process_50_runs():
     assert _untouched()
     # the process is still usable: a plain forward pass works
     assert net(data[0]).shape == (48, 3)
+
+
+def test_forward_passes_in_other_threads_survive_concurrent_traces():
+    net, loss_fn, data = _problem()
+    dirs = lnn.random_plane(net, seed=3)
+    kw = {"span": 0.5, "steps": 6, "chunk": 2, "progress": False}
+    here = lnn.plane(net, loss_fn, data, dirs, **kw)
+    deep = torch.nn.Sequential(
+        *[
+            torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Tanh())
+            for _ in range(20)
+        ]
+    )
+    stop = threading.Event()
+    traced = []
+
+    def keep_tracing():
+        while not stop.is_set():
+            traced.append(trace(deep))
+
+    tracer = threading.Thread(target=keep_tracing)
+    tracer.start()
+    try:
+        with ThreadPoolExecutor(3) as ex:
+            for _ in range(15):
+                there = lnn.plane(net, loss_fn, data, dirs, executor=ex, **kw)
+                np.testing.assert_array_equal(there.loss, here.loss)
+    finally:
+        stop.set()
+        tracer.join()
+    assert traced
+    assert _untouched()

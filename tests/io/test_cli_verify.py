@@ -103,3 +103,50 @@ def test_info_tells_nan_points_apart_from_points_not_computed(tmp_path, capsys):
     assert "2 computed grid point(s) gave a non-finite loss" in out
     assert "6 grid point(s) not computed yet" in out
     assert "Lowest loss" in out
+
+
+MODEL_FILE = """
+import torch
+
+def make_model():
+    torch.manual_seed(0)
+    return torch.nn.Sequential(
+        torch.nn.Linear(4, 8), torch.nn.Tanh(), torch.nn.Linear(8, 3)
+    )
+
+def batch():
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(64, 4, generator=g)
+    return x, (x[:, 0] > 0).long() + (x[:, 1] > 0).long()
+"""
+
+
+def test_repair_reruns_the_recorded_command(tmp_path, monkeypatch, capsys):
+    pytest.importorskip("torch")
+    import sys
+
+    (tmp_path / "nets.py").write_text(MODEL_FILE)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delitem(sys.modules, "nets", raising=False)
+    argv = [
+        "plane",
+        "--model",
+        "nets.py:make_model",
+        "--data",
+        "nets.py:batch",
+        "--steps",
+        "6",
+        "--store",
+        "a.zarr",
+    ]
+    assert main(argv) == 0
+    before = io.load("a.zarr")
+    shutil.copytree("a.zarr", "moved.zarr")  # repair works on a moved store too
+    _chunk(tmp_path / "moved.zarr", (0, 0)).write_bytes(b"\x00" * 9)
+    capsys.readouterr()
+    assert main(["verify", "moved.zarr", "--repair"]) == 0
+    out = capsys.readouterr().out
+    assert "removed 1 damaged chunk(s)" in out
+    assert "repaired: every chunk is written and verified." in out
+    np.testing.assert_array_equal(io.load("moved.zarr").loss, before.loss)
+    assert GridStore.attach(tmp_path / "a.zarr").verify() == []

@@ -146,3 +146,19 @@ def test_bad_npz_is_refused(tmp_path, arrays, message, capsys):
     assert main(["import", str(tmp_path / "bad.npz"), str(tmp_path / "o.zarr")]) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "o.zarr").exists()
+
+
+def test_a_file_with_only_test_loss_uses_it_as_the_loss(tmp_path):
+    surface = _plane(5, 5)
+    ref = reference_layout(surface)
+    with h5py.File(tmp_path / "t.h5", "w") as f:
+        f["xcoordinates"] = ref["xcoordinates"]
+        f["ycoordinates"] = ref["ycoordinates"]
+        f["test_loss"] = ref["train_loss"]
+    got = io.import_h5(tmp_path / "t.h5")
+    np.testing.assert_array_equal(got.loss, surface.loss)
+    assert got.metadata["source"]["loss_from"] == "test_loss"
+    with h5py.File(tmp_path / "empty.h5", "w") as f:
+        f["xcoordinates"] = ref["xcoordinates"]
+    with pytest.raises(ValueError, match="must hold a loss array of shape"):
+        io.import_h5(tmp_path / "empty.h5")

@@ -454,3 +454,86 @@ def test_agrees_with_curvlinops(kind, name):
     ours = OPERATORS[kind](model, F.cross_entropy, (x, y), batch_size=25)
     V = torch.randn(ours.dim, 3, dtype=torch.float64)
     torch.testing.assert_close(ours.matmat(V.T).T, theirs @ V, rtol=1e-9, atol=1e-11)
+
+
+# ------------------------------------------------- the batch contract
+def _masked_tokens():
+    torch.manual_seed(4)
+    model = nn.Sequential(nn.Linear(4, 5), nn.Tanh(), nn.Linear(5, 3)).double()
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(9, 6, 4, generator=g, dtype=torch.float64)
+    y = torch.randint(0, 3, (9, 6), generator=g)
+    y[torch.rand(9, 6, generator=g) < 0.4] = -100  # padding, unevenly per tile
+    y[0, :5] = -100
+
+    def masked(out, t):
+        keep = t != -100
+        total = F.cross_entropy(out[keep], t[keep], reduction="sum")
+        return total, keep.sum()
+
+    return model, x, y, masked
+
+
+@pytest.mark.parametrize("kind", ["hessian", "ggn", "empirical_fisher"])
+@pytest.mark.parametrize("batch_size", [None, 2, 4])
+def test_masked_token_loss_is_exact_over_tiles(kind, batch_size):
+    model, x, y, masked = _masked_tokens()
+    keep = y != -100
+    theta, out = flat_fn(model)
+
+    def total(v):  # the mean over every kept token of the whole data set
+        return F.cross_entropy(out(v, x)[keep], y[keep])
+
+    if kind == "hessian":
+        M = torch.autograd.functional.hessian(total, theta)
+    elif kind == "ggn":
+        f = out(theta, x).detach()
+        J = jacrev(lambda v: out(v, x))(theta).reshape(f.numel(), -1)
+        HL = hessian(lambda o: F.cross_entropy(o[keep], y[keep]))(f)
+        M = J.T @ HL.reshape(f.numel(), f.numel()) @ J
+    else:  # per-row (per-sequence) gradients of the summed kept-token loss
+
+        def row(v, xi, yi):
+            k = yi != -100
+            return F.cross_entropy(out(v, xi[None])[0][k], yi[k], reduction="sum")
+
+        G = torch.stack([grad(row)(theta, x[i], y[i]) for i in range(9)])
+        M = G.T @ G / keep.sum()
+    op = OPERATORS[kind](model, masked, (x, y), batch_size=batch_size)
+    torch.testing.assert_close(op.dense(), M, rtol=1e-9, atol=1e-11)
+    assert op.loss() == pytest.approx(float(total(theta)), rel=1e-12)
+
+
+def test_mapping_batches_call_targets_and_weighted_terms():
+    model, x, y = CASES["mlp"]()
+    data = {"features": x, "labels": y}
+    terms = {"ce": F.cross_entropy, "l2": lambda o, t: (o**2).mean()}
+    op = HessianOperator(
+        model,
+        terms,
+        data,
+        call=lambda f, b: f(b["features"]),
+        targets="labels",
+        weights={"ce": 1.0, "l2": 0.1},
+        batch_size=16,
+    )
+    theta, out = flat_fn(model)
+    M = torch.autograd.functional.hessian(
+        lambda v: F.cross_entropy(out(v, x), y) + 0.1 * (out(v, x) ** 2).mean(), theta
+    )
+    torch.testing.assert_close(op.dense(), M, rtol=1e-9, atol=1e-11)
+    with pytest.raises(ValueError, match="needs one loss term"):
+        EmpiricalFisherOperator(
+            model, terms, data, call=lambda f, b: f(b["features"]), targets="labels"
+        )
+
+
+def test_selection_by_module_and_pattern():
+    model, x, y = CASES["mlp"]()
+    by_module = HessianOperator(model, F.cross_entropy, (x, y), params="2")
+    by_glob = HessianOperator(model, F.cross_entropy, (x, y), params="*.bias")
+    assert by_module.names == ["2.weight", "2.bias"]
+    assert by_glob.names == ["0.bias", "2.bias"]
+    H = HessianOperator(model, F.cross_entropy, (x, y)).dense()
+    idx = list(range(32, 40)) + list(range(64, 67))
+    torch.testing.assert_close(by_glob.dense(), H[idx][:, idx], rtol=1e-10, atol=1e-12)

@@ -148,7 +148,7 @@ def test_auto_strategy_falls_back_when_vmap_fails():
     d1, d2 = lnn.random_plane(net, seed=1)
     s = lnn.plane(net, F.cross_entropy, (x, y), (d1, d2), steps=3, progress=False)
     assert s.metadata["engine"]["strategy"] == "loop"
-    assert "vmap_fallback" in s.metadata["engine"]
+    assert "vmap failed" in s.metadata["engine"]["fallback"]
 
 
 def test_affine_first_layer_and_cached_prefix_are_used():
@@ -215,7 +215,7 @@ def test_user_model_is_never_changed_even_after_an_error():
 
     def flaky(out, target):
         calls["n"] += 1
-        if calls["n"] > 3:
+        if calls["n"] > 12:  # after the probe (at most 9 calls), mid-grid
             raise RuntimeError("boom")
         return F.cross_entropy(out, target)
 

@@ -27,7 +27,15 @@ def _wrong_shape(net):
 
 
 def _not_scalar(out, target):
-    return F.cross_entropy(out, target, reduction="none")
+    return F.cross_entropy(out, target, reduction="none").reshape(2, -1).mean(0)
+
+
+def _sum_as_mean(out, target):
+    return F.cross_entropy(out, target, reduction="sum")
+
+
+def _column(out, target):
+    return out[:, :1]
 
 
 CASES = [
@@ -55,38 +63,99 @@ CASES = [
     (
         {"loss_fn": _not_scalar},
         ValueError,
-        "`loss_fn` must return a scalar tensor (the mean over the batch), got (8,)",
+        "`loss_fn` returned a tensor of shape (5,) on a tile of 10 rows; return a "
+        "scalar, per-row values of shape (10, ...) or a (sum, count) pair",
     ),
     ({"loss_fn": "mse"}, TypeError, "`loss_fn` must be callable"),
+    ({"loss_fn": 3}, TypeError, "`loss_fn` must be callable"),
     (
         {"loss_fn": F.mse_loss},
         ValueError,
-        "`loss_fn` failed on model outputs of shape (8, 3)",
+        "`loss_fn` failed on model outputs of shape (10, 3) and targets of shape "
+        "(10,): RuntimeError",
+    ),
+    (
+        {"loss_fn": _sum_as_mean},
+        ValueError,
+        "'loss' depends on how the data is tiled",
+    ),
+    (
+        {"loss_fn": {"a": F.cross_entropy, "b": _sum_as_mean}},
+        ValueError,
+        "'b' depends on how the data is tiled",
+    ),
+    ({"loss_fn": {}}, ValueError, "`loss_fn` as a mapping of named terms must not"),
+    (
+        {"loss_fn": {"loss": F.cross_entropy, "b": F.cross_entropy}},
+        ValueError,
+        "a loss term cannot be called 'loss'",
+    ),
+    ({"weights": {"c": 1.0}}, ValueError, "`weights` must name loss terms ['loss']"),
+    ({"reduction": "max"}, ValueError, "`reduction` must be one of ['mean', 'sum',"),
+    ({"call": "star"}, ValueError, "`call` must be one of ['auto', 'kwargs'"),
+    ({"call": "kwargs"}, ValueError, "`call` 'kwargs' needs model inputs that are a"),
+    (
+        {"targets": "labels", "data": "mapping", "call": lambda m, b: m(b["x"])},
+        ValueError,
+        "`targets` 'labels' is not in the batch; the batch is {'x': 'float32[n, 4]'",
+    ),
+    ({"optimize": "no"}, TypeError, "`optimize` must be True or False, got 'no'"),
+    ({"colour": "red"}, TypeError, "plane() got unexpected keyword argument(s)"),
+    ({"options": {"bn": "eval"}}, TypeError, "`options` must be a lossmap.nn.Options"),
+    (
+        {"loss_fn": "output.loss"},
+        ValueError,
+        "`loss_fn` 'output.loss': the model output (Tensor) has no .loss",
     ),
     (
         {"metrics": {"bad": _not_scalar}},
         ValueError,
-        "`metrics['bad']` must return a scalar",
+        "`metrics['bad']` returned a tensor of shape (5,)",
+    ),
+    (
+        {"metrics": "accuracy", "logits": "scores"},
+        ValueError,
+        "`logits` 'scores': the model output (Tensor) has no attribute",
+    ),
+    (
+        {"loss_fn": lambda o, t: F.mse_loss(o, t.float()), "data": "column"},
+        ValueError,
+        "model outputs of shape (10, 1) and targets of shape (10,) broadcast to "
+        "(10, 10)",
     ),
     (
         {"data": "x_wrong"},
         ValueError,
-        "`data` does not fit the model: calling it on inputs of shape (8, 5)",
+        "`data` does not fit the model: calling it (call='auto') on "
+        "[float32[10, 5], int64[10]] failed with RuntimeError",
     ),
     (
         {"data": "n_mismatch"},
         ValueError,
-        "`data` inputs and targets must have the same number of samples, got 10 and 9",
+        "`data` tensors must share their leading (row) dimension, which is tiled "
+        "for all of them together; got shapes [(10, 4), (9,)]",
     ),
     (
         {"data": [1, 2, 3]},
         TypeError,
-        "`data` as a DataLoader must yield (inputs, targets) batches, got int",
+        "`data` as an iterable must yield batches (a tensor, an (inputs, targets) "
+        "pair",
     ),
     (
         {"data": 5},
         TypeError,
-        "`data` must be (inputs, targets) tensors or a DataLoader, got int",
+        "`data` must be a tensor, an (inputs, targets) pair, a tuple or list of "
+        "tensors, a mapping of names to tensors",
+    ),
+    (
+        {"data": ({"x": "text"}, "y")},
+        TypeError,
+        "`data[0]['x']` is a str; a batch must be",
+    ),
+    (
+        {"reduction": "sum", "subset": 5, "loss_fn": _sum_as_mean},
+        ValueError,
+        "`subset` estimates a mean from a sample; a loss with reduction='sum'",
     ),
     ({"directions": "one"}, ValueError, "`directions` must be a pair of 2 Directions"),
     (
@@ -130,6 +199,11 @@ def test_plane_errors(kwargs, error, message, tmp_path):
         args["data"] = (torch.randn(10, 5), y)
     elif data == "n_mismatch":
         args["data"] = (x, y[:9])
+    elif data == "mapping":
+        args["data"] = {"x": x, "y": y}
+    elif data == "column":
+        args["model"] = torch.nn.Linear(4, 1)
+        args["directions"] = lnn.random_plane(args["model"], seed=0)
     elif data is not None:
         args["data"] = data
     dirs = kwargs.pop("directions", None)
@@ -154,7 +228,8 @@ def test_plane_errors(kwargs, error, message, tmp_path):
     store = tmp_path / "s.zarr"
     with pytest.raises(error, match=re.escape(message)):
         lnn.plane(**args, **kwargs, store=store, progress=False)
-    assert calls["n"] <= 1  # at most the one probe on a few rows
+    # at most the probe: the first 10 rows as one tile, then in tiles of 2
+    assert calls["n"] <= 1 + 5
     assert not store.exists()  # no half-written store
 
 

@@ -367,3 +367,21 @@ def test_store_state_survives_an_interrupted_append(tmp_path):
     want = dict(net.named_buffers())["1.running_mean"]
     torch.testing.assert_close(r.buffers["1.running_mean"][-1], want, rtol=0, atol=0)
     np.testing.assert_allclose(r.lr[:, 0], 0.1)
+
+
+def test_span_auto_refuses_pca_directions_changed_afterwards():
+    net = _mlp()
+    r = _trained(net).recording()
+    d1, d2, _ = lnn.pca_directions(r)
+    x, y = _data()
+    # restricted after the PCA: the recorded path range no longer applies
+    cut = lnn.from_tensors(net, d1.tensors, meta=d1.meta, params="2.*")
+    with pytest.raises(ValueError, match=r"as lossmap\.nn\.pca_directions made them"):
+        lnn.plane(
+            net,
+            torch.nn.functional.mse_loss,
+            (x, y),
+            (cut, d2),
+            span="auto",
+            progress=False,
+        )

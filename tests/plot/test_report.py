@@ -195,3 +195,25 @@ def test_report_renders_offline_in_chromium(results, artifacts):
     assert [t.split(" (")[0] for t in scene_titles] == ["loss"]
     assert errors == []
     assert blocked == []
+
+
+def test_report_shows_a_checkpoint_map(results, capsys):
+    record = {
+        "kind": "nn.embedding",
+        "coords": [[0.0, 0.0], [1.0, 0.5], [2.0, 0.2], [0.5, -1.0]],
+        "run": [0, 0, 1, 1],
+        "step": [0, 10, 0, 10],
+        "runs": ["a", "b"],
+        "loss": [1.0, 0.5, 0.9, 0.4],
+        "metrics": {},
+        "meta": {"method": "pca", "explained_variance_ratio": [0.8, 0.15]},
+    }
+    (results / "map.json").write_text(json.dumps(record))
+    out = results / "r.html"
+    assert main(["report", str(results / "map.json"), "--out", str(out)]) == 0
+    page = out.read_text()
+    assert int(re.search(r"lossmapFigures = (\d+)", page)[1]) == 1
+    assert "A map of 4 checkpoints from 2 run(s) (a, b) by pca." in page
+    (results / "other.json").write_text(json.dumps({"kind": "nn.other"}))
+    assert main(["report", str(results / "other.json"), "--out", str(out)]) == 2
+    assert "without kind nn.hessian or nn.embedding" in capsys.readouterr().err

@@ -275,8 +275,13 @@ def _to(obj: Any, device: Any) -> Any:
 
 
 def load_data(spec: str, device: str | None = None) -> Any:
-    """Call the ``--data`` function and check what it returned."""
-    import torch
+    """Call the ``--data`` function; check its result is a batch lossmap accepts.
+
+    Any form of the batch contract (:mod:`lossmap.nn.batch`): a tensor, an
+    ``(inputs, targets)`` pair, a tuple or mapping of tensors, or a
+    DataLoader/iterable of these.
+    """
+    from lossmap.nn import batch
 
     fn = load_callable(spec, "--data")
     try:
@@ -286,22 +291,11 @@ def load_data(spec: str, device: str | None = None) -> Any:
             f"`--data` {spec} raised {type(exc).__name__} when called with no "
             f"arguments: {exc}"
         ) from exc
-    if isinstance(data, tuple | list) and len(data) == 2:
-        if all(isinstance(t, torch.Tensor) for t in data):
-            return _to(tuple(data), device) if device else tuple(data)
-        got = f"({', '.join(type(t).__name__ for t in data)})"
-    elif isinstance(data, torch.utils.data.DataLoader):
-        return data
-    elif isinstance(data, Mapping | str | bytes | torch.Tensor) or data is None:
-        got = type(data).__name__
-    elif hasattr(data, "__iter__"):
-        return data
-    else:
-        got = type(data).__name__
-    raise TypeError(
-        f"`--data` {spec} must return (inputs, targets) tensors or a DataLoader "
-        f"of such batches, got {got}"
-    )
+    try:
+        batch.materialise(data, what="--data")
+    except (TypeError, ValueError) as exc:
+        raise type(exc)(f"{exc} (returned by {spec})") from None
+    return _to(data, device) if device else data
 
 
 # ------------------------------------------------------------------ losses

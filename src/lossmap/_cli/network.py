@@ -53,14 +53,17 @@ Metric = Annotated[
 Params = Annotated[
     list[str] | None,
     typer.Option(
-        help="Parameters to move: names or glob patterns (default: all "
-        "but biases and norm layers for random directions)."
+        help="Parameters to move: names, module names or glob patterns, repeat "
+        "or comma-join (default: all but biases and norm layers)."
     ),
 ]
 Bn = Annotated[str, typer.Option(help="BatchNorm statistics: eval, batch, recompute.")]
 Span = Annotated[
+    str | None, typer.Option(help="Half-width of each axis, or LO,HI (--span=-1,2).")
+]
+PathSpan = Annotated[
     str | None,
-    typer.Option(help="Half-width, or LO,HI; 'auto' fits a PCA path."),
+    typer.Option(help="auto (default: covers the path), a half-width, or LO,HI."),
 ]
 Steps = Annotated[int, typer.Option(help="Grid points per axis.")]
 Seed = Annotated[int, typer.Option(help="Seed of the random directions.")]
@@ -174,17 +177,8 @@ def _prepare_store(store: Path | None, overwrite: bool) -> None:
 def _points_saved(store: Path) -> tuple[int, int]:
     from lossmap.io import GridStore
 
-    grid = GridStore.attach(store)
-    total = 1
-    for n in grid.shape:
-        total *= n
-    missing = 0
-    for idx in grid.missing():
-        size = 1
-        for sl in grid.chunk_slices(idx):
-            size *= sl.stop - sl.start
-        missing += size
-    return total - missing, total
+    counts = GridStore.attach(store).point_counts()
+    return counts["points"] - counts["not_computed"], counts["points"]
 
 
 @contextlib.contextmanager
@@ -203,10 +197,11 @@ def interruptible(store: Path | None) -> Iterator[None]:
                 "command to resume",
                 err=True,
             )
+        elif store is not None:
+            typer.echo(f"\ninterrupted before anything was saved in {store}", err=True)
         else:
             typer.echo(
-                "\ninterrupted; nothing was saved (use --store to keep "
-                "finished points)",
+                "\ninterrupted; nothing was saved (--store keeps finished points)",
                 err=True,
             )
         raise typer.Exit(130) from None
@@ -269,7 +264,7 @@ def do_plane(s: dict[str, Any]) -> Any:
         raise ValueError("`--span` auto needs a trajectory: use it with lossmap pca")
     store = s.get("store")
     _prepare_store(store, s.get("overwrite", False))
-    with interruptible(store), executor_from(s.get("executor")) as ex:
+    with executor_from(s.get("executor")) as ex:
         surface = lnn.plane(
             inp.model,
             inp.loss,
@@ -314,7 +309,7 @@ def do_line(s: dict[str, Any]) -> Any:
         raise ValueError("`--span` auto needs a trajectory: use it with lossmap pca")
     store = s.get("store")
     _prepare_store(store, s.get("overwrite", False))
-    with interruptible(store), executor_from(s.get("executor")) as ex:
+    with executor_from(s.get("executor")) as ex:
         surface = lnn.line(
             inp.model,
             inp.loss,
@@ -377,6 +372,10 @@ def recording_of(inp: Inputs, s: dict[str, Any]) -> Any:
             )
         return Recording.load(path)
     files = _checkpoint_files(Path(s["checkpoints"]))
+    if not inp.weights:  # buffers (BatchNorm statistics) of the final weights
+        state = inputs.load_weights(files[-1], s.get("weights_key"))
+        inputs.check_state(inp.model, state, files[-1].name)
+        inp.model.load_state_dict(state)
     names = [n for n, _ in inp.model.named_parameters()]
     shapes = [tuple(p.shape) for _, p in inp.model.named_parameters()]
     rows = []
@@ -396,21 +395,6 @@ def recording_of(inp: Inputs, s: dict[str, Any]) -> Any:
     )
 
 
-def _auto_span(coords: Any) -> list[tuple[float, float]]:
-    """Each axis: the path's range plus 25 % on either side, always including 0."""
-    import numpy as np
-
-    out = []
-    for k in range(coords.shape[1]):
-        lo, hi = (
-            min(0.0, float(np.min(coords[:, k]))),
-            max(0.0, float(np.max(coords[:, k]))),
-        )
-        pad = 0.25 * max(hi - lo, 1e-6)
-        out.append((lo - pad, hi + pad))
-    return out
-
-
 def do_pca(s: dict[str, Any]) -> Any:
     from lossmap import nn as lnn
 
@@ -423,7 +407,7 @@ def do_pca(s: dict[str, Any]) -> Any:
     proj = lnn.project(rec, (d1, d2), model=inp.model, loss_fn=inp.loss, data=inp.data)
     span = _span(s.get("span"), "auto")
     if span == "auto":
-        span = _auto_span(proj.coords)
+        span = lnn.path_span(proj.coords)
     if center == "mean":
         origin = rec.split(rec.snapshots.double().mean(0).to(rec.snapshots.dtype))
     else:
@@ -440,7 +424,7 @@ def do_pca(s: dict[str, Any]) -> Any:
     }
     store = s.get("store")
     _prepare_store(store, s.get("overwrite", False))
-    with interruptible(store), executor_from(s.get("executor")) as ex:
+    with executor_from(s.get("executor")) as ex:
         surface = lnn.plane(
             inp.model,
             inp.loss,
@@ -497,57 +481,62 @@ def do_hessian(s: dict[str, Any]) -> dict[str, Any]:
     if out is not None and Path(out).suffix != ".json":
         raise ValueError(f"`--out` must end in .json, got {Path(out).name!r}")
     names = inputs.param_names(inp.model, inp.params)
-    op = _Counted(H.HessianOperator(inp.model, inp.loss, inp.data, params=names))
-    seed, top, probes = (
-        s.get("seed", 0),
-        min(s.get("top", 5), op.dim),
-        s.get("probes", 50),
+    op = _Counted(
+        H.HessianOperator(
+            inp.model, inp.loss, inp.data, params=names, bn=s.get("bn", "eval")
+        )
     )
+    seed, probes = s.get("seed", 0), s.get("probes", 50)
+    top = min(s.get("top", 5), op.dim)
     result: dict[str, Any] = {
         "kind": "nn.hessian",
         "dim": op.dim,
         "params": list(op.names),
         "_command": command_line("hessian", s),
     }
-    with interruptible(None):
-        lanczos = min(op.dim, max(300, 10 * top))
-        with progress(lanczos, "Lanczos (at most)", unit="products") as op.advance:
-            eig = H.top_eigenvalues(op, top, seed=seed)
-        result["eigenvalues"] = eig.values.tolist()
-        result["residuals"] = eig.residuals.tolist()
-        typer.echo("top eigenvalues: " + ", ".join(f"{v:.6g}" for v in eig.values))
-        if probes >= 2:
-            with progress(probes, "Hutchinson", unit="products") as op.advance:
-                tr = H.hessian_trace(op, probes=probes, seed=seed)
-            result["trace"] = {
-                "value": tr.value,
-                "stderr": tr.stderr,
-                "probes": tr.probes,
-            }
-            typer.echo(
-                f"trace: {tr.value:.6g} ± {tr.stderr:.3g} "
-                f"({tr.probes} Hutchinson probes)"
-            )
-        if s.get("density", True):
-            m = min(80, op.dim)
-            with progress(4 * m, "spectral density", unit="products") as op.advance:
-                dens = H.spectral_density(op, iterations=m, seed=seed)
-            result["density"] = {
-                "grid": dens.grid.tolist(),
-                "density": dens.density.tolist(),
-                "sigma": dens.sigma,
-            }
-            peak = float(dens.grid[int(np.argmax(dens.density))])
-            typer.echo(
-                f"spectral density: {dens.grid.size} points from "
-                f"{dens.grid[0]:.4g} to {dens.grid[-1]:.4g}, peak at {peak:.4g}"
-            )
+    lanczos = min(op.dim, max(300, 10 * top))
+    with progress(lanczos, "Lanczos (at most)", unit="products") as op.advance:
+        eig = H.top_eigenvalues(op, top, seed=seed)
+    result["eigenvalues"] = eig.values.tolist()
+    result["residuals"] = eig.residuals.tolist()
+    typer.echo("top eigenvalues: " + ", ".join(f"{v:.6g}" for v in eig.values))
+    if probes >= 2:
+        with progress(probes, "Hutchinson", unit="products") as op.advance:
+            tr = H.hessian_trace(op, probes=probes, seed=seed)
+        result["trace"] = {
+            "value": tr.value,
+            "stderr": tr.stderr,
+            "probes": tr.probes,
+        }
+        typer.echo(
+            f"trace: {tr.value:.6g} ± {tr.stderr:.3g} ({tr.probes} Hutchinson probes)"
+        )
+    if s.get("density", True):
+        m = min(80, op.dim)
+        with progress(4 * m, "spectral density", unit="products") as op.advance:
+            dens = H.spectral_density(op, iterations=m, seed=seed)
+        result["density"] = {
+            "grid": dens.grid.tolist(),
+            "density": dens.density.tolist(),
+            "sigma": dens.sigma,
+        }
+        peak = float(dens.grid[int(np.argmax(dens.density))])
+        typer.echo(
+            f"spectral density: {dens.grid.size} points from "
+            f"{dens.grid[0]:.4g} to {dens.grid[-1]:.4g}, peak at {peak:.4g}"
+        )
     if s.get("experiment") is not None:
         result["_experiment"] = s["experiment"]
     if out is not None:
         Path(out).write_text(json.dumps(result, indent=1) + "\n")
         typer.echo(f"wrote {out}")
     return result
+
+
+def _run(kind: str, settings: dict[str, Any]) -> None:
+    """Run one command; Ctrl-C anywhere ends it with exit code 130."""
+    with interruptible(settings.get("store")):
+        COMMANDS[kind](settings)
 
 
 COMMANDS = {"plane": do_plane, "line": do_line, "pca": do_pca, "hessian": do_hessian}
@@ -573,7 +562,7 @@ def plane(
     overwrite: Overwrite = False,
 ) -> None:
     """The loss over a plane of two random filter-normalised directions."""
-    do_plane(dict(locals()))
+    _run("plane", dict(locals()))
 
 
 def line(
@@ -594,8 +583,12 @@ def line(
     executor: ExecutorOpt = None,
     overwrite: Overwrite = False,
 ) -> None:
-    """The loss along a random direction, or from --weights A to --weights B."""
-    do_line(dict(locals()))
+    """The loss along a random direction, or from --weights A to --weights B.
+
+    Between two checkpoints the parameters move and the buffers stay A's: for
+    BatchNorm models use --bn recompute.
+    """
+    _run("line", dict(locals()))
 
 
 def pca(
@@ -615,15 +608,19 @@ def pca(
     weights_key: WeightsKey = None,
     metric: Metric = None,
     bn: Bn = "eval",
-    span: Span = None,
+    span: PathSpan = None,
     steps: Steps = 51,
     store: Store = None,
     device: Device = None,
     executor: ExecutorOpt = None,
     overwrite: Overwrite = False,
 ) -> None:
-    """The loss over the PCA plane of a training trajectory, with its path."""
-    do_pca(dict(locals()))
+    """The loss over the PCA plane of a training trajectory, with its path.
+
+    Buffers (BatchNorm statistics) come from --weights, else from the last
+    checkpoint of --checkpoints.
+    """
+    _run("pca", dict(locals()))
 
 
 def hessian(
@@ -633,6 +630,7 @@ def hessian(
     weights: Weights = None,
     weights_key: WeightsKey = None,
     params: Params = None,
+    bn: Bn = "eval",
     top: Annotated[int, typer.Option(help="How many top eigenvalues.")] = 5,
     probes: Annotated[int, typer.Option(help="Hutchinson probes for the trace.")] = 50,
     density: Annotated[
@@ -643,7 +641,7 @@ def hessian(
     device: Device = None,
 ) -> None:
     """Top Hessian eigenvalues, its trace and its eigenvalue density."""
-    do_hessian(dict(locals()))
+    _run("hessian", dict(locals()))
 
 
 def run(
@@ -704,7 +702,7 @@ def run(
     if executor is not None:
         settings["executor"] = executor
     settings["experiment"] = text
-    COMMANDS[kind](settings)
+    _run(kind, settings)
 
 
 def register(app: Any) -> None:

@@ -14,6 +14,9 @@ from typing import Annotated, Any
 
 import typer
 
+#: JSON results ``lossmap report`` shows, by their ``kind``.
+JSON_KINDS = ("nn.hessian", "nn.embedding")
+
 
 def read_result(path: Path) -> Any:
     """A surface store (``*.zarr``) or a ``lossmap hessian --out`` result (.json)."""
@@ -28,10 +31,10 @@ def read_result(path: Path) -> Any:
             result = json.loads(path.read_text())
         except json.JSONDecodeError as exc:
             raise ValueError(f"`STORE` {path.name} is not valid JSON ({exc})") from None
-        if not isinstance(result, dict) or result.get("kind") != "nn.hessian":
+        if not isinstance(result, dict) or result.get("kind") not in JSON_KINDS:
             raise ValueError(
-                f"`STORE` {path.name} must be written by lossmap hessian --out, got "
-                "JSON without kind 'nn.hessian'"
+                f"`STORE` {path.name} must be written by lossmap hessian --out or "
+                f"lossmap embed, got JSON without kind {' or '.join(JSON_KINDS)}"
             )
         return result
     return io.load(path, allow_incomplete=True)
@@ -40,7 +43,9 @@ def read_result(path: Path) -> Any:
 def report(
     stores: Annotated[
         list[Path],
-        typer.Argument(help="Surface stores (*.zarr) and Hessian results (*.json)."),
+        typer.Argument(
+            help="Surface stores (*.zarr), Hessian and embedding results (*.json)."
+        ),
     ],
     out: Annotated[Path, typer.Option(help="The page to write (.html).")] = Path(
         "report.html"

@@ -4,10 +4,10 @@ Every written chunk is read and checked against its CRC-32C checksum and its
 recorded SHA-256 digest (see :mod:`lossmap.io.store`); each damaged,
 truncated or misplaced chunk is listed with its field. ``--repair`` removes
 those chunks, so they count as missing, and recomputes them when the store
-records the command that made it (metadata ``command``, written by the
-``lossmap`` command line); otherwise it says what is needed, because a store
-holds the recipe (directions' seeds, fingerprints of the model and data), not
-the model and data themselves.
+records the command that made it (metadata ``_command``, written by the
+``lossmap`` command line; it is rerun from the current folder). Otherwise it
+says what is needed: a store holds the recipe (directions' seeds,
+fingerprints of the model and data), not the model and data themselves.
 
 Exit codes: 0 when every written chunk is sound (or was repaired), 1 when
 damaged chunks remain, 2 for a path that is not a store.
@@ -22,8 +22,13 @@ import typer
 
 
 def _command(metadata: dict[str, Any], store: Path) -> list[str] | None:
-    """The recorded ``lossmap`` command, pointed at ``store``; None if absent."""
-    cmd = metadata.get("command")
+    """The recorded ``lossmap`` command, pointed at ``store``; None if absent.
+
+    The command line records it as ``_command`` (underscore keys are not part
+    of a store's settings); ``--overwrite`` is dropped, so the rerun resumes
+    the store instead of starting it again.
+    """
+    cmd = metadata.get("_command", metadata.get("command"))
     if (
         not isinstance(cmd, list)
         or len(cmd) < 2
@@ -32,7 +37,7 @@ def _command(metadata: dict[str, Any], store: Path) -> list[str] | None:
         or "--store" not in cmd[:-1]
     ):
         return None
-    argv = list(cmd[1:])
+    argv = [w for w in cmd[1:] if w != "--overwrite"]
     argv[argv.index("--store") + 1] = str(store)
     return argv
 

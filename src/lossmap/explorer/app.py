@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from lossmap._optional import require
 from lossmap.explorer import callbacks, layout, teaching
 
 __all__ = ["ASSETS", "MAX_REQUEST", "MAX_RESPONSE", "create_app", "serve"]
@@ -26,13 +27,7 @@ MAX_RESPONSE = 8 * 1024 * 1024
 
 
 def _require_dash() -> Any:
-    try:
-        import dash
-    except ImportError as exc:  # pragma: no cover - depends on environment
-        raise ImportError(
-            "the explorer needs dash: pip install 'lossmap[explorer]'"
-        ) from exc
-    return dash
+    return require("dash", extra="explorer", what="the explorer")
 
 
 def _optim_names() -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -69,6 +64,7 @@ def create_app(*, store_root: str | os.PathLike[str] | None = None) -> Any:
         serve_locally=True,
         update_title=None,
         assets_folder=str(ASSETS),
+        assets_ignore=r"widget\.js",  # the standalone lesson page's own script
     )
     app.server.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST
     app.layout = layout.build_layout(
@@ -117,9 +113,15 @@ def _guard_requests(app: Any) -> None:
         output = body.get("output")
         if not isinstance(output, str) or output not in app.callback_map:
             return refuse(400, "the request names no known callback output")
+        spec = app.callback_map[output]
         for key in ("inputs", "state"):
-            if not isinstance(body.get(key, []), list):
+            got = body.get(key, [])
+            if not isinstance(got, list):
                 return refuse(400, f"`{key}` must be a list")
+            if len(got) != len(spec.get(key, [])):
+                return refuse(
+                    400, f"`{key}` must have {len(spec.get(key, []))} entries"
+                )
         return None
 
     @app.server.after_request

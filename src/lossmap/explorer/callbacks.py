@@ -22,7 +22,7 @@ from collections.abc import Callable
 from typing import Any
 
 from lossmap import toy
-from lossmap.explorer import research, teaching
+from lossmap.explorer import overlays, research, teaching
 from lossmap.explorer.validate import (
     FunctionSettings,
     InputError,
@@ -52,6 +52,7 @@ SETTINGS_INPUTS = [
     ("range1-max", "value"),
     ("grid-steps", "value"),
     ("function", "value"),
+    ("data-edit", "data"),
 ]
 #: Characters of an unexpected error's message shown in the page or logged.
 _ERROR_CHARS = 200
@@ -70,8 +71,10 @@ def settings_from(
     r1hi: Any,
     steps: Any,
     function: Any,
+    edit: Any = None,
 ) -> ProblemSettings | FunctionSettings:
-    """Checked settings from the raw values of :data:`SETTINGS_INPUTS`."""
+    """Checked settings from the raw values of :data:`SETTINGS_INPUTS`
+    (``edit``: the page's edited data points, or None for the preset's)."""
     mode = check_name("mode", mode, ("problem", "function"))
     region = (r0lo, r0hi, r1lo, r1hi)
     if mode == "function":
@@ -79,7 +82,15 @@ def settings_from(
             function, region, steps, functions=teaching.function_names()
         )
     return problem_settings(
-        model, preset, loss, delta, l2, region, steps, presets=toy.preset_names()
+        model,
+        preset,
+        loss,
+        delta,
+        l2,
+        region,
+        steps,
+        presets=toy.preset_names(),
+        points=edit,
     )
 
 
@@ -138,9 +149,35 @@ def _hyper_from(ids: list[dict[str, Any]], values: list[Any]) -> dict[str, Any]:
     return out
 
 
+def _overlays(value: Any) -> tuple[str, ...]:
+    """The ticked overlays; anything unknown is ignored."""
+    known = ("arrows", "curvature", "slices")
+    if not isinstance(value, list):
+        return ()
+    return tuple(v for v in value if isinstance(v, str) and v in known)
+
+
+def _criticals(settings: Any) -> tuple[Any, ...]:
+    if isinstance(settings, FunctionSettings):
+        return teaching.critical_points_for(settings)
+    return ()
+
+
+def _pending_for(pending: Any, mode: Any, preset: Any, function: Any) -> Any:
+    """The restored state when it belongs to the current mode and data."""
+    if not isinstance(pending, dict) or pending.get("mode", "problem") != mode:
+        return None
+    if mode == "function" and pending.get("function") != function:
+        return None
+    if mode == "problem" and pending.get("preset") != preset:
+        return None
+    return pending
+
+
 def register(app: Any, *, store_root: Any = None) -> None:
     """Attach every callback to ``app``."""
     from dash import ALL, Input, Output, State, ctx, no_update
+    from dash.exceptions import PreventUpdate
 
     from lossmap.explorer.layout import loss_labels, loss_names
 
@@ -189,6 +226,139 @@ def register(app: Any, *, store_root: Any = None) -> None:
             loss,
         )
 
+    # ---- data editing: outlier, noise, click on the fit panel, reset
+    @app.callback(
+        Output("data-edit", "data"),
+        Output("data-message", "children"),
+        Input("add-outlier", "n_clicks"),
+        Input("add-noise", "n_clicks"),
+        Input("reset-data", "n_clicks"),
+        Input("fit-click", "data"),
+        Input("preset", "value"),
+        Input("model", "value"),
+        State("noise-sd", "value"),
+        State("noise-seed", "value"),
+        State("fit-click-mode", "value"),
+        State("pending", "data"),
+        *settings_state,
+        prevent_initial_call=True,
+    )
+    @guarded(2, 1)
+    def edit(*args: Any) -> Any:
+        from lossmap.explorer.validate import check_number
+
+        trigger = ctx.triggered_id
+        click, sd, seed, mode, pending = args[3], args[6], args[7], args[8], args[9]
+        if trigger in ("reset-data", "preset", "model"):
+            restored = _pending_for(pending, "problem", args[4], None)
+            if trigger != "reset-data" and restored and restored.get("data"):
+                return restored["data"], ""
+            return None, ""
+        settings = settings_from(*args[10:])
+        if not isinstance(settings, ProblemSettings):
+            return no_update, ""
+        if trigger == "add-outlier":
+            return teaching.edit_data(settings, "outlier"), ""
+        if trigger == "add-noise":
+            sd = check_number("noise σ", sd, minimum=0.0, maximum=1e3)
+            seed = int(
+                check_number("seed", seed, minimum=0, maximum=2**31, integer=True)
+            )
+            return teaching.edit_data(settings, "noise", sd=sd, seed=seed), ""
+        if trigger == "fit-click" and isinstance(click, list) and len(click) >= 2:
+            at = check_point(click[:2], "clicked point")
+            action = "delete" if mode == "delete" else "add"
+            return teaching.edit_data(settings, action, at=at), ""
+        return no_update, ""
+
+    # ---- a shared link (or a lesson) -> every control
+    restore_targets = [
+        ("mode", "value"),
+        ("model", "value"),
+        ("preset", "value"),
+        ("loss", "value"),
+        ("delta", "value"),
+        ("l2", "value"),
+        ("function", "value"),
+        ("view", "value"),
+        ("overlays", "value"),
+        ("grid-steps", "value"),
+        ("opt-steps", "value"),
+        ("batch-size", "value"),
+        ("schedule", "value"),
+    ]
+    state_names = {
+        "grid-steps": "grid",
+        "opt-steps": "steps",
+        "batch-size": "batch",
+    }
+
+    @app.callback(
+        *[Output(i, p, allow_duplicate=True) for i, p in restore_targets],
+        Output({"type": "opt-on", "name": ALL}, "value"),
+        Output("pending", "data", allow_duplicate=True),
+        Output("message", "children", allow_duplicate=True),
+        Input("url", "search"),
+        prevent_initial_call="initial_duplicate",
+    )
+    def restore(search: Any) -> Any:
+        from lossmap.explorer.share import decode_state
+
+        n = len(restore_targets)
+        try:
+            state = decode_state(search)
+        except ValueError as exc:
+            return (*[no_update] * (n + 2), str(exc))
+        if state is None:
+            raise PreventUpdate
+        values = [
+            state.get(state_names.get(i, i), no_update) for i, _ in restore_targets
+        ]
+        names = [o["id"]["name"] for o in ctx.outputs_list[n]]
+        chosen = state.get("optimizers")
+        ticks = (
+            [[n_] if n_ in chosen else [] for n_ in names]
+            if isinstance(chosen, list)
+            else [no_update] * len(names)
+        )
+        pending = {
+            "mode": state.get("mode", "problem"),
+            "preset": state.get("preset"),
+            "function": state.get("function"),
+            **{k: state[k] for k in ("region", "point", "hyper", "data") if k in state},
+        }
+        return (*values, ticks, pending, "")
+
+    @app.callback(
+        Output("url", "search"),
+        Input("lesson", "value"),
+        prevent_initial_call=True,
+    )
+    def lesson(value: Any) -> Any:
+        from lossmap.explorer.share import LESSONS, encode_state
+
+        if value not in LESSONS:
+            raise PreventUpdate
+        return encode_state(LESSONS[value][1])
+
+    app.clientside_callback(
+        "function() { return window.dash_clientside.lossmap.share("
+        "dash_clientside.callback_context); }",
+        Output("url", "hash"),
+        *[Input(i, p) for i, p in restore_targets],
+        *[Input(i, p) for i, p in SETTINGS_INPUTS if i.startswith("range")],
+        Input("point", "data"),
+        Input("data-edit", "data"),
+        Input({"type": "opt-on", "name": ALL}, "value"),
+        Input(hyper_ids, "value"),
+    )
+    app.clientside_callback(
+        "function(n) { return window.location.href; }",
+        Output("copy-link", "content"),
+        Input("copy-link", "n_clicks"),
+        prevent_initial_call=True,
+    )
+
     # ---- Huber's δ only for Huber
     @app.callback(Output("delta-box", "style"), Input("loss", "value"))
     def delta_visible(loss: Any) -> Any:
@@ -207,13 +377,16 @@ def register(app: Any, *, store_root: Any = None) -> None:
         Output("function-controls", "style"),
         Output("fit-panel", "style"),
         Output("critical-panel", "style"),
+        Output("residual-panel", "style"),
         Output(hyper_ids, "value"),
+        Output("pending", "data"),
         Input("mode", "value"),
         Input("preset", "value"),
         Input("function", "value"),
+        Input("pending", "data"),
     )
-    @guarded(12, None)
-    def defaults(mode: Any, preset: Any, function: Any) -> Any:
+    @guarded(14, None)
+    def defaults(mode: Any, preset: Any, function: Any, pending: Any) -> Any:
         mode = check_name("mode", mode, ("problem", "function"))
         show, hide = {}, {"display": "none"}
         settings: ProblemSettings | FunctionSettings
@@ -228,11 +401,23 @@ def register(app: Any, *, store_root: Any = None) -> None:
             settings = ProblemSettings("line", preset, "mse", 1.0, 0.0, reg)
             names, panels = ("w", "b"), (show, hide, show, hide)
         (a, b), (c, d) = settings.region
-        point = list(teaching.default_start(settings))
+        point: Any = list(teaching.default_start(settings))
         hyper = teaching.default_hyper(settings)
-        ids = ctx.outputs_list[-1]
+        restored = _pending_for(pending, mode, preset, function)
+        if restored is not None:  # a shared link: its values, not the defaults
+            region = restored.get("region")
+            if isinstance(region, list) and len(region) == 4:
+                a, b, c, d = region
+            point = restored.get("point", point)
+            for name, values in (restored.get("hyper") or {}).items():
+                if name in hyper and isinstance(values, dict):
+                    hyper[name].update(values)
+        ids = ctx.outputs_list[-2]
         values = [hyper.get(o["id"]["name"], {}).get(o["id"]["key"]) for o in ids]
-        return (a, b, c, d, point, names[0], names[1], *panels, values)
+        left = None if restored is not None else pending
+        if pending is None and ctx.triggered_id == "pending":
+            raise PreventUpdate
+        return (a, b, c, d, point, names[0], names[1], *panels, panels[2], values, left)
 
     # ---- settings -> the landscape (the expensive figure; no paths)
     @app.callback(
@@ -240,12 +425,14 @@ def register(app: Any, *, store_root: Any = None) -> None:
         Output("message", "children"),
         *settings_in,
         Input("view", "value"),
+        Input("overlays", "value"),
         State("point", "data"),
     )
     @guarded(2, 1)
     def landscape(*args: Any) -> Any:
         settings = settings_from(*args[:n_settings])
-        view, point = args[n_settings:]
+        view, shown, point = args[n_settings:]
+        shown = _overlays(shown)
         view = check_name("view", view, ("2d", "3d", "3d-linear"))
         current = check_point(point) if point is not None else None
         if current is None:
@@ -256,6 +443,15 @@ def register(app: Any, *, store_root: Any = None) -> None:
         fig.update_layout(meta=meta)
         if view == "2d":
             fig.update_layout(dragmode=False)
+            empty = {"type": "scatter", "x": [], "y": [], "showlegend": False}
+            arrows = overlays.gradient_arrows(settings) if "arrows" in shown else None
+            fig.add_trace(arrows or {**empty, "uid": "arrows"})
+            curv = (
+                overlays.curvature_at(settings, current)
+                if "curvature" in shown
+                else None
+            )
+            fig.add_trace(overlays.curvature_trace(settings, current, curv))
         theta, note = teaching.minimum_for(settings)
         return fig, note if theta is None else ""
 
@@ -283,31 +479,65 @@ def register(app: Any, *, store_root: Any = None) -> None:
         prevent_initial_call=True,
     )
 
-    # ---- the point -> fit panel and readout (confirms the browser's)
+    # ---- the point -> fit panel, readout, residual panel, curvature
     @app.callback(
         Output("fit", "figure"),
         Output("readout", "children"),
         Output("critical-points", "children"),
+        Output("residual-loss", "figure"),
+        Output("landscape", "figure", allow_duplicate=True),
         Input("point", "data"),
         *settings_in,
+        Input("overlays", "value"),
+        State("view", "value"),
+        prevent_initial_call="initial_duplicate",
     )
-    @guarded(3, 1)
+    @guarded(5, 1)
     def point_changed(point: Any, *args: Any) -> Any:
-        from dash import html
+        from dash import Patch, html
         from dash.exceptions import PreventUpdate
 
+        shown, view = _overlays(args[n_settings]), args[n_settings + 1]
         try:
-            settings = settings_from(*args)
+            settings = settings_from(*args[:n_settings])
         except InputError:  # reported once, under the landscape
             raise PreventUpdate from None
         if point is None:
             point = teaching.default_start(settings)
         w, b = check_point(point)
         text = teaching.readout(settings, (w, b))
+        patch: Any = no_update
+        if "curvature" in shown and view == "2d":
+            curv = overlays.curvature_at(settings, (w, b))
+            text += "\n" + curv.sentence()
+            kinds = len({cp.kind for cp in _criticals(settings)})
+            patch = Patch()
+            patch["data"][6 + kinds + 1] = overlays.curvature_trace(
+                settings, (w, b), curv
+            )
         if isinstance(settings, ProblemSettings):
-            return teaching.fit_view(settings, (w, b)), text, no_update
+            return (
+                teaching.fit_view(settings, (w, b)),
+                text,
+                no_update,
+                overlays.residual_loss_figure(settings, (w, b)),
+                patch,
+            )
         crit = [html.Li(s) for s in teaching.critical_points_view(settings)]
-        return no_update, text, crit
+        return no_update, text, crit, no_update, patch
+
+    # ---- slices through θ* (only when asked for)
+    @app.callback(
+        Output("slices", "figure"),
+        Output("slices-panel", "style"),
+        Input("overlays", "value"),
+        *settings_in,
+    )
+    @guarded(2, None)
+    def slices(shown: Any, *args: Any) -> Any:
+        if "slices" not in _overlays(shown):
+            return no_update, {"display": "none"}
+        return overlays.slices_figure(settings_from(*args)), {}
 
     # ---- new settings -> no runs (paths belong to one landscape)
     @app.callback(

@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from lossmap import losses, toy
+from lossmap.explorer.share import LESSONS
 from lossmap.explorer.validate import DEFAULT_GRID_STEPS, loss_names
 
 __all__ = [
@@ -48,6 +49,12 @@ HELP = {
     "step": "Scrub through the run: the paths, the current point and the fit "
     "follow the chosen step.",
     "noise": "Add Gaussian noise (this standard deviation, this seed) to y.",
+    "edit": "Click on the fit panel to add a data point there, or to delete "
+    "the nearest one; the landscape, θ* and the runs follow the new data.",
+    "overlays": "Arrows point downhill (−gradient). Curvature: the Hessian's "
+    "eigen-directions at the current point and its condition number κ "
+    "(large κ: a long thin valley, slow for gradient descent). Slices: the "
+    "loss along each parameter through the minimum θ*.",
 }
 
 _MODEL_WORDS = {"line": "line", "tanh": "tanh neuron", "logistic": "logistic"}
@@ -197,6 +204,51 @@ def _teaching_controls(
                                 value=presets[0],
                                 clearable=False,
                             ),
+                            html.Div(
+                                className="row",
+                                children=[
+                                    html.Button(
+                                        "add an outlier",
+                                        id="add-outlier",
+                                        n_clicks=0,
+                                        className="small",
+                                    ),
+                                    html.Button(
+                                        "reset data",
+                                        id="reset-data",
+                                        n_clicks=0,
+                                        className="small",
+                                    ),
+                                ],
+                            ),
+                            html.Div(
+                                className="row",
+                                title=HELP["noise"],
+                                children=[
+                                    "noise σ",
+                                    _number("noise-sd", 0.1),
+                                    "seed",
+                                    _number("noise-seed", 0),
+                                    html.Button(
+                                        "add",
+                                        id="add-noise",
+                                        n_clicks=0,
+                                        className="small",
+                                    ),
+                                ],
+                            ),
+                            html.Div(
+                                title=HELP["edit"],
+                                children=_radio(
+                                    "fit-click-mode",
+                                    {
+                                        "add": "fit click adds a point",
+                                        "delete": "… deletes one",
+                                    },
+                                    "add",
+                                ),
+                            ),
+                            html.Div(id="data-message", className="message"),
                             _h3("Loss", "loss"),
                             _radio(
                                 "loss",
@@ -269,6 +321,18 @@ def _teaching_controls(
                             {"2d": "2-D", "3d": "3-D log", "3d-linear": "3-D linear"},
                             "2d",
                         ),
+                    ),
+                    _h3("Show", "overlays"),
+                    dcc.Checklist(
+                        id="overlays",
+                        options=[
+                            {"label": "downhill arrows", "value": "arrows"},
+                            {"label": "curvature at the point", "value": "curvature"},
+                            {"label": "slices through θ*", "value": "slices"},
+                        ],
+                        value=[],
+                        inline=True,
+                        inputStyle={"marginRight": "3px"},
                     ),
                     _h3("Optimizers", "optimizers"),
                     html.Div(_optimizer_rows(optimizers, hyper), id="opt-table"),
@@ -391,6 +455,29 @@ def _teaching_tab(
                         ],
                     ),
                     html.Div(
+                        id="residual-panel",
+                        className="panel",
+                        children=[
+                            dcc.Graph(
+                                id="residual-loss",
+                                className="graph-small",
+                                config={"displaylogo": False, "responsive": True},
+                            )
+                        ],
+                    ),
+                    html.Div(
+                        id="slices-panel",
+                        className="panel",
+                        style={"display": "none"},
+                        children=[
+                            dcc.Graph(
+                                id="slices",
+                                className="graph-small",
+                                config={"displaylogo": False, "responsive": True},
+                            )
+                        ],
+                    ),
+                    html.Div(
                         id="critical-panel",
                         className="panel meta",
                         style={"display": "none"},
@@ -488,6 +575,7 @@ def build_layout(
 
     return html.Div(
         [
+            dcc.Location(id="url", refresh=False),
             html.Div(
                 className="header",
                 children=[
@@ -495,6 +583,32 @@ def build_layout(
                     html.Span(
                         "click or drag on the landscape to set the parameters",
                         id="header-hint",
+                    ),
+                    html.Div(
+                        className="share",
+                        children=[
+                            dcc.Dropdown(
+                                id="lesson",
+                                options=[
+                                    {"label": label, "value": key}
+                                    for key, (label, _) in LESSONS.items()
+                                ],
+                                placeholder="start a lesson…",
+                                clearable=True,
+                                className="lesson",
+                            ),
+                            html.Span(
+                                [
+                                    dcc.Clipboard(
+                                        id="copy-link",
+                                        title="copy a link to exactly this view",
+                                        className="copy",
+                                    ),
+                                    " copy link",
+                                ],
+                                className="copy-box",
+                            ),
+                        ],
                     ),
                 ],
             ),
@@ -520,6 +634,9 @@ def build_layout(
             dcc.Store(id="point"),
             dcc.Store(id="runs"),
             dcc.Store(id="problem-spec"),
+            dcc.Store(id="data-edit"),
+            dcc.Store(id="pending"),
+            dcc.Store(id="fit-click"),
             dcc.Store(id="animated"),
         ]
     )

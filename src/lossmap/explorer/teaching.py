@@ -30,6 +30,7 @@ from lossmap.surface import Surface
 __all__ = [
     "RunRecord",
     "default_point",
+    "edit_data",
     "fit_view",
     "function_names",
     "landscape_for",
@@ -143,10 +144,19 @@ def landscape_for(settings: Settings) -> Any:
         from lossmap.toy import functions
 
         return functions.get(settings.function)
+    data: Any = settings.preset
+    if settings.points is not None:
+        from lossmap.toy.data import Dataset
+
+        base = toy.dataset(settings.preset)
+        x, y = (np.array(v, dtype=float) for v in zip(*settings.points))
+        data = Dataset(
+            x, y, task=base.task, name=f"{base.name} (edited)", region=base.region
+        )
     try:
         return toy.problem(
             settings.model,
-            settings.preset,
+            data,
             settings.loss,
             l2=settings.l2,
             **settings.loss_params,
@@ -353,8 +363,67 @@ def readout(settings: Settings, point: tuple[float, float]) -> str:
 
 
 def fit_view(settings: ProblemSettings, point: tuple[float, float]) -> Any:
-    """The fit panel at ``point``: data, prediction curve, residual lines."""
-    return _plotly.fit_figure(landscape_for(settings), point[0], point[1])
+    """The fit panel at ``point``: data, prediction curve, residual lines
+    (clicks on it edit the data, so it does not zoom)."""
+    fig = _plotly.fit_figure(landscape_for(settings), point[0], point[1])
+    fig.update_layout(dragmode=False)
+    return fig
+
+
+def edit_data(
+    settings: ProblemSettings,
+    action: str,
+    *,
+    at: tuple[float, float] | None = None,
+    sd: float = 0.1,
+    seed: int = 0,
+) -> dict[str, list[float]]:
+    """The data after one edit, as the page stores it (``{"x", "y"}``).
+
+    ``"add"`` puts a point at ``at`` (its y rounded to 0 or 1 for binary
+    data); ``"delete"`` removes the point nearest ``at`` (in units of the
+    axes' spans; the last point is kept); ``"outlier"`` adds a point at the
+    median x, 3 standard deviations (at least 1) above the largest y — for
+    binary data, a point with the opposite label at the far end; ``"noise"``
+    adds Gaussian noise of standard deviation ``sd`` to y (seeded).
+    """
+    land = landscape_for(settings)
+    x = np.asarray(land.data.x, dtype=float).copy()
+    y = np.asarray(land.data.y, dtype=float).copy()
+    binary = land.data.task == "binary"
+    if action == "add":
+        if at is None:
+            raise InputError("a point to add needs a position")
+        ya = float(at[1] > 0.5) if binary else at[1]
+        x, y = np.append(x, at[0]), np.append(y, ya)
+    elif action == "delete":
+        if at is None:
+            raise InputError("a point to delete needs a position")
+        if x.size > 1:
+            sx = max(float(np.ptp(x)), 1e-12)
+            sy = max(float(np.ptp(y)), 1e-12)
+            k = int(np.argmin(((x - at[0]) / sx) ** 2 + ((y - at[1]) / sy) ** 2))
+            x, y = np.delete(x, k), np.delete(y, k)
+    elif action == "outlier":
+        if binary:
+            k = int(np.argmax(x))
+            x, y = (
+                np.append(x, x[k] + 0.1 * max(float(np.ptp(x)), 1.0)),
+                np.append(y, 1.0 - y[k]),
+            )
+        else:
+            spread = max(3.0 * float(np.std(y)), 1.0)
+            x, y = np.append(x, float(np.median(x))), np.append(y, y.max() + spread)
+    elif action == "noise":
+        if binary:
+            raise InputError("noise is for regression data (labels are 0 or 1)")
+        rng = np.random.default_rng(seed)
+        y = y + rng.normal(0.0, sd, size=y.shape)
+    else:
+        raise InputError(f"unknown data edit {action[:20]!r}")
+    if x.size > 200:
+        raise InputError("the data may have at most 200 points")
+    return {"x": x.tolist(), "y": y.tolist()}
 
 
 def critical_points_view(settings: FunctionSettings, *, limit: int = 12) -> list[str]:

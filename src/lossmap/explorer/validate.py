@@ -29,6 +29,7 @@ __all__ = [
     "check_name",
     "check_number",
     "check_point",
+    "check_points",
     "check_region",
     "function_settings",
     "loss_names",
@@ -182,6 +183,8 @@ class ProblemSettings:
     l2: float
     region: tuple[tuple[float, float], tuple[float, float]]
     steps: int = DEFAULT_GRID_STEPS
+    #: The data points when the page edited the preset's data, else None.
+    points: tuple[tuple[float, float], ...] | None = None
 
     @property
     def loss_params(self) -> dict[str, float]:
@@ -189,7 +192,19 @@ class ProblemSettings:
 
     def key(self) -> list[Any]:
         """A JSON-friendly identity, stored with optimizer runs."""
-        return ["problem", self.model, self.preset, self.loss, self.delta, self.l2]
+        out: list[Any] = [
+            "problem",
+            self.model,
+            self.preset,
+            self.loss,
+            self.delta,
+            self.l2,
+        ]
+        if self.points is not None:
+            import hashlib
+
+            out.append(hashlib.sha1(repr(self.points).encode()).hexdigest()[:16])
+        return out
 
 
 @dataclass(frozen=True)
@@ -214,8 +229,10 @@ def problem_settings(
     steps: Any = DEFAULT_GRID_STEPS,
     *,
     presets: tuple[str, ...],
+    points: Any = None,
 ) -> ProblemSettings:
-    """Check the teaching controls; ``presets`` are the known data presets."""
+    """Check the teaching controls; ``presets`` are the known data presets,
+    ``points`` the edited data (see :func:`check_points`) or None."""
     from lossmap.toy.models import MODELS as REGISTERED
 
     model = check_name("model", model, tuple(REGISTERED))
@@ -225,7 +242,37 @@ def problem_settings(
     delta = check_number("δ", delta, minimum=0.0, maximum=MAX_DELTA, strict_min=True)
     l2 = check_number("L2", l2, minimum=0.0, maximum=MAX_L2)
     return ProblemSettings(
-        model, preset, loss, delta, l2, check_region(*region), _steps(steps)
+        model,
+        preset,
+        loss,
+        delta,
+        l2,
+        check_region(*region),
+        _steps(steps),
+        check_points(points),
+    )
+
+
+#: Most data points the page may send.
+MAX_POINTS = 200
+
+
+def check_points(value: Any) -> tuple[tuple[float, float], ...] | None:
+    """Edited data from the page: ``{"x": [...], "y": [...]}`` (1 to
+    :data:`MAX_POINTS` finite pairs within ±:data:`MAX_ABS_COORD`) or None."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise InputError(f"the edited data must be a mapping, got {shown(value)}")
+    xs, ys = value.get("x"), value.get("y")
+    if not isinstance(xs, list) or not isinstance(ys, list) or len(xs) != len(ys):
+        raise InputError("the edited data must have lists x and y of one length")
+    if not 1 <= len(xs) <= MAX_POINTS:
+        raise InputError(f"the data must have 1 to {MAX_POINTS} points, got {len(xs)}")
+    lim = {"minimum": -MAX_ABS_COORD, "maximum": MAX_ABS_COORD}
+    return tuple(
+        (check_number(f"x[{i}]", x, **lim), check_number(f"y[{i}]", y, **lim))
+        for i, (x, y) in enumerate(zip(xs, ys))
     )
 
 

@@ -3,9 +3,10 @@
 This is the only part of lossmap that reads or writes files.
 
 * :func:`save` / :func:`load` any :class:`~lossmap.Surface` (coordinates,
-  fields, metadata), readable by ``xarray.open_zarr(path, consolidated=False)``.
+  fields, metadata), readable by ``xarray.open_zarr(path)``.
 * :class:`GridStore`: the chunked store a computation writes as it goes, so an
-  interrupted run resumes where it stopped.
+  interrupted run resumes where it stopped. Every chunk carries a checksum and
+  a digest of its position; a damaged chunk raises :class:`ChunkError`.
 * :func:`to_vtk`: a legacy VTK structured grid for ParaView.
 
 zarr is imported when a store is first opened.

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from lossmap._optional import require
 from lossmap.surface import _jsonable
 
 __all__ = ["VOLATILE_KEYS", "as_path", "require_zarr", "settings_signature"]
@@ -30,11 +31,7 @@ VOLATILE_KEYS = frozenset(
 
 def require_zarr(what: str = "surface stores") -> Any:
     """Import zarr, or explain how to install it."""
-    try:
-        import zarr
-    except ImportError as exc:  # pragma: no cover - depends on environment
-        raise ImportError(f"{what} need zarr: pip install 'lossmap[io]'") from exc
-    return zarr
+    return require("zarr", extra="io", what=what)
 
 
 def as_path(value: Any, name: str = "path") -> Path:

@@ -408,8 +408,12 @@ class GridStore:
         """Chunk indices not yet written (of any field), in C order."""
         return [idx for idx in self.chunk_indices() if not self.is_done(idx)]
 
-    def verify(self) -> list[ChunkProblem]:
+    def verify(
+        self, chunks: Iterable[Sequence[int]] | None = None
+    ) -> list[ChunkProblem]:
         """Read every written chunk and check it; the problems found, in C order.
+
+        ``chunks`` limits the check to those chunk indices.
 
         A chunk is damaged when its file fails its CRC-32C checksum or cannot
         be decoded (bit flips, truncation, garbage), when its record is
@@ -430,7 +434,11 @@ class GridStore:
             )
         problems = []
         records = self._records()
-        for idx in self.chunk_indices():
+        wanted = self.chunk_indices()
+        if chunks is not None:
+            wanted = sorted({tuple(int(i) for i in c) for c in chunks})
+        for idx in wanted:
+            self.chunk_slices(idx)  # checks the index
             if not self.is_done(idx):
                 continue
             for field in self.fields:

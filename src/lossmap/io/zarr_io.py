@@ -3,7 +3,7 @@
 The store is the same layout :class:`~lossmap.io.GridStore` uses, so a store
 written chunk by chunk by a computation and one written by :func:`save` are
 read by the same :func:`load`, and both open in
-``xarray.open_zarr(path, consolidated=False)`` with their coordinates.
+``xarray.open_zarr(path)`` with their coordinates.
 """
 
 from __future__ import annotations

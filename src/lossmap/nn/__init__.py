@@ -23,9 +23,16 @@ Examples
 
 from __future__ import annotations
 
-from lossmap.nn import hessian
-from lossmap.nn._data import METRICS, accuracy
+from lossmap.nn import batch, curvature, hessian
 from lossmap.nn.align import Alignment, align
+from lossmap.nn.batch import (
+    METRICS,
+    OUTPUT_LOSS,
+    accuracy,
+    materialise,
+    sum_count,
+    token_cross_entropy,
+)
 from lossmap.nn.connect import (
     CURVES,
     Curve,
@@ -53,6 +60,7 @@ from lossmap.nn.evaluate import (
     plane,
     random_lines,
 )
+from lossmap.nn.options import Options
 from lossmap.nn.params import ParamInfo, ParamSpace, describe_selection, select
 
 # ---- trajectories (trajectory.py)
@@ -63,10 +71,12 @@ __all__ = [
     "CURVES",
     "METRICS",
     "NORMS",
+    "OUTPUT_LOSS",
     "Alignment",
     "Curve",
     "Direction",
     "Embedding",
+    "Options",
     "ParamInfo",
     "ParamSpace",
     "Projection",
@@ -77,6 +87,8 @@ __all__ = [
     "align",
     "axis_directions",
     "barrier",
+    "batch",
+    "curvature",
     "curve_path",
     "describe_selection",
     "embed",
@@ -86,6 +98,7 @@ __all__ = [
     "interpolation",
     "line",
     "linear_path",
+    "materialise",
     "path_span",
     "pca_directions",
     "plane",
@@ -96,6 +109,8 @@ __all__ = [
     "random_lines",
     "random_plane",
     "select",
+    "sum_count",
     "surface_at",
+    "token_cross_entropy",
     "train_curve",
 ]

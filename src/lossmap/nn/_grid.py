@@ -12,7 +12,7 @@ import itertools
 import math
 import uuid
 from collections.abc import Sequence
-from concurrent.futures import Executor, as_completed
+from concurrent.futures import as_completed
 from typing import Any
 
 import numpy as np
@@ -22,13 +22,14 @@ from lossmap._validation import check_int
 from lossmap.nn import _checks
 from lossmap.nn._prepare import Call
 from lossmap.nn.engine import Evaluator, run_chunk
+from lossmap.nn.options import Options
 from lossmap.surface import Surface
 
 #: Chunks per axis when ``chunk`` is not given.
 CHUNKS_PER_AXIS = 8
 
 
-def _chunks(shape: tuple[int, ...], chunk: Any) -> tuple[int, ...]:
+def check_chunks(shape: tuple[int, ...], chunk: Any) -> tuple[int, ...]:
     if chunk is None:
         return tuple(max(1, math.ceil(s / CHUNKS_PER_AXIS)) for s in shape)
     if isinstance(chunk, int | np.integer) and not isinstance(chunk, bool):
@@ -42,19 +43,16 @@ def _chunks(shape: tuple[int, ...], chunk: Any) -> tuple[int, ...]:
 
 
 def run_grid(
-    call: Call,
-    axes: dict[str, np.ndarray],
-    *,
-    chunk: Any,
-    store: Any,
-    executor: Executor | None,
-    progress: bool,
-    kind: str,
+    call: Call, axes: dict[str, np.ndarray], options: Options, *, kind: str
 ) -> Surface:
+    """Evaluate every grid point of ``axes`` (chunked, stored, on an executor
+    as ``options`` say) and return the surface."""
     spec = call.spec
+    chunk, store, executor = options.chunk, options.store, options.executor
+    progress = options.progress
     _checks.check_reach(spec.center, spec.directions, axes, spec.dtype)
     shape = tuple(len(a) for a in axes.values())
-    chunks = _chunks(shape, chunk)
+    chunks = check_chunks(shape, chunk)
     coords = list(axes.values())
     meta = {"kind": kind, **call.meta, "chunks": list(chunks)}
     fields = spec.fields

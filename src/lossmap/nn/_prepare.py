@@ -2,8 +2,11 @@
 
 Everything a call needs is validated and put into an
 :class:`~lossmap.nn.engine.EngineSpec` before any grid point is evaluated;
-a short probe on a few rows at the center turns a model that does not fit the
-data, or a loss that is not a scalar, into a clear error.
+a short probe on the first rows at the center turns a model that does not fit
+the data, a loss the contract cannot read, or a loss whose value depends on
+the tiling (:func:`lossmap.nn.batch.check_tiling`) into a clear error, and
+finds out whether the model or loss differentiates inside (then the engine
+runs with gradients enabled).
 """
 
 from __future__ import annotations
@@ -19,12 +22,21 @@ from torch import nn
 from torch.func import functional_call
 
 from lossmap import _cpu
-from lossmap._validation import check_choice, check_float, check_int
+from lossmap._validation import check_float, check_int
 from lossmap.nn import _bn, _checks
-from lossmap.nn._data import materialise, resolve_metrics
-from lossmap.nn._fingerprint import canonical_rows, data_fingerprint
+from lossmap.nn._split import forward_passes
+from lossmap.nn.batch import (
+    CHECK_ROWS,
+    Batch,
+    Data,
+    Objective,
+    aggregate,
+    check_tiling,
+    materialise,
+)
 from lossmap.nn.directions import Direction
-from lossmap.nn.engine import DEFAULT_MEMORY, PRECISIONS, STRATEGIES, EngineSpec
+from lossmap.nn.engine import DEFAULT_MEMORY, EngineSpec
+from lossmap.nn.options import Options
 from lossmap.nn.params import ParamSpace
 
 MAX_STEPS = 10_001
@@ -141,54 +153,105 @@ def _fingerprint(*tensors: torch.Tensor) -> str:
     return h.hexdigest()[:16]
 
 
-def _probe(spec: EngineSpec) -> None:
-    """Run the model once on a few rows at the center; raise clear errors."""
-    rows = min(int(spec.inputs.shape[0]), 8)
+def _restrict(
+    model: nn.Module, directions: list[Direction], spec: Any
+) -> tuple[list[Direction], dict[str, Any] | None]:
+    """Directions with every component outside the selection set to zero."""
+    if spec is None:
+        return directions, None
+    from lossmap.nn import params as _params
+
+    chosen = _params.select(model, spec)
+    meta = _params.selection_meta(model, spec)
+    out = []
+    for i, d in enumerate(directions):
+        tensors = {
+            n: (t if n in chosen else torch.zeros_like(t)) for n, t in d.tensors.items()
+        }
+        if not any(bool(torch.any(tensors[n] != 0)) for n in chosen if n in tensors):
+            raise ValueError(
+                f"`directions[{i}]` is zero on the selected parameters "
+                f"({meta['description']}); make directions with params= too"
+            )
+        out.append(Direction(tensors, {**d.meta, "params": meta}))
+    return out, meta
+
+
+def _describe_error(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _probe(spec: EngineSpec) -> tuple[bool, dict[str, float]]:
+    """Run the model and loss on the first rows at the center.
+
+    Returns whether gradients must be enabled (the model or loss calls
+    autograd inside) and the values on those rows. Raises clear errors for a
+    model that does not fit the data, a loss or metric the contract cannot
+    read, and a loss whose value depends on the tiling.
+    """
+    obj = spec.objective
     device = next(iter(spec.center.values())).device
-    x = spec.inputs[:rows].to(device)
-    x = x.to(spec.dtype) if x.is_floating_point() else x
-    y = spec.targets[:rows].to(device)
-    y = y.to(spec.dtype) if y.is_floating_point() else y
     work = _bn.working_copy(spec.model)
-    with _bn.ModelGuard(work) as guard, torch.no_grad():
+    with _bn.ModelGuard(work) as guard:
         _bn.configure(guard, work, "batch" if spec.bn == "batch" else "eval")
         params = {n: t.to(spec.dtype) for n, t in spec.center.items()}
         buffers = {
             n: (b.to(spec.dtype) if b.is_floating_point() else b)
             for n, b in work.named_buffers()
         }
-        try:
-            out = functional_call(work, (params, buffers), (x,))
-        except Exception as exc:
-            raise ValueError(
-                f"`data` does not fit the model: calling it on inputs of shape "
-                f"{tuple(x.shape)} ({x.dtype}) failed with {type(exc).__name__}: {exc}"
-            ) from exc
-        shape = tuple(getattr(out, "shape", ()))
-        checks = [
-            ("loss_fn", spec.loss_fn),
-            *((f"metrics[{k!r}]", f) for k, f in spec.metrics.items()),
-        ]
-        for name, fn in checks:
+
+        def model_fn(*args: Any, **kwargs: Any) -> Any:
+            return functional_call(work, (params, buffers), args, kwargs)
+
+        def run(batch: Batch) -> list[tuple]:
+            b = batch.to(device, spec.dtype)
+            value = b.value
             try:
-                value = fn(out, y)
+                out = obj.forward(model_fn, b, value)
             except Exception as exc:
+                how = "call" if callable(obj.call) else f"call={obj.call!r}"
                 raise ValueError(
-                    f"`{name}` failed on model outputs of shape {shape} and targets "
-                    f"of shape {tuple(y.shape)}: {type(exc).__name__}: {exc}"
+                    f"`data` does not fit the model: calling it ({how}) on "
+                    f"{_shapes(b)} failed with {_describe_error(exc)}"
                 ) from exc
-            if not isinstance(value, torch.Tensor) or value.numel() != 1:
-                got = (
-                    tuple(value.shape)
-                    if isinstance(value, torch.Tensor)
-                    else type(value).__name__
-                )
-                raise ValueError(
-                    f"`{name}` must return a scalar tensor (the mean over the batch), "
-                    f"got {got}"
-                )
-            if name == "loss_fn":  # a metric may be undefined on a few rows
-                _checks.check_probe_value(name, value, rows)
+            return obj.read(out, b, value, explain=True)
+
+        def attempt(grad: bool) -> dict[str, float]:
+            ctx = torch.enable_grad() if grad else torch.no_grad()
+            with ctx, forward_passes():
+                if spec.bn == "batch" and _bn.has_batchnorm(work):
+                    # per-tile statistics depend on the tiling by definition
+                    return aggregate(obj, [run(spec.data.head(64))])
+                return check_tiling(obj, run, spec.data, spec.dtype)
+
+        try:
+            return False, attempt(grad=False)
+        except ValueError as first:
+            if not _about_grad(first):
+                raise
+            try:
+                values = attempt(grad=True)
+            except Exception:
+                raise first from first.__cause__
+            return True, values
+
+
+def _about_grad(exc: BaseException | None) -> bool:
+    """Whether an error (or its cause) comes from autograd under ``no_grad``."""
+    while exc is not None:
+        if isinstance(exc, RuntimeError) and "grad" in str(exc):
+            return True
+        exc = exc.__cause__
+    return False
+
+
+def _shapes(b: Batch) -> str:
+    return (
+        str(b.describe())
+        .replace("'", "")
+        .replace("n, ", f"{b.n}, ")
+        .replace("[n]", f"[{b.n}]")
+    )
 
 
 @dataclass(frozen=True)
@@ -203,113 +266,142 @@ def prepare(
     data: Any,
     dirs: Any,
     ndim: int,
-    *,
-    metrics: Any,
-    bn: str,
-    center: Any,
-    subset: Any,
-    seed: Any,
-    dtype: Any,
-    batch_size: Any,
-    bn_data: Any,
-    strategy: str,
-    memory: Any,
-    precision: str = "float",
+    options: Options,
 ) -> Call:
+    """Check everything, probe the model and return the engine's job."""
     if not isinstance(model, nn.Module):
         raise TypeError(
             f"`model` must be a torch.nn.Module, got {type(model).__name__}"
         )
-    if not callable(loss_fn):
+    opts = options
+    if not (callable(loss_fn) or isinstance(loss_fn, str | Mapping)):
         raise TypeError(f"`loss_fn` must be callable, got {loss_fn!r}")
-    check_choice("bn", bn, _bn.BN_MODES)
-    check_choice("strategy", strategy, STRATEGIES)
-    check_choice("precision", precision, PRECISIONS)
-    metric_fns = resolve_metrics(metrics)
+    objective = Objective.build(
+        loss_fn,
+        metrics=opts.metrics,
+        call=opts.call,
+        targets=opts.targets,
+        logits=opts.logits,
+        reduction=opts.reduction,
+        weights=opts.weights,
+    )
     space = ParamSpace(model)
-    cen = _center(model, center, space, "params" if ndim == 0 else "center")
-    dtype = _dtype(dtype, space.dtype)
-    if precision == "bf16" and dtype != torch.float32:
+    cen = _center(model, opts.center, space, "params" if ndim == 0 else "center")
+    dtype = _dtype(opts.dtype, space.dtype)
+    if opts.precision == "bf16" and dtype != torch.float32:
         # autocast leaves float64 (and other dtypes) alone: refuse, not mislabel
         raise ValueError(
             f"`precision` 'bf16' needs float32 evaluation (a float32 model or "
             f"dtype=torch.float32), got dtype {str(dtype).removeprefix('torch.')}"
         )
-    if precision == "bf16":  # emulated bfloat16 is slower than float: refuse it
+    if opts.precision == "bf16":  # emulated bfloat16 is slower than float: refuse
         _cpu.require_bf16(next(iter(cen.values())).device)
     directions = _directions(dirs, ndim, space) if ndim else []
-    x, y = canonical_rows(data, *materialise(data))
-    n = int(x.shape[0])
+    directions, selection = _restrict(model, directions, opts.params if ndim else None)
+    data_ = materialise(data)
+    n = data_.n
+    subset = opts.subset
     if subset is not None:
         subset = check_int("subset", subset, minimum=2, maximum=n)
-    if seed is not None:
-        seed = check_int("seed", seed)
-    if batch_size is not None:
-        batch_size = check_int("batch_size", batch_size, minimum=1)
-    memory = (
-        DEFAULT_MEMORY
-        if memory is None
-        else check_int("memory", memory, minimum=1 << 20)
-    )
-    bx = None
-    if bn_data is not None:
-        if bn != "recompute":
+        if objective.has_sum:
             raise ValueError(
-                f"`bn_data` is used only with bn='recompute', got bn={bn!r}"
+                "`subset` estimates a mean from a sample; a loss with "
+                "reduction='sum' is a total over all rows: leave subset=None"
             )
-        bx, _ = materialise(bn_data)
+        if objective.whole_batch:
+            raise ValueError(
+                "`subset` cannot be combined with reduction='batch' (the standard "
+                "error needs several tiles)"
+            )
+    memory = DEFAULT_MEMORY if opts.memory is None else opts.memory
+    bn_data = None
+    if opts.bn_data is not None:
+        bn_data = materialise(opts.bn_data, "bn_data")
     _checks.check_inputs(
         "params" if ndim == 0 else "center",
         cen,
         [d.tensors for d in directions],
-        (x, y),
-        bx,
+        _values(data_),
+        None if bn_data is None else _values(bn_data),
     )
     spec = EngineSpec(
         model=model,
-        loss_fn=loss_fn,
-        metrics=metric_fns,
-        inputs=x,
-        targets=y,
+        objective=objective,
+        data=data_,
         center=cen,
         directions=[d.tensors for d in directions],
-        bn=bn,
+        bn=opts.bn,
         dtype=dtype,
-        batch_size=batch_size,
+        batch_size=opts.batch_size,
         subset=subset if subset is not None and subset < n else None,
-        seed=seed,
-        bn_inputs=bx,
-        strategy=strategy,
+        seed=opts.seed,
+        bn_data=bn_data,
+        strategy=opts.strategy,
         memory=memory,
-        precision=precision,
+        precision=opts.precision,
+        optimize=opts.optimize,
     )
-    _probe(spec)
+    spec.needs_grad, probed = _probe(spec)
+    # a metric may be undefined on a few rows; the loss must be finite
+    _checks.check_probe_value(
+        "loss_fn", torch.tensor(probed["loss"], dtype=torch.float64), min(n, CHECK_ROWS)
+    )
     import lossmap
 
+    data_meta: dict[str, Any] = {
+        "n_samples": n,
+        "subset": spec.subset,
+        "seed": opts.seed,
+        "batch_size": opts.batch_size,
+        "kind": data_.kind,
+        "structure": data_.first.describe(),
+    }
+    first = data_.first
+    if objective.single_input(first):
+        data_meta["input_shape"] = list(objective.model_args(first)[0][0].shape[1:])
     meta = {
         "model": type(model).__name__,
         "n_params": space.size,
         "directions": [d.meta for d in directions],
         "direction_norms": [d.norm() for d in directions],
         "normalisation": [d.meta.get("norm") for d in directions],
-        "bn": bn,
-        "loss_fn": getattr(loss_fn, "__name__", type(loss_fn).__name__),
-        "metrics": list(metric_fns),
-        "data": {
-            "n_samples": n,
-            "subset": spec.subset,
-            "seed": seed,
-            "batch_size": batch_size,
-            "input_shape": list(x.shape[1:]),
-        },
+        "bn": opts.bn,
+        "loss_fn": _loss_label(loss_fn),
+        "metrics": [m.name for m in objective.metrics],
+        "objective": objective.describe(),
+        "optimize": opts.optimize,
+        "data": data_meta,
         "dtype": str(dtype).removeprefix("torch."),
-        "precision": PRECISION_LABELS[precision],
+        "precision": PRECISION_LABELS[opts.precision],
         "device": str(next(iter(cen.values())).device),
         "fingerprint": {
             "center": _fingerprint(*cen.values()),
             "directions": [_fingerprint(*d.tensors.values()) for d in directions],
-            "data": data_fingerprint((x, y)),
+            "data": data_.fingerprint(),
         },
         "versions": {"torch": torch.__version__, "lossmap": lossmap.__version__},
     }
+    if selection is not None:
+        meta["params"] = selection
+    if len(objective.terms) > 1:
+        meta["loss_terms"] = {t.name: t.describe() for t in objective.terms}
     return Call(spec, meta)
+
+
+def _values(data: Data) -> Any:
+    """The data in the user's structure (a list of blocks when there are
+    several), for the finiteness checks' messages."""
+    if len(data.blocks) == 1:
+        return data.first.value
+    return [b.value for b in data.blocks]
+
+
+def _loss_label(loss_fn: Any) -> str:
+    def one(fn: Any) -> str:
+        if isinstance(fn, str):
+            return fn
+        return getattr(fn, "__name__", type(fn).__name__)
+
+    if isinstance(loss_fn, Mapping):
+        return " + ".join(f"{k} ({one(v)})" for k, v in loss_fn.items())
+    return one(loss_fn)

@@ -20,7 +20,10 @@ moves more memory than recomputing them.
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -32,18 +35,93 @@ from torch import fx, nn
 #: between, recomputing the product is about as cheap and needs no cache.
 MIN_IN_FEATURES = 64
 
-#: ``torch.fx`` tracing replaces ``torch.nn.Module.__call__`` process-wide
-#: while it runs, so two traces at once (threads of an executor) corrupt each
-#: other and can leave the patch in place for good. Every trace takes this lock.
-_TRACE_LOCK = threading.Lock()
 _MODULE_METHODS = {
     name: nn.Module.__dict__[name] for name in ("__call__", "__getattr__")
 }
 
 
+class _Gate:
+    """Traces one at a time and never during the engine's forward passes.
+
+    ``torch.fx`` tracing replaces ``torch.nn.Module.__call__`` (and
+    ``__getattr__``) process-wide while it runs. Two traces at once (threads
+    of an executor) corrupt each other and can leave the patch in place for
+    good; a forward pass in another thread meanwhile is routed into the trace
+    and fails ("module is not installed as a submodule"). So a trace is
+    exclusive and the engine's forward passes share the gate. Requests are
+    served in arrival order (consecutive passes together), so neither a
+    trace nor a pass waits forever. A thread's passes may nest, and a thread
+    may trace inside its own passes (they step aside meanwhile).
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._queue: collections.deque[object] = collections.deque()
+        self._passes = 0
+        self._tracing = False
+        self._local = threading.local()
+
+    def _enter(self, tracing: bool) -> None:
+        me = object()
+        with self._cond:
+            self._queue.append(me)
+            while not (
+                self._queue[0] is me
+                and not self._tracing
+                and not (tracing and self._passes)
+            ):
+                self._cond.wait()
+            self._queue.popleft()
+            if tracing:
+                self._tracing = True
+            else:
+                self._passes += 1
+            self._cond.notify_all()  # the next in line may be a pass too
+
+    def _leave(self, tracing: bool) -> None:
+        with self._cond:
+            if tracing:
+                self._tracing = False
+            else:
+                self._passes -= 1
+            self._cond.notify_all()
+
+    @contextlib.contextmanager
+    def passes(self) -> Iterator[None]:
+        depth = getattr(self._local, "depth", 0)
+        if depth == 0:
+            self._enter(tracing=False)
+        self._local.depth = depth + 1
+        try:
+            yield
+        finally:
+            self._local.depth = depth
+            if depth == 0:
+                self._leave(tracing=False)
+
+    @contextlib.contextmanager
+    def trace(self) -> Iterator[None]:
+        inside = getattr(self._local, "depth", 0) > 0
+        if inside:  # this thread's passes step aside while it traces
+            self._leave(tracing=False)
+        self._enter(tracing=True)
+        try:
+            yield
+        finally:
+            self._leave(tracing=True)
+            if inside:
+                self._enter(tracing=False)
+
+
+_GATE = _Gate()
+
+#: Wrap every forward pass of the engine: ``with forward_passes(): ...``.
+forward_passes = _GATE.passes
+
+
 def trace(model: nn.Module) -> fx.GraphModule:
-    """``fx.symbolic_trace(model)``, one at a time; torch's globals restored."""
-    with _TRACE_LOCK:
+    """``fx.symbolic_trace(model)`` behind the gate; torch's globals restored."""
+    with _GATE.trace():
         try:
             return fx.symbolic_trace(model)
         finally:

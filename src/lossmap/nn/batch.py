@@ -73,6 +73,7 @@ more than one term each term is also a field under its own name.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -87,6 +88,7 @@ __all__ = [
     "OUTPUT_LOSS",
     "REDUCTIONS",
     "Batch",
+    "ContractError",
     "Data",
     "Objective",
     "Term",
@@ -333,7 +335,7 @@ class Data:
         for k, b in enumerate(self.blocks):
             sel = index[(index >= starts[k]) & (index < starts[k + 1])] - starts[k]
             if len(sel):
-                out.append(b.take(torch.as_tensor(np.sort(sel))))
+                out.append(b.take(torch.as_tensor(sel)))
         return Data(tuple(out))
 
     def default_rows(self) -> int:
@@ -553,16 +555,11 @@ def _loss_terms(loss: Any, weights: Any, reduction: Any) -> tuple[Term, ...]:
         what = "loss_fn" if name == "loss" else f"loss_fn[{name!r}]"
         if not isinstance(name, str) or not name.isidentifier():
             raise ValueError(f"`loss_fn` term names must be identifiers, got {name!r}")
-        if isinstance(fn, str):
-            if fn != OUTPUT_LOSS:
-                raise ValueError(
-                    f"`{what}` as a string must be {OUTPUT_LOSS!r} (the output's own "
-                    f".loss), got {fn!r}"
-                )
-        elif not callable(fn):
+        if not (callable(fn) or fn == OUTPUT_LOSS):
             raise TypeError(
-                f"`{what}` must be a callable loss_fn(output, targets), "
-                f"{OUTPUT_LOSS!r}, or a mapping of term names to these; got {fn!r}"
+                f"`{what}` must be callable as loss_fn(output, targets), or "
+                f"{OUTPUT_LOSS!r} (the output's own .loss), or a mapping of term "
+                f"names to these; got {fn!r}"
             )
     if len(named) > 1 and "loss" in named:
         raise ValueError("a loss term cannot be called 'loss' (the total's field)")
@@ -844,32 +841,49 @@ class Objective:
             f"{type(target).__name__}"
         )
 
-    def read(self, output: Any, batch: Batch, value: Any = None) -> list[tuple]:
+    def read(
+        self, output: Any, batch: Batch, value: Any = None, *, explain: bool = False
+    ) -> list[tuple]:
         """``(sum, count)`` tensors of every term and metric on one tile.
 
         Pure tensor code (``vmap``-able), no data-dependent Python branches.
+        ``explain=True`` turns an error inside a term or metric into a
+        :class:`ContractError` naming it and the shapes it got (the probe uses
+        it; the engine lets the user's own errors through unchanged).
         """
         value = batch.value if value is None else value
         target = self.target_of(batch, value)
         out = []
         for t in self.parts:
-            if t.builtin:
-                raw = t.fn(self.logits_of(output), self._tensor_targets(target))
-            elif t.fn == OUTPUT_LOSS:
-                raw = _attr(output, "loss")
-                if raw is None:
-                    raise ValueError(
-                        f"`loss_fn` {OUTPUT_LOSS!r}: the model output "
-                        f"({type(output).__name__}) has no .loss; HuggingFace models "
-                        "return one when the batch holds `labels`"
-                    )
-            elif t in self.metrics:
-                raw = t.fn(self.logits_of(output), target)
-            else:
-                _check_shapes(output, target, t)
-                raw = t.fn(output, target)
-            out.append(_as_parts(raw, t, batch.n))
+            try:
+                raw = self._call_term(t, output, target)
+            except Exception as exc:
+                if isinstance(exc, ContractError) or not explain:
+                    raise
+                raise ContractError(
+                    f"{_what(t, self)} failed on model outputs of "
+                    f"{_shape_words(output)} and targets of "
+                    f"{_shape_words(target)}: {type(exc).__name__}: {exc}"
+                ) from exc
+            out.append(_as_parts(raw, t, batch.n, _what(t, self)))
         return out
+
+    def _call_term(self, t: Term, output: Any, target: Any) -> Any:
+        if t.builtin:
+            return t.fn(self.logits_of(output), self._tensor_targets(target))
+        if t.fn == OUTPUT_LOSS:
+            raw = _attr(output, "loss")
+            if raw is None:
+                raise ContractError(
+                    f"`loss_fn` {OUTPUT_LOSS!r}: the model output "
+                    f"({type(output).__name__}) has no .loss; HuggingFace models "
+                    "return one when the batch holds `labels`"
+                )
+            return raw
+        if t in self.metrics:
+            return t.fn(self.logits_of(output), target)
+        _check_shapes(output, target, t)
+        return t.fn(output, target)
 
     def finish(self, sums: np.ndarray, counts: np.ndarray) -> dict[str, np.ndarray]:
         """Field values from totals of shape ``(n_parts, ...)``."""
@@ -891,8 +905,22 @@ class Objective:
         return out
 
 
-def _what(t: Term) -> str:
-    return "`loss_fn`" if t.name == "loss" else f"{t.name!r}"
+class ContractError(ValueError):
+    """A loss term or metric that the batch contract cannot read."""
+
+
+def _what(t: Term, obj: Objective | None = None) -> str:
+    if obj is not None and t in obj.metrics:
+        return f"`metrics[{t.name!r}]`"
+    return "`loss_fn`" if t.name == "loss" else f"`loss_fn[{t.name!r}]`"
+
+
+def _shape_words(x: Any) -> str:
+    if isinstance(x, torch.Tensor):
+        return f"shape {tuple(x.shape)}"
+    if isinstance(x, Mapping):
+        return f"{type(x).__name__} with keys {list(x)}"
+    return type(x).__name__
 
 
 def _check_shapes(output: Any, target: Any, t: Term) -> None:
@@ -900,7 +928,7 @@ def _check_shapes(output: Any, target: Any, t: Term) -> None:
     ``(n, 1)`` against ``(n,)``, which gives an ``n × n`` loss."""
     if not (isinstance(output, torch.Tensor) and isinstance(target, torch.Tensor)):
         return
-    if not (output.is_floating_point() and target.is_floating_point()):
+    if not output.is_floating_point():
         return
     if output.shape == target.shape:
         return
@@ -909,7 +937,7 @@ def _check_shapes(output: Any, target: Any, t: Term) -> None:
     except RuntimeError:
         return
     if math.prod(joint) > max(output.numel(), target.numel()):
-        raise ValueError(
+        raise ContractError(
             f"{_what(t)}: model outputs of shape {tuple(output.shape)} and targets "
             f"of shape {tuple(target.shape)} broadcast to {tuple(joint)}, which "
             "compares every output with every target; reshape one of them (e.g. "
@@ -917,18 +945,20 @@ def _check_shapes(output: Any, target: Any, t: Term) -> None:
         )
 
 
-def _as_parts(raw: Any, t: Term, rows: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _as_parts(
+    raw: Any, t: Term, rows: int, what: str
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(sum, count) from what a term returned (see the module documentation)."""
     if isinstance(raw, tuple | list):
         if len(raw) != 2:
-            raise ValueError(
-                f"{_what(t)} returned a {type(raw).__name__} of {len(raw)} items; "
+            raise ContractError(
+                f"{what} returned a {type(raw).__name__} of {len(raw)} items; "
                 "return a scalar, per-row values or a (sum, count) pair"
             )
         s, c = (torch.as_tensor(v) for v in raw)
         if s.numel() != 1 or c.numel() != 1:
-            raise ValueError(
-                f"{_what(t)} returned (sum, count) of shapes {tuple(s.shape)} and "
+            raise ContractError(
+                f"{what} returned (sum, count) of shapes {tuple(s.shape)} and "
                 f"{tuple(c.shape)}; both must be scalars"
             )
         return s.reshape(()), c.reshape(()).to(s.dtype)
@@ -936,8 +966,8 @@ def _as_parts(raw: Any, t: Term, rows: int) -> tuple[torch.Tensor, torch.Tensor]
         if isinstance(raw, int | float):
             raw = torch.as_tensor(float(raw))
         else:
-            raise ValueError(
-                f"{_what(t)} returned a {type(raw).__name__}; return a scalar tensor, "
+            raise ContractError(
+                f"{what} returned a {type(raw).__name__}; return a scalar tensor, "
                 "per-row values or a (sum, count) pair"
             )
     if raw.numel() == 1 and raw.dim() <= 1:
@@ -945,13 +975,16 @@ def _as_parts(raw: Any, t: Term, rows: int) -> tuple[torch.Tensor, torch.Tensor]
         if t.reduction == "mean":
             n = torch.as_tensor(float(rows), dtype=v.dtype, device=v.device)
             return v * n, n
-        n = torch.as_tensor(float(rows), dtype=v.dtype, device=v.device)
+        # "sum": the count is not used; "batch": the value of the one tile
+        n = torch.as_tensor(
+            float(rows if t.reduction == "sum" else 1), dtype=v.dtype, device=v.device
+        )
         return v, n
     if raw.dim() >= 1 and raw.shape[0] == rows:
         c = torch.as_tensor(float(raw.numel()), dtype=raw.dtype, device=raw.device)
         return raw.sum(), c
-    raise ValueError(
-        f"{_what(t)} returned a tensor of shape {tuple(raw.shape)} on a tile of "
+    raise ContractError(
+        f"{what} returned a tensor of shape {tuple(raw.shape)} on a tile of "
         f"{rows} rows; return a scalar, per-row values of shape ({rows}, ...) or a "
         "(sum, count) pair"
     )
@@ -992,8 +1025,10 @@ def token_cross_entropy(
 
 
 # ---------------------------------------------------- the tiling check
-#: Rows of the prefix on which :func:`check_tiling` compares one tile with two.
-CHECK_ROWS = 64
+#: Rows of the prefix on which :func:`check_tiling` compares one tile with
+#: tiles of :data:`CHECK_TILE` rows.
+CHECK_ROWS = 16
+CHECK_TILE = 2
 
 
 def tolerance(dtype: torch.dtype) -> float:
@@ -1017,26 +1052,34 @@ def check_tiling(
     """Refuse terms or metrics whose value changes when the data is tiled.
 
     ``run(batch)`` returns the ``(sum, count)`` list of one tile. The first
-    ``CHECK_ROWS`` rows are evaluated as one tile and as two (a third and two
-    thirds); every field must agree to :func:`tolerance`. Skipped when a term
-    is ``reduction="batch"`` (never tiled). Returns the one-tile values.
+    ``CHECK_ROWS`` rows are evaluated as one tile and in tiles of
+    ``CHECK_TILE`` rows (small tiles make a wrong count show: a token mean
+    over rows with different numbers of tokens); every field must agree to
+    :func:`tolerance`. Skipped when a term is ``reduction="batch"`` (never
+    tiled). Returns the one-tile values.
     """
     head = data.head(CHECK_ROWS)
     whole = aggregate(objective, [run(head)])
-    if objective.whole_batch or head.n < 2:
+    if objective.whole_batch or head.n < 2 * CHECK_TILE:
         return whole
-    cut = max(1, head.n // 3)
-    split = aggregate(objective, [run(head.rows(0, cut)), run(head.rows(cut, head.n))])
+    starts = list(range(0, head.n - CHECK_TILE + 1, CHECK_TILE))
+    bounds = [*starts, head.n]
+    split = aggregate(
+        objective, [run(head.rows(a, b)) for a, b in itertools.pairwise(bounds)]
+    )
+    sizes = "+".join(str(b - a) for a, b in itertools.pairwise(bounds))
     tol = tolerance(dtype)
-    for name, a in whole.items():
+    names = [n for n in whole if n != "loss"] + ["loss"]  # name a term first
+    for name in names:
+        a = whole[name]
         b = split[name]
         if math.isnan(a) and math.isnan(b):
             continue
         if not abs(a - b) <= tol * max(abs(a), abs(b), 1e-12):
             raise ValueError(
                 f"{name!r} depends on how the data is tiled: {a:.6g} on {head.n} "
-                f"rows at once, {b:.6g} when the same rows are split into {cut} + "
-                f"{head.n - cut}. A scalar loss is read as a per-row mean "
+                f"rows at once, {b:.6g} when the same rows are split into tiles of "
+                f"{sizes} rows. A scalar loss is read as a per-row mean "
                 "(reduction='mean'). If it sums over rows, pass reduction='sum'; if "
                 "it averages over some rows or tokens only (padding, ignore_index, "
                 "terms on different rows), return per-row values or (sum, count) "

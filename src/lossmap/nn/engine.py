@@ -18,14 +18,18 @@ How the work is organised (chosen per call, see :class:`Evaluator`):
 * if ``vmap`` cannot handle a model, the loop is used and gives the same
   numbers.
 
-The loss function must return the *mean* over a batch; tile means are
-averaged with weights proportional to tile size, which equals the mean over
-all samples.
+Data, calls and losses follow the batch contract (:mod:`lossmap.nn.batch`):
+every term and metric is carried over tiles as ``(sum, count)`` and divided
+once, so no value depends on the tile size. An optimisation is kept only if it
+reproduces the plain evaluation at the centre; a loss or model that needs
+autograd (``torch.autograd.grad`` inside) is evaluated plainly with gradients
+enabled.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 import threading
 import uuid
 import warnings
@@ -39,8 +43,8 @@ from torch import nn
 from torch.func import functional_call, vmap
 
 from lossmap.nn import _bn
-from lossmap.nn._data import Tiles
-from lossmap.nn._split import Split, affine_parts, build_split
+from lossmap.nn._split import Split, affine_parts, build_split, forward_passes
+from lossmap.nn.batch import Batch, Data, Objective, tolerance
 
 STRATEGIES = ("auto", "vmap", "loop")
 #: Forward-pass precisions: plain (the evaluation dtype), or bfloat16 autocast.
@@ -55,6 +59,9 @@ MAX_POINTS_PER_PASS = 4096
 #: fall out of cache: on a 64-64-64-10 MLP over 1,797 samples, 313 points per
 #: pass (1 GiB) took 2.3x as long as 19 (64 MiB).
 PASS_BYTES = 64 << 20
+#: With a random subset, tiles are small enough to give at least this many
+#: tile means, from which the standard error is estimated.
+MIN_TILES_FOR_STDERR = 8
 
 
 @dataclass
@@ -63,10 +70,8 @@ class EngineSpec:
     model, loss and metrics are)."""
 
     model: nn.Module
-    loss_fn: Callable[..., torch.Tensor]
-    metrics: dict[str, Callable[..., torch.Tensor]]
-    inputs: torch.Tensor
-    targets: torch.Tensor
+    objective: Objective
+    data: Data
     center: dict[str, torch.Tensor]
     directions: list[dict[str, torch.Tensor]]
     bn: str = "eval"
@@ -74,15 +79,24 @@ class EngineSpec:
     batch_size: int | None = None
     subset: int | None = None
     seed: int | None = None
-    bn_inputs: torch.Tensor | None = None
+    bn_data: Data | None = None
     strategy: str = "auto"
     memory: int = DEFAULT_MEMORY
     precision: str = "float"
+    #: False: every point by a plain forward pass (no fx split, no vmap).
+    optimize: bool = True
+    #: The model or loss differentiates inside (found by the probe): run with
+    #: gradients enabled, plainly.
+    needs_grad: bool = False
     token: str = field(default_factory=lambda: uuid.uuid4().hex)
 
     @property
+    def plain(self) -> bool:
+        return self.strategy == "loop-plain" or not self.optimize or self.needs_grad
+
+    @property
     def fields(self) -> list[str]:
-        names = ["loss", *self.metrics]
+        names = list(self.objective.fields)
         if self.subset is not None:
             names += [f"{n}_stderr" for n in list(names)]
         return names
@@ -107,7 +121,8 @@ class Evaluator:
         self.work = _bn.working_copy(spec.model)
         self.guard = _bn.ModelGuard(self.work)
         try:
-            self._setup()
+            with forward_passes():  # set-up runs probes and caching passes
+                self._setup()
         except BaseException:
             self.guard.restore()
             raise
@@ -115,6 +130,7 @@ class Evaluator:
     # ---------------------------------------------------------------- set-up
     def _setup(self) -> None:
         spec = self.spec
+        self.obj = spec.objective
         _bn.configure(self.guard, self.work, spec.bn)
         dtype = spec.dtype
         self.center = {n: t.detach().to(dtype) for n, t in spec.center.items()}
@@ -129,34 +145,60 @@ class Evaluator:
             n: (b.to(dtype) if b.is_floating_point() else b)
             for n, b in self.work.named_buffers()
         }
+        data, rows = spec.data, spec.batch_size
+        self.n_total, self.indices = data.n, None
+        if spec.subset is not None and spec.subset < data.n:
+            rng = np.random.default_rng(spec.seed)
+            self.indices = rng.choice(data.n, size=spec.subset, replace=False)
+            data = data.take(self.indices)
+            if rows is None:
+                rows = min(
+                    data.default_rows(),
+                    max(1, math.ceil(data.n / MIN_TILES_FOR_STDERR)),
+                )
+        if self.obj.whole_batch:
+            if len(data.blocks) > 1:
+                raise ValueError(
+                    "a loss term with reduction='batch' needs all data in one tile, "
+                    f"but the data comes in {len(data.blocks)} blocks of different "
+                    "shapes (pad every batch to one length)"
+                )
+            rows = data.n
+        rows = data.default_rows() if rows is None else rows
+        self.rows = max(1, min(int(rows), max(b.n for b in data.blocks)))
+        self.n_used = data.n
         has_conv = any(
             isinstance(mod, nn.modules.conv._ConvNd) for mod in self.work.modules()
         )
-        self.channels_last = has_conv and spec.inputs.dim() == 4
-        self.tiles = Tiles.build(
-            spec.inputs,
-            spec.targets,
-            device=self.device,
-            dtype=dtype,
-            rows=spec.batch_size,
-            subset=spec.subset,
-            seed=spec.seed,
-            channels_last=self.channels_last,
+        first = data.first
+        self.single = self.obj.single_input(first)
+        self.channels_last = (
+            has_conv and self.single and self.obj.model_args(first)[0][0].dim() == 4
         )
-        self.bn_tiles = None
+        self.tiles = data.tiles(
+            self.rows, device=self.device, dtype=dtype, channels_last=self.channels_last
+        )
+        self.values = [t.value for t in self.tiles]
+        self.tile_rows = np.array([t.n for t in self.tiles], dtype=np.float64)
+        self.bn_tiles: list[Batch] | None = None
         if spec.bn == "recompute" and _bn.has_batchnorm(self.work):
-            bx = spec.bn_inputs if spec.bn_inputs is not None else spec.inputs
-            self.bn_tiles = Tiles.build(
-                bx,
-                torch.zeros(bx.shape[0]),
+            bdata = spec.bn_data if spec.bn_data is not None else spec.data
+            self.bn_tiles = bdata.tiles(
+                spec.batch_size,
                 device=self.device,
                 dtype=dtype,
-                rows=spec.batch_size,
                 channels_last=self.channels_last,
             )
+        self.fallback: str | None = None
+        self._configure(plain=spec.plain)
+        if not spec.plain:
+            self._verify_optimised()
+
+    def _configure(self, *, plain: bool) -> None:
+        """Choose the split, the runner and the strategy."""
         self.split: Split | None = None
         self.cached: list[tuple[list[torch.Tensor], list[tuple]]] = []
-        if spec.bn != "recompute" and spec.strategy != "loop-plain":
+        if not plain and self.spec.bn != "recompute" and self.single:
             self._try_split()
         runner = self.split.rest if self.split is not None else self.work
         self.runner = runner
@@ -172,9 +214,52 @@ class Evaluator:
             n: torch.stack([d[n] for d in self.dirs])
             for n in sorted(self.moved & run_params)
         }
-        self.strategy = self._choose_strategy(run_params)
-        self.fallback: str | None = None
+        self.strategy = "loop" if plain else self._choose_strategy(run_params)
         self.points_per_pass = self._points_per_pass() if self.strategy == "vmap" else 1
+
+    def _verify_optimised(self) -> None:
+        """Keep an optimisation only if it gives the plain values at the centre.
+
+        The first tile is evaluated at the centre through the split and/or
+        ``vmap`` and by a plain forward pass of the whole model. A ``vmap``
+        that fails falls back to the loop (unless ``strategy="vmap"`` was
+        asked for); any difference beyond rounding, or an error, turns every
+        optimisation off.
+        """
+        zero = torch.zeros((1, self.m), dtype=self.spec.dtype, device=self.device)
+        fast = None
+        with torch.no_grad(), forward_passes():
+            if self.strategy == "vmap":
+                try:
+                    fast = self._batch_vmap(zero, tiles=[0])[0, :, 0]
+                except Exception as exc:
+                    if self.spec.strategy == "vmap":
+                        raise
+                    self.strategy, self.points_per_pass = "loop", 1
+                    self.fallback = f"vmap failed: {type(exc).__name__}: {exc}"[:300]
+            if self.split is None and self.strategy != "vmap":
+                return
+            reason = None
+            try:
+                if fast is None:
+                    fast = self._batch_loop(zero, tiles=[0])[0, :, 0]
+                state = (self.center, self.buffers)
+                out = self.obj.forward(
+                    lambda *a, **k: functional_call(self.work, state, a, k),
+                    self.tiles[0],
+                    self.values[0],
+                )
+                parts = self.obj.read(out, self.tiles[0], self.values[0])
+                ref = np.array([float(v) for pair in parts for v in pair])
+                tol = tolerance(self.spec.dtype)
+                close = np.abs(fast - ref) <= tol * np.maximum(np.abs(ref), 1e-12)
+                if not np.all(close | (np.isnan(fast) & np.isnan(ref))):
+                    reason = f"values at the centre {fast} != plain {ref}"
+            except Exception as exc:
+                reason = f"{type(exc).__name__}: {exc}"[:300]
+        if reason is not None:
+            self.fallback = f"optimisations off ({reason})"
+            self._configure(plain=True)
 
     def _try_split(self) -> None:
         split = build_split(self.work, self.moved, n_directions=self.m)
@@ -185,8 +270,9 @@ class Evaluator:
         cached = []
         budget = self.spec.memory
         used = 0
-        with torch.no_grad():
-            for x, _ in self.tiles.tiles:
+        with torch.no_grad(), forward_passes():
+            for tile in self.tiles:
+                x = self.obj.model_args(tile)[0][0]
                 outs = functional_call(split.prefix, state, (x,))
                 frontier = list(outs[: split.n_frontier])
                 aff = [
@@ -205,8 +291,6 @@ class Evaluator:
 
     def _choose_strategy(self, run_params: set[str]) -> str:
         strategy = self.spec.strategy
-        if strategy == "loop-plain":
-            return "loop"
         if self.spec.bn == "recompute":
             return "loop"
         if strategy in ("vmap", "loop"):
@@ -214,13 +298,12 @@ class Evaluator:
         if self.channels_last:
             return "loop"
         numel = sum(self.center[n].numel() for n in run_params)
-        work = numel * self.tiles.n_used
+        work = numel * self.n_used
         return "vmap" if work <= VMAP_MAX_WORK else "loop"
 
     def _points_per_pass(self) -> int:
         """Grid points per vmap pass from the memory budget."""
-        x, _y = self.tiles.tiles[0]
-        counts = [x.numel()]
+        counts = [sum(t.numel() for t in self.tiles[0].leaves)]
 
         def hook(_m: Any, _i: Any, out: Any) -> None:
             if isinstance(out, torch.Tensor):
@@ -228,7 +311,7 @@ class Evaluator:
 
         handles = [m.register_forward_hook(hook) for m in self.runner.modules()]
         try:
-            with torch.no_grad():
+            with torch.no_grad(), forward_passes():
                 self._point(
                     torch.zeros(self.m, dtype=self.spec.dtype, device=self.device),
                     {n: self.center[n] for n in self.stack},
@@ -251,8 +334,10 @@ class Evaluator:
         t: int,
         scalars: list[float] | None = None,
     ) -> tuple[torch.Tensor, ...]:
-        """Loss and metrics of one point on tile ``t`` (vmappable)."""
-        x, y = self.tiles.tiles[t]
+        """``(sum, count)`` of every term and metric at one point on tile ``t``,
+        flattened (vmappable)."""
+        tile, value = self.tiles[t], self.values[t]
+        state = ({**self.fixed, **moved}, self.run_buffers)
         if self.split is not None:
             frontier, aff = self.cached[t]
             args = [*frontier]
@@ -264,17 +349,16 @@ class Evaluator:
                 else:  # under vmap: one batched (k, m) @ (m, ...) product
                     acc = y0 + torch.tensordot(coef, ys, dims=1)
                 args.append(acc)
+            if moved or self.fixed or self.run_buffers:
+                out = functional_call(self.runner, state, tuple(args))
+            else:  # nothing left to load (e.g. a one-layer model, fully cached)
+                out = self.runner(*args)
         else:
-            args = [x]
-        if moved or self.fixed or self.run_buffers:
-            out = functional_call(
-                self.runner, ({**self.fixed, **moved}, self.run_buffers), tuple(args)
+            out = self.obj.forward(
+                lambda *a, **k: functional_call(self.runner, state, a, k), tile, value
             )
-        else:  # nothing left to load (e.g. a one-layer model, fully cached)
-            out = self.runner(*args)
-        vals = [self.spec.loss_fn(out, y)]
-        vals += [fn(out, y) for fn in self.spec.metrics.values()]
-        return tuple(torch.as_tensor(v).reshape(()) for v in vals)
+        parts = self.obj.read(out, tile, value)
+        return tuple(v.reshape(()) for pair in parts for v in pair)
 
     def _weights(self, coefs: torch.Tensor) -> dict[str, torch.Tensor]:
         """Moved parameters at each point, shape ``(k, *param_shape)``."""
@@ -283,21 +367,27 @@ class Evaluator:
             for n, d in self.stack.items()
         }
 
-    def _batch_vmap(self, coefs: torch.Tensor) -> np.ndarray:
+    def _batch_vmap(
+        self, coefs: torch.Tensor, tiles: list[int] | None = None
+    ) -> np.ndarray:
         wts = self._weights(coefs)
-        out = np.empty((len(self.tiles.tiles), len(self._value_fields), coefs.shape[0]))
-        for t in range(len(self.tiles.tiles)):
+        tiles = range(len(self.tiles)) if tiles is None else tiles
+        out = np.empty((len(self.tiles), self._n_values, coefs.shape[0]))
+        for t in tiles:
             with warnings.catch_warnings():  # vmap's "performance drop" notes
                 warnings.filterwarnings("ignore", "There is a performance drop")
                 res = vmap(lambda c, w, t=t: self._point(c, w, t), in_dims=(0, 0))(
                     coefs, wts
                 )
-            out[t] = torch.stack(res).double().cpu().numpy()
+            out[t] = torch.stack(res).detach().double().cpu().numpy()
         return out
 
-    def _batch_loop(self, coefs: torch.Tensor) -> np.ndarray:
+    def _batch_loop(
+        self, coefs: torch.Tensor, tiles: list[int] | None = None
+    ) -> np.ndarray:
         k = coefs.shape[0]
-        out = np.empty((len(self.tiles.tiles), len(self._value_fields), k))
+        tiles = range(len(self.tiles)) if tiles is None else tiles
+        out = np.empty((len(self.tiles), self._n_values, k))
         for i in range(k):
             scalars = coefs[i].tolist()
             wts = {n: w[0] for n, w in self._weights(coefs[i : i + 1]).items()}
@@ -312,9 +402,9 @@ class Evaluator:
                 }
             if self.bn_tiles is not None:
                 self._recompute_stats(wts)
-            for t in range(len(self.tiles.tiles)):
+            for t in tiles:
                 res = self._point(coefs[i], wts, t, scalars)
-                out[t, :, i] = torch.stack(res).double().cpu().numpy()
+                out[t, :, i] = torch.stack(res).detach().double().cpu().numpy()
         return out
 
     def _recompute_stats(self, wts: dict[str, torch.Tensor]) -> None:
@@ -323,14 +413,18 @@ class Evaluator:
         )
         buffers = {**self.buffers, **fresh}
         params = {**self.fixed, **wts}
+        state = (params, buffers)
         with _bn.statistics_pass(self.work):
-            for x, _ in self.bn_tiles.tiles:
-                functional_call(self.work, (params, buffers), (x,))
+            for tile in self.bn_tiles:
+                self.obj.forward(
+                    lambda *a, **k: functional_call(self.work, state, a, k), tile
+                )
         self.run_buffers = {n: b for n, b in buffers.items() if n in self.run_buffers}
 
     @property
-    def _value_fields(self) -> list[str]:
-        return ["loss", *self.spec.metrics]
+    def _n_values(self) -> int:
+        """Numbers per point and tile: a (sum, count) per term and metric."""
+        return 2 * len(self.obj.parts)
 
     def evaluate(
         self, coeffs: np.ndarray, callback: Callable[[int], None] | None = None
@@ -343,23 +437,44 @@ class Evaluator:
         if coeffs.ndim != 2:
             coeffs = coeffs.reshape(-1, self.m)
         n = coeffs.shape[0]
-        per_tile = np.empty((len(self.tiles.tiles), len(self._value_fields), n))
+        per_tile = np.empty((len(self.tiles), self._n_values, n))
         step = self.points_per_pass
-        with torch.no_grad(), self._autocast():
+        grad = torch.enable_grad() if self.spec.needs_grad else torch.no_grad()
+        with grad, self._autocast(), forward_passes():
             all_c = torch.as_tensor(coeffs, dtype=self.spec.dtype, device=self.device)
             for start in range(0, n, step):
                 c = all_c[start : start + step]
                 per_tile[:, :, start : start + step] = self._batch(c)
                 if callback is not None:
                     callback(c.shape[0])
-        w = self.tiles.weights.numpy()[:, None, None]
-        values = np.sum(w * per_tile, axis=0)
-        out = {name: values[i] for i, name in enumerate(self._value_fields)}
+        sums, counts = per_tile[:, 0::2].sum(axis=0), per_tile[:, 1::2].sum(axis=0)
+        out = self.obj.finish(sums, counts)
         if self.spec.subset is not None:
-            se = self.tiles.stderr(per_tile)
-            for i, name in enumerate(self._value_fields):
-                out[f"{name}_stderr"] = se[i]
+            tile_values = self.obj.finish(
+                np.moveaxis(per_tile[:, 0::2], 0, 1),
+                np.moveaxis(per_tile[:, 1::2], 0, 1),
+            )
+            for name in list(out):
+                out[f"{name}_stderr"] = self._stderr(tile_values[name])
         return out
+
+    def _stderr(self, tile_values: np.ndarray) -> np.ndarray:
+        """Standard error of the subset's value from per-tile values.
+
+        ``tile_values`` has shape ``(n_tiles, n_points)``. Uses the between-tile
+        spread of the tile values weighted by rows (a batch-means / ratio
+        estimator) with the finite-population correction
+        ``1 - n_used / n_total``.
+        """
+        w = self.tile_rows / self.tile_rows.sum()
+        t = len(w)
+        if t < 2:
+            return np.full(tile_values.shape[1:], np.nan)
+        w = w[:, None]
+        mean = np.sum(w * tile_values, axis=0)
+        var = t / (t - 1) * np.sum((w * (tile_values - mean)) ** 2, axis=0)
+        fpc = max(0.0, 1.0 - self.n_used / self.n_total)
+        return np.sqrt(var * fpc)
 
     def _autocast(self) -> Any:
         """bfloat16 autocast of the forward passes when asked, else nothing."""
@@ -375,7 +490,7 @@ class Evaluator:
                 if self.spec.strategy == "vmap":
                     raise
                 self.strategy, self.points_per_pass = "loop", 1
-                self.fallback = f"{type(exc).__name__}: {exc}"[:300]
+                self.fallback = f"vmap failed: {type(exc).__name__}: {exc}"[:300]
         return self._batch_loop(c)
 
     def describe(self) -> dict[str, Any]:
@@ -383,12 +498,13 @@ class Evaluator:
         info: dict[str, Any] = {
             "strategy": self.strategy,
             "points_per_pass": self.points_per_pass,
-            "tile_rows": self.tiles.rows,
+            "tile_rows": self.rows,
+            "needs_grad": self.spec.needs_grad,
             "channels_last": self.channels_last,
             "split": self.split.describe() if self.split is not None else None,
         }
         if self.fallback:
-            info["vmap_fallback"] = self.fallback
+            info["fallback"] = self.fallback
         return info
 
     def close(self) -> None:

@@ -716,9 +716,10 @@ def _path_extent(
 ) -> np.ndarray | None:
     """(2, k) lowest and highest path coordinates on a plane through ``center``.
 
-    None unless every direction records ``path_dot_range`` (PCA directions).
-    Uses that the directions are orthogonal: coordinates are then
-    ``⟨θ_i − c, d⟩ / ‖d‖²``.
+    None unless every direction records ``path_dot_range`` (PCA directions)
+    and is still the unit vector PCA made (a direction restricted or scaled
+    afterwards no longer matches its recorded range). Uses that the
+    directions are orthonormal: coordinates are then ``⟨θ_i − c, d⟩``.
     """
     if not metas or not all("path_dot_range" in m for m in metas):
         return None
@@ -729,10 +730,12 @@ def _path_extent(
     cvec = torch.cat(
         [center[n].detach().reshape(-1).double().cpu() for n in directions[0]]
     )
-    if len(flat) == 2:
-        cos = float(flat[0] @ flat[1]) / float(flat[0].norm() * flat[1].norm())
-        if abs(cos) > 1e-4:
-            return None
+    first = next(iter(directions[0].values()))
+    tol = max(1e-4, 10 * torch.finfo(first.dtype).eps)  # rounding of d's dtype
+    if any(abs(float(d @ d) - 1.0) > tol for d in flat):
+        return None
+    if len(flat) == 2 and abs(float(flat[0] @ flat[1])) > tol:
+        return None
     out = np.empty((2, len(flat)))
     for k, (m, d) in enumerate(zip(metas, flat)):
         nn2 = float(d @ d)
@@ -758,9 +761,10 @@ def fit_spans(
     if isinstance(span, str):
         if extent is None:
             raise ValueError(
-                "`span`='auto' needs PCA directions (from "
-                "lossmap.nn.pca_directions, which record where the path lies); "
-                "for other directions give numbers, e.g. "
+                "`span`='auto' needs PCA directions as "
+                "lossmap.nn.pca_directions made them (unit, orthogonal, "
+                "unchanged: they record where the path lies); for other "
+                "directions give numbers, e.g. "
                 "span=lossmap.nn.path_span(project(recording, directions).coords)"
             )
         return path_span(extent)

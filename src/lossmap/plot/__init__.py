@@ -13,6 +13,8 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from lossmap._optional import require
+
 # name -> module under lossmap.plot. Each block belongs to one module.
 _EXPORTS: dict[str, str] = {
     # ---- landscapes, 3-D surfaces, slices, fit panels (_landscape.py, _views.py,
@@ -66,21 +68,9 @@ def __getattr__(name: str) -> Any:
 
 def require_matplotlib(what: str) -> Any:
     """Import matplotlib.pyplot, or explain how to install it."""
-    try:
-        import matplotlib.pyplot as plt
-    except ImportError as exc:  # pragma: no cover - depends on environment
-        raise ImportError(
-            f"{what} needs matplotlib: pip install 'lossmap[plot]'"
-        ) from exc
-    return plt
+    return require("matplotlib.pyplot", extra="plot", what=what)
 
 
 def require_plotly(what: str) -> Any:
     """Import plotly.graph_objects, or explain how to install it."""
-    try:
-        import plotly.graph_objects as go
-    except ImportError as exc:  # pragma: no cover - depends on environment
-        raise ImportError(
-            f"{what} needs plotly: pip install 'lossmap[explorer]'"
-        ) from exc
-    return go
+    return require("plotly.graph_objects", extra="explorer", what=what)

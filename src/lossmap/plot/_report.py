@@ -288,6 +288,23 @@ def _spectrum_words(result: Mapping[str, Any]) -> list[str]:
     return lines
 
 
+def _embedding_words(result: Mapping[str, Any]) -> list[str]:
+    meta = result.get("meta") or {}
+    runs = result.get("runs") or []
+    lines = [
+        f"A map of {len(result.get('coords') or [])} checkpoints from "
+        f"{len(runs)} run(s) ({', '.join(map(str, runs))}) by "
+        f"{meta.get('method', '?')}."
+    ]
+    if meta.get("reading"):
+        lines.append(str(meta["reading"]).capitalize() + ".")
+    ratio = meta.get("explained_variance_ratio")
+    if ratio:
+        shares = ", ".join(f"{100 * float(r):.1f} %" for r in ratio)
+        lines.append(f"The two axes explain {shares} of the variance.")
+    return lines
+
+
 def _command_words(meta: Mapping[str, Any]) -> list[str]:
     import shlex
 
@@ -309,9 +326,10 @@ def report_html(
     Parameters
     ----------
     results : iterable of (str, Surface or mapping)
-        Surfaces (planes and lines, e.g. loaded from stores) and Hessian
-        results (mappings with ``eigenvalues``, ``trace``, ``density`` as
-        written by ``lossmap hessian --out``).
+        Surfaces (planes and lines, e.g. loaded from stores), Hessian results
+        (mappings with ``eigenvalues``, ``trace``, ``density`` as written by
+        ``lossmap hessian --out``) and checkpoint maps (``kind`` "nn.embedding",
+        as ``lossmap embed`` writes them).
     title : str
     fields : list of str, optional
         Fields drawn for every surface (default: all but ``*_stderr``).
@@ -338,6 +356,12 @@ def report_html(
             words = [html.escape(w) for w in describe_metadata(result)]
             words += _command_words(result.metadata)
             figs = figures_for(result, fields=fields, three_d=three_d)
+        elif isinstance(result, Mapping) and result.get("kind") == "nn.embedding":
+            from lossmap.plot._minima import embedding_figure
+
+            words = [html.escape(w) for w in _embedding_words(result)]
+            words += _command_words(result)
+            figs = [(embedding_figure(result), True)]
         elif isinstance(result, Mapping):
             words = [html.escape(w) for w in _spectrum_words(result)]
             words += _command_words(result)

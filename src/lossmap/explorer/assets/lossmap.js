@@ -265,7 +265,21 @@
     if (state.pending) { state.last = state.pending; state.pending = null; }
     if (state.last) L.setPoint(state.last[0], state.last[1], true);
   }
+  /** A click on the fit panel: its data coordinates go to the server,
+   *  which adds (or deletes) a data point there. */
+  function onFitDown(ev) {
+    const gd = plot("fit");
+    if (!gd || ev.button > 0) return;
+    const p = dataAt(gd, ev);
+    if (!p || !window.dash_clientside || !window.dash_clientside.set_props) return;
+    window.dash_clientside.set_props("fit-click", {data: [p[0], p[1], Date.now()]});
+  }
   L.attach = function () {
+    const fit = document.getElementById("fit");
+    if (fit && !fit.dataset.lossmapAttached) {
+      fit.dataset.lossmapAttached = "1";
+      fit.addEventListener("pointerdown", onFitDown);
+    }
     const host = document.getElementById("landscape");
     if (!host || host.dataset.lossmapAttached) return;
     host.dataset.lossmapAttached = "1";
@@ -479,9 +493,52 @@
     return true;
   };
 
+  // ------------------------------------------------- the state in the URL
+  const STATE_NAMES = {"grid-steps": "grid", "opt-steps": "steps",
+    "batch-size": "batch", "data-edit": "data"};
+  /** Write every control into ?s=<base64url JSON> (no reload, no history). */
+  function share(cbx) {
+    const state = {};
+    const region = {};
+    let chosen = null;
+    const hyper = {};
+    (cbx.inputs_list || []).forEach(function (item) {
+      const list = Array.isArray(item) ? item : [item];
+      list.forEach(function (inp) {
+        const id = inp.id;
+        if (typeof id === "object") {
+          if (id.type === "opt-on") {
+            chosen = chosen || [];
+            if (Array.isArray(inp.value) && inp.value.length) chosen.push(id.name);
+          } else if (id.type === "opt-hyper") {
+            (hyper[id.name] = hyper[id.name] || {})[id.key] = inp.value;
+          }
+          return;
+        }
+        if (id.indexOf("range") === 0) { region[id] = inp.value; return; }
+        if (inp.value === undefined) return;
+        state[STATE_NAMES[id] || id] = inp.value;
+      });
+    });
+    state.region = [region["range0-min"], region["range0-max"],
+      region["range1-min"], region["range1-max"]];
+    if (chosen) state.optimizers = chosen;
+    state.hyper = hyper;
+    if (state.data === null) delete state.data;
+    const json = JSON.stringify(state);
+    const b64 = btoa(unescape(encodeURIComponent(json)))
+      .replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+    try {
+      window.history.replaceState(null, "", "?s=" + b64);
+    } catch (e) { /* a file:// page or a sandbox: no link then */ }
+    return window.dash_clientside.no_update;
+  }
+  L.share = share;
+
   // ----------------------------------------------- Dash clientside hooks
   window.dash_clientside = Object.assign({}, window.dash_clientside, {
     lossmap: {
+      share: share,
       spec: function (spec) {
         state.spec = spec;
         if (spec && spec.colors) state.colors = spec.colors;

@@ -3,9 +3,13 @@
 :class:`CurvatureOperator` owns everything that is the same for every
 curvature matrix of a mean loss ``L(θ) = (1/N) Σₙ ℓ(f(xₙ; θ), yₙ)``:
 
-* the data, cut into tiles (:func:`_data_tiles`, the one place that reads the
-  user's data), and the sum over tiles weighted by each tile's share of the
-  samples, so the operator is the matrix of the mean over the whole data set;
+* the data and the loss through the batch contract of :mod:`lossmap.nn.batch`
+  (any batch form; ``call``, ``targets``, ``logits``; loss terms with their
+  reductions and weights). Every term is a ``(sum, count)`` over the tiles; a
+  first pass totals the counts ``C_k`` (they do not depend on the parameters),
+  and each tile contributes the curvature of ``Σ_k w_k · sum_k,tile / C_k``
+  (``w_k · sum`` for a ``"sum"`` term), so the operator is exactly the matrix
+  of the loss over the whole data set, whatever the tiling;
 * the parameter selection (:func:`_selected`): the matrix is the block of the
   chosen parameters, the others stay fixed;
 * the model: a *working copy* (new module objects over the same tensors, see
@@ -54,7 +58,7 @@ from torch.func import functional_call
 
 from lossmap._validation import check_choice, check_int
 from lossmap.nn import _bn
-from lossmap.nn._data import Tiles, materialise
+from lossmap.nn import batch as nb
 
 __all__ = ["CurvatureOperator"]
 
@@ -63,46 +67,26 @@ __all__ = ["CurvatureOperator"]
 KEEP_GRAPH_WORK = 2e8
 
 
-def _data_tiles(
-    data: Any, *, batch_size: int | None, dtype: torch.dtype, device: torch.device
-) -> Tiles:
-    """The user's data as tiles on ``device`` (floating tensors in ``dtype``).
-
-    The single entry point for data: switch here to the batch contract of
-    :mod:`lossmap.nn` when it grows one.
-    """
-    x, y = materialise(data)
-    rows = int(x.shape[0]) if batch_size is None else batch_size
-    return Tiles.build(x, y, device=device, dtype=dtype, rows=rows)
-
-
 def _selected(model: nn.Module, params: Any) -> list[str]:
-    """Names of the parameters the matrix is taken over.
+    """Names of the parameters the matrix is taken over, in model order.
 
-    ``None``: every parameter with ``requires_grad``; a list of names; or a
-    callable ``(name, parameter) -> bool``.
+    ``None``: every parameter with ``requires_grad``; anything else is a
+    selection as :func:`lossmap.nn.params.select` reads it (names, module
+    names, patterns, submodules, callables, lists of these).
     """
+    from lossmap.nn.params import select
+
     named = dict(model.named_parameters())
     if params is None:
-        names = [n for n, p in named.items() if p.requires_grad]
-    elif callable(params):
-        names = [n for n, p in named.items() if params(n, p)]
-    elif isinstance(params, str):
-        names = [params]
+        chosen = {n for n, p in named.items() if p.requires_grad}
     else:
-        names = list(params)
-    unknown = [n for n in names if n not in named]
-    if unknown:
-        raise ValueError(
-            f"`params` must name parameters of the model, got unknown {unknown}; "
-            f"known: {list(named)}"
-        )
-    if len(set(names)) != len(names):
-        raise ValueError(f"`params` must not repeat a name, got {names}")
+        chosen = set(select(model, params))
+    names = [n for n in named if n in chosen]
     if not names:
-        raise ValueError("`params` must select at least one parameter, got none")
-    order = {n: i for i, n in enumerate(named)}
-    return sorted(names, key=order.__getitem__)
+        raise ValueError(
+            f"`params` must select at least one parameter, got none from {params!r}"
+        )
+    return names
 
 
 @contextlib.contextmanager
@@ -124,14 +108,16 @@ class CurvatureOperator:
     ----------
     model : torch.nn.Module
         Never modified (see the module docstring).
-    loss_fn : callable ``(outputs, targets) -> scalar tensor``
-        The *mean* loss over a batch, e.g. ``torch.nn.functional.cross_entropy``.
-    data : (inputs, targets) tensors or an iterable of such batches
-    params : None, list of str or callable, optional
+    loss_fn : callable, "output.loss" or mapping of named terms
+        As in :mod:`lossmap.nn.batch`, e.g. ``torch.nn.functional.cross_entropy``
+        (a mean over the batch).
+    data : a batch or an iterable of batches (:mod:`lossmap.nn.batch`)
+    params : selection, optional
         The parameters the matrix is taken over (default: all that require
-        grad); the others stay fixed.
+        grad; see :func:`lossmap.nn.params.select`); the others stay fixed.
     batch_size : int, optional
-        Rows per tile (default: all rows in one tile).
+        Rows per tile (default: the contract's default tile, 1,024 dense rows
+        or 128 images).
     bn : {"eval", "batch", "recompute"}, default="eval"
     at : mapping of str to tensor, optional
         Parameter (and buffer) values at which the matrix is taken (default:
@@ -141,6 +127,8 @@ class CurvatureOperator:
     keep_graph : bool, optional
         Keep each tile's graph between products (default: when samples ×
         parameters is below ``KEEP_GRAPH_WORK``).
+    call, targets, logits, reduction, weights
+        The batch contract's conventions (:class:`lossmap.nn.batch.Objective`).
     """
 
     #: Short name of the matrix (used in results and metadata).
@@ -158,16 +146,24 @@ class CurvatureOperator:
         at: Mapping[str, torch.Tensor] | None = None,
         dtype: torch.dtype | None = None,
         keep_graph: bool | None = None,
+        call: Any = "auto",
+        targets: Any = "auto",
+        logits: Any = "auto",
+        reduction: Any = "mean",
+        weights: Any = None,
     ) -> None:
         if not isinstance(model, nn.Module):
             raise TypeError(
                 f"`model` must be a torch.nn.Module, got {type(model).__name__}"
             )
-        if not callable(loss_fn):
-            raise TypeError(
-                f"`loss_fn` must be callable (outputs, targets) -> mean loss, got "
-                f"{type(loss_fn).__name__}"
-            )
+        self.objective = nb.Objective.build(
+            loss_fn,
+            call=call,
+            targets=targets,
+            logits=logits,
+            reduction=reduction,
+            weights=weights,
+        )
         self.bn = check_choice("bn", bn, _bn.BN_MODES)
         if batch_size is not None:
             batch_size = check_int("batch_size", batch_size, minimum=1)
@@ -203,10 +199,12 @@ class CurvatureOperator:
             n: (b.to(dtype) if b.is_floating_point() else b)
             for n, b in own_buffers.items()
         }
-        self.tiles = _data_tiles(
-            data, batch_size=batch_size, dtype=dtype, device=self.device
-        )
-        self.n_samples = self.tiles.n_used
+        self.data = nb.materialise(data)
+        rows = batch_size
+        if self.objective.whole_batch:
+            rows = self.data.n  # a "batch" term: all rows at once
+        self.tiles = self.data.tiles(rows, device=self.device, dtype=dtype)
+        self.n_samples = self.data.n
         self.products = 0
         if keep_graph is None:
             keep_graph = self.n_samples * self.dim <= KEEP_GRAPH_WORK
@@ -217,7 +215,7 @@ class CurvatureOperator:
         self._extra = 0
         if self.bn == "recompute" and _bn.has_batchnorm(self._work):
             self._recompute_statistics()
-        self._check_loss()
+        self._totals()
         self._setup()
 
     # ------------------------------------------------------------- set-up
@@ -253,8 +251,13 @@ class CurvatureOperator:
             _bn.statistics_pass(self._work),
             torch.no_grad(),
         ):
-            for x, _ in self.tiles.tiles:
-                functional_call(self._work, (params, buffers), (x,))
+            for tile in self.tiles:
+                self.objective.forward(
+                    lambda *a, **k: functional_call(
+                        self._work, (params, buffers), a, k
+                    ),
+                    tile,
+                )
         self.buffers = buffers
 
     @contextlib.contextmanager
@@ -272,28 +275,50 @@ class CurvatureOperator:
         finally:
             guard.restore()
 
-    def _check_loss(self) -> None:
-        x, y = self.tiles.tiles[0]
+    def _totals(self) -> None:
+        """One pass over the data: each term's total count (the coefficients
+        of the tile sums) and the loss at the operator's point."""
+        sums = np.zeros(len(self.objective.terms))
+        counts = np.zeros(len(self.objective.terms))
         with self._configured(), torch.no_grad():
-            value = self.loss_fn(self.forward(self.theta, x[:2]), y[:2])
-        if not isinstance(value, torch.Tensor) or value.numel() != 1:
-            shape = tuple(value.shape) if isinstance(value, torch.Tensor) else value
+            for tile in self.tiles:
+                parts = self.objective.read(self.forward(self.theta, tile), tile)
+                sums += [float(p[0]) for p in parts]
+                counts += [float(p[1]) for p in parts]
+        if np.any(counts <= 0):
             raise ValueError(
-                f"`loss_fn` must return a scalar (the mean loss), got {shape}"
+                f"`loss_fn` counted no entries (counts {counts.tolist()}); a mask "
+                "that removes every row leaves no loss to differentiate"
             )
+        self._loss = float(
+            self.objective.finish(sums[:, None], counts[:, None])["loss"][0]
+        )
+        #: Per term: the factor of its tile sums in the loss.
+        self.coefficients = [
+            t.weight * (1.0 if t.reduction == "sum" else 1.0 / c)
+            for t, c in zip(self.objective.terms, counts)
+        ]
 
     # ---------------------------------------------------- for subclasses
-    def forward(self, theta: Sequence[torch.Tensor], x: torch.Tensor) -> torch.Tensor:
-        """Model outputs at selected parameter values ``theta`` (call inside
-        :meth:`_configured`)."""
+    def forward(self, theta: Sequence[torch.Tensor], tile: nb.Batch) -> Any:
+        """Model output on a tile at selected parameter values ``theta`` (call
+        inside :meth:`_configured`)."""
         values = {**self.fixed, **dict(zip(self.names, theta))}
-        return functional_call(self._work, (values, self.buffers), (x,))
+        return self.objective.forward(
+            lambda *a, **k: functional_call(self._work, (values, self.buffers), a, k),
+            tile,
+        )
+
+    def tile_loss(self, output: Any, tile: nb.Batch) -> torch.Tensor:
+        """The tile's share of the loss: ``Σ_k coefficient_k · sum_k``."""
+        parts = self.objective.read(output, tile)
+        return sum(c * p[0] for c, p in zip(self.coefficients, parts))
 
     def leaves(self) -> list[torch.Tensor]:
         """Fresh differentiable copies of the selected parameter values."""
         return [t.detach().clone().requires_grad_(True) for t in self.theta]
 
-    def _tile_state(self, x: torch.Tensor, y: torch.Tensor, t: int) -> Any:
+    def _tile_state(self, tile: nb.Batch, t: int) -> Any:
         """What the product on tile ``t`` needs (e.g. a gradient graph)."""
         raise NotImplementedError
 
@@ -327,8 +352,7 @@ class CurvatureOperator:
     def _state(self, t: int) -> Any:
         if t in self._states:
             return self._states[t]
-        x, y = self.tiles.tiles[t]
-        state = self._tile_state(x, y, t)
+        state = self._tile_state(self.tiles[t], t)
         if self.keep_graph:
             self._states[t] = state
         return state
@@ -344,11 +368,9 @@ class CurvatureOperator:
         V = V.to(dtype=self.dtype, device=self.device)
         b = V.shape[0]
         total = torch.zeros((b, self.dim), dtype=self.dtype, device=self.device)
-        weights = self.tiles.weights.tolist()
         with self._configured():
-            for t, w in enumerate(weights):
-                state = self._state(t)
-                total.add_(self._apply(state, V), alpha=w)
+            for t in range(len(self.tiles)):
+                total.add_(self._apply(self._state(t), V))
         self.products += b + self._extra
         self._extra = 0
         return total
@@ -428,12 +450,8 @@ class CurvatureOperator:
         )
 
     def loss(self) -> float:
-        """The mean loss over the data at the operator's point."""
-        total = 0.0
-        with self._configured(), torch.no_grad():
-            for (x, y), w in zip(self.tiles.tiles, self.tiles.weights.tolist()):
-                total += w * float(self.loss_fn(self.forward(self.theta, x), y))
-        return total
+        """The loss over the data at the operator's point (exact aggregation)."""
+        return self._loss
 
     def release(self) -> None:
         """Drop the kept graphs (they are rebuilt on the next product)."""
@@ -442,6 +460,6 @@ class CurvatureOperator:
     def __repr__(self) -> str:
         return (
             f"{type(self).__name__}(dim={self.dim}, samples={self.n_samples}, "
-            f"tiles={len(self.tiles.tiles)}, bn={self.bn!r}, dtype={self.dtype}, "
+            f"tiles={len(self.tiles)}, bn={self.bn!r}, dtype={self.dtype}, "
             f"products={self.products})"
         )

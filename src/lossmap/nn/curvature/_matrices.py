@@ -20,9 +20,11 @@ With ``f`` the model's outputs on a tile, ``J = ∂f/∂θ`` and ``ℓ`` the los
   method", §9.2); Kunstner, Hennig & Balles 2019 ("Limitations of the
   empirical Fisher approximation") show why the empirical Fisher is not.
 
-Per-sample gradients of a *mean* loss are ``gₙ = Jₙᵀ rₙ`` with
-``rₙ = N_tile · ∂L_tile/∂fₙ``, so the Fisher products need no per-sample
-backward passes: ``F v = Jᵀ (r ⊙ (r·Jv)) / N``.
+Per-sample gradients of a mean loss are ``gₙ = Jₙᵀ ∇_f ℓₙ``, and the tile's
+share of the loss is ``c · Σₙ ℓₙ`` (``c = 1/N``), so with ``rₙ = ∂(tile
+share)/∂fₙ / √c`` the Fisher ``c · Σₙ gₙ gₙᵀ`` is ``Jᵀ (r ⊙ (r·Jv))`` summed over
+the tiles — no per-sample backward passes. The Fishers need one loss term;
+rows of the output are the samples.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lossmap._validation import check_choice, check_int
+from lossmap.nn import batch as nb
 from lossmap.nn.curvature._base import CurvatureOperator
 
 __all__ = [
@@ -102,9 +105,9 @@ class HessianOperator(CurvatureOperator):
 
     kind = "hessian"
 
-    def _tile_state(self, x: torch.Tensor, y: torch.Tensor, t: int) -> Any:
+    def _tile_state(self, tile: Any, t: int) -> Any:
         theta = self.leaves()
-        loss = self.loss_fn(self.forward(theta, x), y)
+        loss = self.tile_loss(self.forward(theta, tile), tile)
         grads = _grad(
             loss, theta, torch.ones_like(loss), batched=False, create_graph=True
         )
@@ -120,9 +123,9 @@ class HessianOperator(CurvatureOperator):
 class _OutputSpace(CurvatureOperator):
     """Shared by the GGN and the Fishers: the Jacobian products ``J v``, ``Jᵀ u``."""
 
-    def _jacobian_state(self, x: torch.Tensor) -> tuple[Any, ...]:
+    def _jacobian_state(self, tile: Any) -> tuple[Any, ...]:
         theta = self.leaves()
-        out = self.forward(theta, x)
+        out = self.forward(theta, tile)
         if not isinstance(out, torch.Tensor):
             raise TypeError(
                 f"{type(self).__name__} needs the model to return one tensor, got "
@@ -157,10 +160,10 @@ class GGNOperator(_OutputSpace):
 
     kind = "ggn"
 
-    def _tile_state(self, x: torch.Tensor, y: torch.Tensor, t: int) -> Any:
-        jac = self._jacobian_state(x)
+    def _tile_state(self, tile: Any, t: int) -> Any:
+        jac = self._jacobian_state(tile)
         f = jac[1].detach().requires_grad_(True)
-        loss = self.loss_fn(f, y)
+        loss = self.tile_loss(f, tile)
         gf = _grad(loss, [f], torch.ones_like(loss), batched=False, create_graph=True)[
             0
         ]
@@ -184,19 +187,28 @@ class EmpiricalFisherOperator(_OutputSpace):
 
     kind = "empirical_fisher"
 
-    def _residuals(self, out: torch.Tensor, y: torch.Tensor, t: int) -> torch.Tensor:
-        """Per-sample output gradients, shape ``(draws, *out.shape)``."""
-        return self._per_sample(out, y)[None]
+    def _setup(self) -> None:
+        if len(self.objective.terms) != 1:
+            raise ValueError(
+                f"{type(self).__name__} needs one loss term (a per-sample "
+                f"likelihood), got {len(self.objective.terms)}"
+            )
 
-    def _per_sample(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def _residuals(self, out: torch.Tensor, tile: Any, t: int) -> torch.Tensor:
+        """Per-row output gradients, shape ``(draws, *out.shape)``, scaled so
+        that ``Σ_rows Jᵀ r rᵀ J`` is the Fisher."""
+        return self._per_row(out, tile)[None]
+
+    def _per_row(self, out: torch.Tensor, tile: Any) -> torch.Tensor:
+        # tile_loss = c · Σ_rows ℓ_row, so ∂/∂f_row = c · ∇ℓ_row, and the
+        # Fisher c · Σ_rows g gᵀ is Σ_rows Jᵀ r rᵀ J with r = ∂/∂f_row / √c
         f = out.detach().requires_grad_(True)
-        loss = self.loss_fn(f, y)
-        (g,) = torch.autograd.grad(loss, f)
-        return g * out.shape[0]
+        (g,) = torch.autograd.grad(self.tile_loss(f, tile), f)
+        return g / self.coefficients[0] ** 0.5
 
-    def _tile_state(self, x: torch.Tensor, y: torch.Tensor, t: int) -> Any:
-        jac = self._jacobian_state(x)
-        return (*jac, self._residuals(jac[1], y, t))
+    def _tile_state(self, tile: Any, t: int) -> Any:
+        jac = self._jacobian_state(tile)
+        return (*jac, self._residuals(jac[1], tile, t))
 
     def _tile_product(
         self, state: Any, parts: list[torch.Tensor], batched: bool
@@ -209,7 +221,7 @@ class EmpiricalFisherOperator(_OutputSpace):
         rf = r.reshape(s, n, -1)  # (S, N, d)
         jf = jv.reshape(jv.shape[0], n, -1)  # (b, N, d)
         proj = torch.einsum("snd,bnd->sbn", rf, jf)
-        w = torch.einsum("sbn,snd->bnd", proj, rf) / (n * s)
+        w = torch.einsum("sbn,snd->bnd", proj, rf) / s
         w = w.reshape(jv.shape)
         return self._jtu(state, w if batched else w[0], batched)
 
@@ -273,11 +285,23 @@ class FisherOperator(EmpiricalFisherOperator):
         super().__init__(model, loss_fn, data, **kwargs)
 
     def _setup(self) -> None:
+        super()._setup()
         gen = torch.Generator(device="cpu").manual_seed(self.seed)
         self.sampled_targets: list[torch.Tensor] = []
         with self._configured(), torch.no_grad():
-            for x, _ in self.tiles.tiles:
-                out = self.forward(self.theta, x).detach()
+            for tile in self.tiles:
+                if not self.objective.is_pair(tile):
+                    raise ValueError(
+                        "FisherOperator needs `data` as (inputs, targets) pairs, to "
+                        f"draw targets in their place; got {tile.describe()}"
+                    )
+                out = self.forward(self.theta, tile)
+                if not isinstance(out, torch.Tensor):
+                    raise TypeError(
+                        "FisherOperator needs the model to return one tensor, got "
+                        f"{type(out).__name__}"
+                    )
+                out = out.detach()
                 self.sampled_targets.append(
                     torch.stack([self._draw(out, gen) for _ in range(self.samples)])
                 )
@@ -311,8 +335,12 @@ class FisherOperator(EmpiricalFisherOperator):
             return int(out[0, 0].numel())
         return 1
 
-    def _residuals(self, out: torch.Tensor, y: torch.Tensor, t: int) -> torch.Tensor:
+    def _residuals(self, out: torch.Tensor, tile: Any, t: int) -> torch.Tensor:
         scale = self._terms(out) ** 0.5
+        inputs = tile.value[0]
         return torch.stack(
-            [scale * self._per_sample(out, yh) for yh in self.sampled_targets[t]]
+            [
+                scale * self._per_row(out, nb.Batch.of((inputs, yh)))
+                for yh in self.sampled_targets[t]
+            ]
         )

@@ -1,0 +1,112 @@
+/* lossmap lesson widget: the page written by `lossmap widget` (no server).
+ * Uses plotly.js and the explorer's formulas (window.lossmap, lossmap.js),
+ * both inlined in the same file; the data are in #lesson-data. */
+(function () {
+  "use strict";
+  const D = JSON.parse(document.getElementById("lesson-data").textContent);
+  const L = window.lossmap;
+  const W = {loss: D.order[0], point: D.point.slice(), playing: false, curve: null};
+  window.widget = W;
+  const land = document.getElementById("landscape");
+  const fit = document.getElementById("fit");
+
+  function uidIndex(gd, uid) {
+    for (let i = 0; i < gd.data.length; i++) if (gd.data[i].uid === uid) return i;
+    return -1;
+  }
+  function pathIdx(gd) {
+    const out = [];
+    gd.data.forEach(function (t, i) {
+      if (typeof t.uid === "string" && t.uid.indexOf("path-") === 0) out.push(i);
+    });
+    return out;
+  }
+
+  /** (w, b) chosen: marker, fit curve, residuals and readout, all local. */
+  function setPoint(w, b) {
+    W.point = [w, b];
+    const spec = D.views[W.loss].spec;
+    const ic = uidIndex(land, "current");
+    if (ic >= 0) Plotly.restyle(land, {x: [[w]], y: [[b]]}, [ic]);
+    const cy = spec.curve_x.map(function (x) { return L.predict(spec.model, x, w, b); });
+    const rx = [], ry = [];
+    for (let i = 0; i < spec.x.length; i++) {
+      rx.push(spec.x[i], spec.x[i], null);
+      ry.push(spec.y[i], L.predict(spec.model, spec.x[i], w, b), null);
+    }
+    const loss = L.loss(spec, w, b);
+    Plotly.update(fit, {x: [rx, spec.curve_x], y: [ry, cy]},
+      {"title.text": "w = " + w.toFixed(3) + ", b = " + b.toFixed(3) +
+        "   loss = " + L.g4(loss)},
+      [uidIndex(fit, "residuals"), uidIndex(fit, "prediction")]);
+    W.curve = cy;
+    document.getElementById("readout").textContent =
+      "w = " + w.toFixed(4) + "   b = " + b.toFixed(4) + "   " +
+      D.views[W.loss].label + " = " + L.g4(loss);
+  }
+
+  function showLoss(name) {
+    W.loss = name;
+    W.playing = false;
+    const v = D.views[name];
+    document.querySelectorAll("#losses button").forEach(function (b) {
+      b.classList.toggle("on", b.dataset.loss === name);
+    });
+    document.getElementById("status").textContent =
+      v.runs.map(function (r) { return r.status; }).join("\n");
+    return Plotly.react(land, v.figure.data, v.figure.layout, {displaylogo: false})
+      .then(function () { setPoint(W.point[0], W.point[1]); });
+  }
+
+  /** Grow the optimizer paths of the current loss over about two seconds. */
+  function replay() {
+    const runs = D.views[W.loss].runs;
+    const old = pathIdx(land);
+    if (old.length) Plotly.deleteTraces(land, old);
+    const colors = D.views[W.loss].spec.colors;
+    const xs = runs.map(function (r) { return r.params.map(function (p) { return p[0]; }); });
+    const ys = runs.map(function (r) { return r.params.map(function (p) { return p[1]; }); });
+    Plotly.addTraces(land, runs.map(function (r, i) {
+      return {type: "scatter", mode: "lines", x: [], y: [], uid: "path-" + i,
+        name: r.label, line: {color: colors[i % colors.length], width: 2.5}};
+    }));
+    const idx = pathIdx(land);
+    const longest = Math.max.apply(null, xs.map(function (x) { return x.length; }));
+    const frames = Math.min(longest, 50);
+    let f = 0;
+    W.playing = true;
+    land.dataset.replay = "playing";
+    const tick = function () {
+      if (!W.playing) return;
+      f += 1;
+      const k = Math.round(f * longest / frames);
+      Plotly.restyle(land, {
+        x: xs.map(function (x) { return x.slice(0, k); }),
+        y: ys.map(function (y) { return y.slice(0, k); }),
+      }, idx);
+      if (f < frames) { setTimeout(tick, 40); } else {
+        W.playing = false;
+        land.dataset.replay = "done";
+      }
+    };
+    tick();
+  }
+
+  const bar = document.getElementById("losses");
+  D.order.forEach(function (name) {
+    const b = document.createElement("button");
+    b.textContent = D.views[name].label;
+    b.dataset.loss = name;
+    b.addEventListener("click", function () { showLoss(name); });
+    bar.appendChild(b);
+  });
+  document.getElementById("replay").addEventListener("click", replay);
+  Plotly.newPlot(fit, D.fit.data, D.fit.layout, {displaylogo: false}).then(function () {
+    return showLoss(W.loss);
+  }).then(function () {
+    land.on("plotly_click", function (ev) {
+      if (ev && ev.points && ev.points.length) setPoint(ev.points[0].x, ev.points[0].y);
+    });
+    document.body.dataset.ready = "1";
+  });
+})();

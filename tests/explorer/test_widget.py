@@ -1,0 +1,102 @@
+"""The standalone lesson page: built, opened from file:// with the network
+blocked, clicked, switched and replayed in chromium."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from lossmap import optim, toy
+from lossmap.cli import main
+
+pytest.importorskip("plotly")
+
+
+@pytest.fixture(scope="module")
+def lesson(tmp_path_factory):
+    out = tmp_path_factory.mktemp("widget") / "lesson.html"
+    code = main(["widget", "--out", str(out), "--steps", "60", "--grid", "61"])
+    assert code == 0
+    return out
+
+
+def test_widget_file_is_self_contained(lesson):
+    text = lesson.read_text(encoding="utf-8")
+    assert "<script src" not in text  # nothing to fetch
+    assert "<link" not in text
+    assert "Plotly.newPlot" in text
+    assert main(["widget", "--out", str(lesson.with_suffix(".txt"))]) == 2
+    assert main(["widget", "--out", str(lesson), "--loss", "bce"]) == 2
+
+
+@pytest.mark.browser
+def test_widget_works_offline_from_file(page, lesson, artifacts):
+    requests = []
+
+    def block(route):
+        requests.append(route.request.url)
+        if route.request.url.startswith("file://"):
+            route.continue_()
+        else:
+            route.abort()
+
+    page.route("**/*", block)
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(lesson.as_uri())
+    page.wait_for_function("() => document.body.dataset.ready === '1'", timeout=30_000)
+    assert all(u.startswith("file://") for u in requests), requests
+    # a click on the landscape moves the fit curve to the model's prediction
+    xy = page.evaluate(
+        "() => { const gd = document.getElementById('landscape');"
+        " const fl = gd._fullLayout; const r = gd.getBoundingClientRect();"
+        " return [r.left + fl._size.l + fl.xaxis.d2p(1.2),"
+        " r.top + fl._size.t + fl.yaxis.d2p(-0.7)]; }"
+    )
+    page.mouse.click(*xy)
+    page.wait_for_function(
+        "() => Math.abs(window.widget.point[0] - 1.2) < 0.2"
+        " && Math.abs(window.widget.point[1] + 0.7) < 0.2"
+    )
+    w, b = page.evaluate("() => window.widget.point")
+    curve = page.evaluate(
+        "() => { const gd = document.getElementById('fit');"
+        " const t = gd._fullData.find((t) => t.uid === 'prediction');"
+        " return [Array.from(t.x), Array.from(t.y)]; }"
+    )
+    prob = toy.problem("line", "two-points", "mse")
+    np.testing.assert_allclose(
+        curve[1], prob.predict(np.asarray(curve[0]), w, b), rtol=1e-12
+    )
+    readout = page.inner_text("#readout")
+    assert f"{float(prob.loss(w, b)):.4g}" in readout.replace("e-0", "e-")
+    # switch to MAE: the heatmap is MAE's
+    page.get_by_role("button", name="MAE").click()
+    page.wait_for_function(
+        "() => document.querySelector('#landscape .gtitle').textContent"
+        ".startsWith('MAE')"
+    )
+    # replay: the paths grow to the optimizers' full runs
+    page.click("#replay")
+    page.wait_for_function(
+        "() => document.getElementById('landscape').dataset.replay === 'done'",
+        timeout=30_000,
+    )
+    gd_path = page.evaluate(
+        "() => { const gd = document.getElementById('landscape');"
+        " const t = gd._fullData.find((t) => t.uid === 'path-0');"
+        " return [Array.from(t.x), Array.from(t.y)]; }"
+    )
+    mae = toy.problem("line", "two-points", "mae")
+    start = page.evaluate(
+        "() => { const gd = document.getElementById('landscape');"
+        " const t = gd._fullData.find((t) => t.uid === 'start');"
+        " return [t.x[0], t.y[0]]; }"
+    )
+    ref = optim.run(mae, optim.gd(0.1), start, steps=60)
+    n = len(gd_path[0])
+    np.testing.assert_allclose(
+        np.column_stack(gd_path), ref.params[:n], rtol=1e-6, atol=1e-12
+    )
+    page.screenshot(path=artifacts / "widget-offline.png", full_page=True)
+    assert not errors, errors
