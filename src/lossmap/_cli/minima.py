@@ -20,6 +20,7 @@ import typer
 
 from lossmap._cli import inputs
 from lossmap._cli.network import (
+    Bn,
     Data,
     Device,
     Loss,
@@ -233,7 +234,9 @@ def do_embed(s: dict[str, Any]) -> Any:
             "(a folder of checkpoint files); each is one run"
         )
     model = inputs.build_model(s["model"], device=s.get("device"))
-    holder = SimpleNamespace(model=model)
+    # as for lossmap pca: without --weights, a folder's last checkpoint also
+    # gives the model its buffers (BatchNorm statistics)
+    holder = SimpleNamespace(model=model, weights=[])
     runs: dict[str, Any] = {}
     for path in trajectories:
         runs[Path(path).name] = recording_of(holder, {"trajectory": path})
@@ -254,6 +257,7 @@ def do_embed(s: dict[str, Any]) -> Any:
         s["method"],
         seed=s["seed"],
         perplexity=s.get("perplexity"),
+        evaluate_kwargs={"bn": s.get("bn", "eval")} if evaluate else None,
         **evaluate,
     )
     if out.suffix.lower() == ".html":  # one page, plotly.js inside
@@ -294,6 +298,7 @@ def embed(
     perplexity: Annotated[
         float | None, typer.Option(help="t-SNE perplexity (default min(30, (n-1)/3)).")
     ] = None,
+    bn: Bn = "eval",
     out: Annotated[
         Path,
         typer.Option(
