@@ -10,6 +10,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from lossmap import Surface  # noqa: E402
+from lossmap import nn as lnn  # noqa: E402
 from lossmap.nn import (  # noqa: E402
     Curve,
     align,
@@ -336,3 +337,20 @@ def test_curve_training_takes_any_batch_form(minima, digits):
     assert mapping.meta["train_loss"] == pytest.approx(pair.meta["train_loss"])
     for n, t in pair.points[1].items():
         torch.testing.assert_close(mapping.points[1][n], t)
+
+
+def test_bn_auto_defers_to_an_options_object(digits):
+    x, y = digits
+    torch.manual_seed(0)
+    a = torch.nn.Sequential(
+        torch.nn.Linear(64, 8), torch.nn.BatchNorm1d(8), torch.nn.Linear(8, 10)
+    ).eval()
+    b = copy.deepcopy(a)
+    opts = lnn.Options(bn="batch")
+    assert linear_path(a, b, F.cross_entropy, (x, y), steps=2).metadata["bn"] == (
+        "recompute"
+    )
+    path = linear_path(a, b, F.cross_entropy, (x, y), steps=2, options=opts)
+    assert path.metadata["bn"] == "batch"
+    path = linear_path(a, b, F.cross_entropy, (x, y), steps=2, bn="eval", options=opts)
+    assert path.metadata["bn"] == "eval"  # an explicit bn wins

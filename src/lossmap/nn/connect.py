@@ -68,11 +68,16 @@ _BN = ("auto", *_bn.BN_MODES)
 
 
 # ----------------------------------------------------------------- helpers
-def _bn_mode(model: nn.Module, bn: str) -> str:
+def _bn_mode(model: nn.Module, bn: str, options: Mapping[str, Any]) -> str:
+    """``bn`` resolved; ``"auto"`` defers to an ``options=Options(bn=...)``
+    that asks for something other than the default ``"eval"``."""
     check_choice("bn", bn, _BN)
-    if bn == "auto":
-        return "recompute" if _bn.has_batchnorm(model) else "eval"
-    return bn
+    if bn != "auto":
+        return bn
+    given = getattr(options.get("options"), "bn", "eval")
+    if given != "eval":
+        return given
+    return "recompute" if _bn.has_batchnorm(model) else "eval"
 
 
 def barrier(path: Surface, field: str = "loss") -> dict[str, float]:
@@ -190,7 +195,7 @@ def linear_path(
     a = _module(model_a, "model_a")
     b = _module(model_b, "model_b")
     _same_parameters(a, b)
-    mode = _bn_mode(a, bn)
+    mode = _bn_mode(a, bn, options)
     steps = check_int("steps", steps, minimum=2, maximum=10_001)
     s = line(
         a,
@@ -246,7 +251,7 @@ def curve_path(
     if not isinstance(curve, Curve):
         raise TypeError(f"`curve` must be a Curve, got {type(curve).__name__}")
     model = _module(model, "model")
-    mode = _bn_mode(model, bn)
+    mode = _bn_mode(model, bn, options)
     steps = check_int("steps", steps, minimum=2, maximum=10_001)
     chunk = check_int("chunk", chunk, minimum=1)
     ts = np.linspace(0.0, 1.0, steps)
