@@ -291,6 +291,10 @@ def test_batchnorm_models(digits):
     along = curve_path(curve, a, F.cross_entropy, (x, y), steps=3)
     assert along.metadata["bn"] == "recompute"
     assert along.loss[-1] == pytest.approx(ref["loss"], rel=1e-4)
+    middle = evaluate_params(
+        a, F.cross_entropy, (x, y), curve.params(0.5), bn="recompute"
+    )
+    assert along.loss[1] == pytest.approx(middle["loss"], rel=1e-4)
     for n, t in b.state_dict().items():
         assert torch.equal(t, state[n])
 
@@ -354,3 +358,23 @@ def test_bn_auto_defers_to_an_options_object(digits):
     assert path.metadata["bn"] == "batch"
     path = linear_path(a, b, F.cross_entropy, (x, y), steps=2, bn="eval", options=opts)
     assert path.metadata["bn"] == "eval"  # an explicit bn wins
+
+
+@pytest.mark.parametrize(
+    ("kind", "bends"), [("bezier", 1), ("bezier", 2), ("polychain", 2)]
+)
+def test_curve_path_equals_the_per_point_reference(minima, digits, kind, bends):
+    """The engine evaluates the curve in its control points' span; each point
+    must equal a plain forward pass at curve.params(t)."""
+    a, b = minima
+    curve = train_curve(
+        a, b, F.cross_entropy, digits, kind=kind, bends=bends, epochs=1,
+        batch_size=200,
+    )  # fmt: skip
+    along = curve_path(curve, a, F.cross_entropy, digits, steps=7, metrics="accuracy")
+    for t, loss, acc in zip(along.coords("t"), along.loss, along.field("accuracy")):
+        ref = evaluate_params(
+            a, F.cross_entropy, digits, curve.params(float(t)), metrics="accuracy"
+        )
+        assert loss == pytest.approx(ref["loss"], rel=1e-5)
+        assert acc == pytest.approx(ref["accuracy"], abs=1e-12)
