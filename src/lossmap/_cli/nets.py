@@ -141,8 +141,10 @@ def _show_html(
     from lossmap.plot._report import report_html
 
     page = report_html(
-        [(str(store), surface)], title=f"lossmap: {store.name}",
-        fields=fields, three_d=three_d,
+        [(str(store), surface)],
+        title=f"lossmap: {store.name}",
+        fields=fields,
+        three_d=three_d,
     )
     out.write_text(page, encoding="utf-8")
     typer.echo(f"wrote {out}")

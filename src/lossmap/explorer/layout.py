@@ -428,6 +428,8 @@ def _teaching_tab(
                                         "displaylogo": False,
                                         "scrollZoom": False,
                                         "responsive": True,
+                                        # clicks and drags set (w, b): no zoom bar
+                                        "displayModeBar": False,
                                     },
                                 ),
                                 delay_show=250,
@@ -451,7 +453,11 @@ def _teaching_tab(
                             dcc.Graph(
                                 id="fit",
                                 className="graph-fit",
-                                config={"displaylogo": False, "responsive": True},
+                                config={
+                                    "displaylogo": False,
+                                    "responsive": True,
+                                    "displayModeBar": False,
+                                },
                             ),
                         ],
                     ),

@@ -143,10 +143,15 @@ def landscape_figure(
             zmax=scale.zmax,
             colorscale=colorscale,
             colorbar={
-                "title": {"text": label + (" (log scale)" if scale.log else "")},
+                # the title runs along the bar: a narrow page keeps its width
+                "title": {
+                    "text": label + (" (log scale)" if scale.log else ""),
+                    "side": "right",
+                },
                 "tickvals": scale.tickvals,
                 "ticktext": scale.ticktext,
                 "len": 0.9,
+                "thickness": 16,
             },
             hovertemplate=f"{n0}=%{{x:.3f}}<br>{n1}=%{{y:.3f}}<extra></extra>",
             name=label,
