@@ -624,3 +624,14 @@ def test_hessian_of_the_models_own_loss(work):
     dense = torch.func.hessian(f)(w0.double())
     top = float(np.linalg.eigvalsh(dense.numpy())[-1])
     assert result["eigenvalues"][0] == pytest.approx(top, rel=1e-4)
+
+
+def test_subset_adds_a_spread_the_report_draws(work):
+    argv = ["line", *BASE, "--weights", "final.pt", "--steps", "5", "--subset", "32"]
+    assert main([*argv, "--store", "s.zarr"]) == 0
+    s = io.load(work / "s.zarr")
+    assert "loss_stderr" in s.field_names
+    assert s.metadata["data"]["subset"] == 32
+    assert np.all(s.field("loss_stderr") > 0)
+    assert main(["report", "s.zarr", "--out", "r.html"]) == 0
+    assert "2 standard errors" in (work / "r.html").read_text()

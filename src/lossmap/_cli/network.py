@@ -66,6 +66,13 @@ PathSpan = Annotated[
     typer.Option(help="auto (default: covers the path), a half-width, or LO,HI."),
 ]
 Steps = Annotated[int, typer.Option(help="Grid points per axis.")]
+Subset = Annotated[
+    int | None,
+    typer.Option(
+        help="Evaluate on this many random samples (drawn with --seed); adds "
+        "<field>_stderr fields, drawn as a spread by lossmap report."
+    ),
+]
 Seed = Annotated[int, typer.Option(help="Seed of the random directions.")]
 Norm = Annotated[
     str, typer.Option(help="Direction normalisation: filter, layer, model, none.")
@@ -243,6 +250,13 @@ def _finish(surface: Any, store: Path | None) -> None:
         typer.echo(f"wrote {store}")
 
 
+def _subset(s: dict[str, Any]) -> dict[str, Any]:
+    """``subset=``/``seed=`` of the evaluation when ``--subset`` is given."""
+    if s.get("subset") is None:
+        return {}
+    return {"subset": s["subset"], "seed": s.get("seed", 0)}
+
+
 def _provenance(kind: str, s: dict[str, Any]) -> dict[str, Any]:
     meta = {"_command": command_line(kind, s)}
     if s.get("experiment") is not None:
@@ -277,6 +291,7 @@ def do_plane(s: dict[str, Any]) -> Any:
             store=store,
             executor=ex,
             metadata=_provenance("plane", s),
+            **_subset(s),
         )
     _finish(surface, store)
     return surface
@@ -322,6 +337,7 @@ def do_line(s: dict[str, Any]) -> Any:
             store=store,
             executor=ex,
             metadata=_provenance("line", s),
+            **_subset(s),
         )
     _finish(surface, store)
     return surface
@@ -440,6 +456,7 @@ def do_pca(s: dict[str, Any]) -> Any:
             executor=ex,
             center=origin,
             metadata={**_provenance("pca", s), "trajectory": trajectory},
+            **_subset(s),
         )
     typer.echo(
         f"PCA of {len(rec)} snapshots: the plane explains "
@@ -556,6 +573,7 @@ def plane(
     bn: Bn = "eval",
     span: Span = None,
     steps: Steps = 51,
+    subset: Subset = None,
     seed: Seed = 0,
     norm: Norm = "filter",
     store: Store = None,
@@ -578,6 +596,7 @@ def line(
     bn: Bn = "eval",
     span: Span = None,
     steps: Steps = 51,
+    subset: Subset = None,
     seed: Seed = 0,
     norm: Norm = "filter",
     store: Store = None,
@@ -612,6 +631,7 @@ def pca(
     bn: Bn = "eval",
     span: PathSpan = None,
     steps: Steps = 51,
+    subset: Subset = None,
     store: Store = None,
     device: Device = None,
     executor: ExecutorOpt = None,
