@@ -66,6 +66,27 @@ PathSpan = Annotated[
     typer.Option(help="auto (default: covers the path), a half-width, or LO,HI."),
 ]
 Steps = Annotated[int, typer.Option(help="Grid points per axis.")]
+Call = Annotated[
+    str | None,
+    typer.Option(
+        help="How the model is called on a batch: auto, kwargs, positional, "
+        "single, or MODULE:FUNCTION(model, batch)."
+    ),
+]
+Targets = Annotated[
+    str | None,
+    typer.Option(
+        help="What the loss gets beside the output: auto, batch, a key such as "
+        "labels, an index, or MODULE:FUNCTION(batch)."
+    ),
+]
+Logits = Annotated[
+    str | None,
+    typer.Option(
+        help="Where metrics find the logits: auto, an attribute, or "
+        "MODULE:FUNCTION(output)."
+    ),
+]
 Subset = Annotated[
     int | None,
     typer.Option(
@@ -251,10 +272,11 @@ def _finish(surface: Any, store: Path | None) -> None:
 
 
 def _subset(s: dict[str, Any]) -> dict[str, Any]:
-    """``subset=``/``seed=`` of the evaluation when ``--subset`` is given."""
-    if s.get("subset") is None:
-        return {}
-    return {"subset": s["subset"], "seed": s.get("seed", 0)}
+    """Evaluation options: the batch conventions, and ``subset=``/``seed=``."""
+    out = inputs.conventions(s)
+    if s.get("subset") is not None:
+        out.update(subset=s["subset"], seed=s.get("seed", 0))
+    return out
 
 
 def _provenance(kind: str, s: dict[str, Any]) -> dict[str, Any]:
@@ -502,7 +524,12 @@ def do_hessian(s: dict[str, Any]) -> dict[str, Any]:
     names = inputs.param_names(inp.model, inp.params)
     op = _Counted(
         H.HessianOperator(
-            inp.model, inp.loss, inp.data, params=names, bn=s.get("bn", "eval")
+            inp.model,
+            inp.loss,
+            inp.data,
+            params=names,
+            bn=s.get("bn", "eval"),
+            **inputs.conventions(s),
         )
     )
     seed, probes = s.get("seed", 0), s.get("probes", 50)
@@ -574,6 +601,9 @@ def plane(
     span: Span = None,
     steps: Steps = 51,
     subset: Subset = None,
+    call: Call = None,
+    targets: Targets = None,
+    logits: Logits = None,
     seed: Seed = 0,
     norm: Norm = "filter",
     store: Store = None,
@@ -597,6 +627,9 @@ def line(
     span: Span = None,
     steps: Steps = 51,
     subset: Subset = None,
+    call: Call = None,
+    targets: Targets = None,
+    logits: Logits = None,
     seed: Seed = 0,
     norm: Norm = "filter",
     store: Store = None,
@@ -632,6 +665,9 @@ def pca(
     span: PathSpan = None,
     steps: Steps = 51,
     subset: Subset = None,
+    call: Call = None,
+    targets: Targets = None,
+    logits: Logits = None,
     store: Store = None,
     device: Device = None,
     executor: ExecutorOpt = None,
@@ -653,6 +689,9 @@ def hessian(
     weights_key: WeightsKey = None,
     params: Params = None,
     bn: Bn = "eval",
+    call: Call = None,
+    targets: Targets = None,
+    logits: Logits = None,
     top: Annotated[int, typer.Option(help="How many top eigenvalues.")] = 5,
     probes: Annotated[int, typer.Option(help="Hutchinson probes for the trace.")] = 50,
     density: Annotated[
