@@ -64,6 +64,22 @@ MODEL_FILE = textwrap.dedent(
         x, y = batch()
         return {"x": x, "labels": y}
 
+    class ByName(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            torch.manual_seed(0)
+            self.lin = torch.nn.Linear(4, 3)
+
+        def forward(self, features):
+            return self.lin(features)
+
+    def named():
+        x, y = batch()
+        return {"features": x, "y": y}
+
+    def run_features(model, b):
+        return model(b["features"])
+
     def words():
         return "not a batch"
 
@@ -624,3 +640,33 @@ def test_hessian_of_the_models_own_loss(work):
     dense = torch.func.hessian(f)(w0.double())
     top = float(np.linalg.eigvalsh(dense.numpy())[-1])
     assert result["eigenvalues"][0] == pytest.approx(top, rel=1e-4)
+
+
+def test_subset_adds_a_spread_the_report_draws(work):
+    argv = ["line", *BASE, "--weights", "final.pt", "--steps", "5", "--subset", "32"]
+    assert main([*argv, "--store", "s.zarr"]) == 0
+    s = io.load(work / "s.zarr")
+    assert "loss_stderr" in s.field_names
+    assert s.metadata["data"]["subset"] == 32
+    assert np.all(s.field("loss_stderr") > 0)
+    assert main(["report", "s.zarr", "--out", "r.html"]) == 0
+    assert "2 standard errors" in (work / "r.html").read_text()
+
+
+def test_call_and_targets_conventions(work):
+    argv = ["plane", "--model", "nets.py:ByName", "--data", "nets.py:named"]
+    argv += ["--call", "nets.py:run_features", "--targets", "y", "--steps", "3"]
+    assert main([*argv, "--store", "n.zarr"]) == 0
+    s = io.load(work / "n.zarr")
+    assert "--targets" in s.metadata["_command"]
+    ns: dict = {}
+    exec(MODEL_FILE, ns)
+    model, b = ns["ByName"](), ns["named"]()
+    d1, d2 = lnn.random_plane(model, seed=0)
+    w = {n: p.detach().clone() for n, p in model.named_parameters()}
+    a, c = s.coords(0)[2], s.coords(1)[0]
+    with torch.no_grad():
+        for n, p in model.named_parameters():
+            p.copy_(w[n] + a * d1.tensors[n] + c * d2.tensors[n])
+        ref = float(torch.nn.functional.cross_entropy(model(b["features"]), b["y"]))
+    assert s.loss[2, 0] == pytest.approx(ref, rel=1e-5)

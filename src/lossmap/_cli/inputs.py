@@ -29,6 +29,7 @@ from typing import Any
 __all__ = [
     "OUTPUT_LOSS",
     "build_model",
+    "conventions",
     "load_callable",
     "load_data",
     "load_weights",
@@ -396,3 +397,25 @@ def param_names(model: Any, spec: Sequence[str] | None) -> list[str] | None:
         return None
     chosen = select(model, list(spec), what="--params")
     return [n for n, _ in model.named_parameters() if n in chosen]
+
+
+def conventions(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """``--call``/``--targets``/``--logits`` as the batch contract takes them.
+
+    Each is a word (``kwargs``, ``labels``, ``logits``), a number (an index
+    into a tuple batch, for ``--targets``) or ``MODULE:FUNCTION``; options not
+    given are left to the contract's ``"auto"``.
+    """
+    out: dict[str, Any] = {}
+    for name in ("call", "targets", "logits"):
+        value = settings.get(name)
+        if value is None:
+            continue
+        value = str(value).strip()
+        if ":" in value:
+            out[name] = load_callable(value, f"--{name}")
+        elif name == "targets" and value.lstrip("-").isdigit():
+            out[name] = int(value)
+        else:
+            out[name] = value
+    return out
