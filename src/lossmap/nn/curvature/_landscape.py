@@ -132,6 +132,25 @@ def hessian_directions(
     return tuple(out)
 
 
+def _plain(value: Any) -> Any:
+    """A JSON-friendly, run-independent record of an option (no addresses,
+    so a rerun reopens its store)."""
+    if value is None or isinstance(value, str | bool | int | float):
+        return value
+    if isinstance(value, list | tuple | set | frozenset):
+        items = [_plain(v) for v in value]
+        return sorted(items, key=str) if isinstance(value, set | frozenset) else items
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, torch.dtype):
+        return str(value)
+    if isinstance(value, nn.Module):
+        return type(value).__name__
+    if callable(value):
+        return getattr(value, "__qualname__", type(value).__name__)
+    return type(value).__name__
+
+
 def _at(
     op_names: Sequence[str],
     center: Mapping[str, torch.Tensor],
@@ -243,7 +262,7 @@ def curvature_map(
         "steps": steps_,
         "seed": int(seed),
         "tol": tol,
-        "options": {k: repr(v) for k, v in sorted(kwargs.items())},
+        "options": {k: _plain(v) for k, v in sorted(kwargs.items())},
     }
     shape = tuple(a.size for a in axes.values())
     gs = None
