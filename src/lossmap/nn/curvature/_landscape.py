@@ -21,7 +21,6 @@ everywhere, so a map's centre equals the direct computation at the centre.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -224,7 +223,7 @@ def curvature_map(
     tol, max_iter, seed
         Lanczos options, the same at every point.
     progress : bool
-        Print one line per point.
+        Report progress (a bar on a terminal, plain lines otherwise).
     **kwargs
         Operator options (``params``, ``batch_size``, ``bn``, ``dtype``…).
 
@@ -276,22 +275,19 @@ def curvature_map(
     else:
         todo = [(i, j) for i in range(shape[0]) for j in range(shape[1])]
     values = {f: np.full(shape, np.nan) for f in FIELDS}
-    t0 = time.perf_counter()
-    for n_done, (i, j) in enumerate(todo, 1):
-        c = (axes["alpha"][i], axes["beta"][j])
-        at = _at(names, center, directions, c)
-        got = _point(model, loss_fn, data, matrix, at, tol, seed, max_iter, kwargs)
-        if gs is not None:
-            gs.write((i, j), {f: np.array([[got[f]]]) for f in FIELDS})
-        else:
-            for f in FIELDS:
-                values[f][i, j] = got[f]
-        if progress:
-            print(
-                f"curvature map {n_done}/{len(todo)}: λmax={got['lambda_max']:.4g} "
-                f"λmin={got['lambda_min']:.4g} ({time.perf_counter() - t0:.1f} s)",
-                flush=True,
-            )
+    from lossmap._progress import progress as report
+
+    with report(len(todo), "curvature map", unit="points", enabled=progress) as step:
+        for i, j in todo:
+            c = (axes["alpha"][i], axes["beta"][j])
+            at = _at(names, center, directions, c)
+            got = _point(model, loss_fn, data, matrix, at, tol, seed, max_iter, kwargs)
+            if gs is not None:
+                gs.write((i, j), {f: np.array([[got[f]]]) for f in FIELDS})
+            else:
+                for f in FIELDS:
+                    values[f][i, j] = got[f]
+            step(1)
     if gs is not None:
         return gs.to_surface()
     return Surface(axes=axes, fields=values, metadata=meta)
