@@ -12,11 +12,12 @@ curvature matrix of a mean loss ``L(θ) = (1/N) Σₙ ℓ(f(xₙ; θ), yₙ)``:
   of the loss over the whole data set, whatever the tiling;
 * the parameter selection (:func:`_selected`): the matrix is the block of the
   chosen parameters, the others stay fixed;
-* the model: a *working copy* (new module objects over the same tensors, see
-  :mod:`lossmap.nn._bn`) whose flags are set for each product and restored
-  afterwards, also on error. The user's module is never run, never has a flag,
-  ``requires_grad`` or ``.grad`` changed; values enter through
-  ``torch.func.functional_call``;
+* the model: a private *working copy* (new module objects over the same
+  tensors, see :mod:`lossmap.nn._bn`) whose flags are set once for the
+  products (a model that cannot be copied has its flags set around each
+  product and restored, also on error). The user's module is never run,
+  never has a flag, ``requires_grad`` or ``.grad`` changed; values enter
+  through ``torch.func.functional_call``;
 * BatchNorm modes: ``"eval"`` (running statistics), ``"batch"`` (statistics
   of each tile; the matrix then depends on the tiling) and ``"recompute"``
   (running statistics re-estimated from the data at the operator's point, then
