@@ -163,9 +163,9 @@ class GGNOperator(_OutputSpace):
         jac = self._jacobian_state(tile, t)
         f = jac[1].detach().requires_grad_(True)
         loss = self.tile_loss(f, tile)
-        gf = _grad(loss, [f], torch.ones_like(loss), batched=False, create_graph=True)[
-            0
-        ]
+        (gf,) = _grad(
+            loss, [f], torch.ones_like(loss), batched=False, create_graph=True
+        )
         return (*jac, f, gf)
 
     def _tile_product(
