@@ -17,6 +17,7 @@ from lossmap.cli import main  # noqa: E402
 
 MODEL_FILE = textwrap.dedent(
     """
+    import os
     import torch
 
     def make_model():
@@ -30,6 +31,16 @@ MODEL_FILE = textwrap.dedent(
         x = torch.randn(96, 4, generator=g)
         y = (x[:, 0] > 0).long() + (x[:, 1] > 0).long()
         return x, y
+
+    CALLS = [0]
+
+    def ce_stop(out, y):
+        # Ctrl-C during curve training (the only place the loss needs grads)
+        if os.environ.get("H14_STOP") and torch.is_grad_enabled():
+            CALLS[0] += 1
+            if CALLS[0] > 5:
+                raise KeyboardInterrupt
+        return torch.nn.functional.cross_entropy(out, y)
     """
 )
 
@@ -151,3 +162,19 @@ def test_embed_html_page(work):
     record = json.loads((tmp / "map.json").read_text())
     assert record["kind"] == "nn.embedding"
     assert record["meta"]["perplexity"] == 2.0
+
+
+def test_ctrl_c_while_training_says_what_is_saved(work, capsys, monkeypatch):
+    tmp, _ = work
+    args = [
+        "connect", "--model", "nets.py:make_model", "--data", "nets.py:batch",
+        "--loss", "nets.py:ce_stop", "--weights", "final0.pt", "--weights",
+        "final1.pt", "--out", "conn", "--epochs", "3", "--batch-size", "32",
+        "--steps", "3", "--no-align",
+    ]  # fmt: skip
+    monkeypatch.setenv("H14_STOP", "1")
+    assert main(args) == 130
+    assert "1 epoch(s) of the curve are saved" in capsys.readouterr().err
+    monkeypatch.delenv("H14_STOP")
+    assert main(args) == 0
+    assert lnn.Curve.load(tmp / "conn" / "curve").meta["epochs_done"] == 3

@@ -90,3 +90,24 @@ def test_describe_loads_no_heavy_library():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == "[]"
+
+
+def test_engine_metadata_reads_as_words():
+    s = _plane(
+        data={
+            "n_samples": 64,
+            "subset": None,
+            "kind": "pair",
+            "structure": ["float32[n, 2]", "int64[n]"],
+            "input_shape": [2],
+        },
+        objective={"terms": [{"loss_fn": "cross_entropy", "weight": 1}]},
+        optimize=True,
+    )
+    lines = describe_metadata(s)
+    assert (
+        "Data: 64 samples, inputs of shape 2, each batch an (input, target) pair "
+        "of float32[n, 2] and int64[n]." in lines
+    )
+    assert "Objective: cross_entropy (mean)." in lines
+    assert not any(ln.startswith("Optimize") for ln in lines)

@@ -133,10 +133,25 @@ def _data(d: Any) -> str:
         parts.append(f"batches of {d['batch_size']}")
     if d.get("input_shape"):
         parts.append("inputs of shape " + "×".join(str(n) for n in d["input_shape"]))
+    structure = d.get("structure")
+    if isinstance(structure, list) and structure:
+        kind = d.get("kind")
+        what = {"pair": "an (input, target) pair"}.get(str(kind), f"a {kind}")
+        parts.append(f"each batch {what} of " + " and ".join(map(str, structure)))
     rest = {
         k: v
         for k, v in d.items()
-        if k not in {"n_samples", "subset", "seed", "batch_size", "input_shape"}
+        if k
+        not in {
+            "n_samples",
+            "subset",
+            "seed",
+            "batch_size",
+            "input_shape",
+            "kind",
+            "structure",
+        }
+        and v is not None
     }
     if rest:
         parts.append(_short(rest, 80))
@@ -182,7 +197,29 @@ def describe_metadata(surface: Any) -> list[str]:
             + ", ".join(f"{k} {v}" for k, v in meta["versions"].items())
             + "."
         )
-    done = {"model", "n_params", "loss_fn", "directions", "bn", "data", "versions"}
+    objective = meta.get("objective")
+    if isinstance(objective, dict) and isinstance(objective.get("terms"), list):
+        terms = []
+        for t in objective["terms"]:
+            if not isinstance(t, dict):
+                continue
+            w = t.get("weight", 1)
+            name = t.get("loss_fn", "loss")
+            weight = "" if w in (1, 1.0) else f"{_short(w)}·"
+            terms.append(f"{weight}{name} ({t.get('reduction', 'mean')})")
+        if terms:
+            lines.append("Objective: " + " + ".join(terms) + ".")
+    done = {
+        "model",
+        "n_params",
+        "loss_fn",
+        "directions",
+        "bn",
+        "data",
+        "versions",
+        "objective",
+        "optimize",
+    }
     for key, value in meta.items():
         if key in done or key in _SKIP:
             continue

@@ -505,3 +505,109 @@ def test_lesson_presets_set_up_the_three_tasks(explorer, artifacts):
     assert state["opts"] == ["gd", "momentum"]
     assert state["steps"] == "200"
     page.screenshot(path=artifacts / "lesson-8-valley-preset.png")
+
+
+def test_hover_option_moves_the_point(explorer):
+    page, ui = explorer.page, explorer
+    page.locator("#overlays label", has_text="hover moves").click()
+    page.wait_for_timeout(300)
+    a = page.evaluate(_DATA_TO_PAGE, [0.5, 0.5])
+    page.mouse.move(*a)
+    page.mouse.move(a[0] + 5, a[1] + 5)
+    page.wait_for_function(
+        "() => { const t = document.querySelector('#fit .gtitle');"
+        " return t && t.textContent.startsWith('w = 0.5'); }"
+    )
+    w, b, loss = ui.readout()
+    assert w == pytest.approx(0.5, abs=0.1)
+    prob = toy.problem("line", "two-points", "mse")
+    assert loss == pytest.approx(float(prob.loss(w, b)), rel=2e-3)
+
+
+def test_3d_paths_sit_on_the_surface_and_stay_in_the_grid(explorer, artifacts):
+    page, ui = explorer.page, explorer
+    ui.choose_optimizers({"gd": "0.1", "adam": None})
+    page.click("#run")
+    _wait_status(page, 2)
+    _wait_played(page)
+    ui.choose_radio("view", "3-D linear")
+    page.wait_for_function(
+        "() => { const g = document.querySelector('#landscape .js-plotly-plot');"
+        " return g && g._fullData[0].type === 'surface'"
+        " && g._fullData.some((t) => t.uid === 'path-0' && t.x.length > 1); }"
+    )
+    page.wait_for_timeout(500)
+    gd = page.evaluate(
+        "() => { const g = document.querySelector('#landscape .js-plotly-plot');"
+        " const t = g._fullData.find((t) => t.uid === 'path-0');"
+        " return {x: Array.from(t.x), y: Array.from(t.y), z: Array.from(t.z),"
+        " range: g._fullLayout.scene.xaxis.range}; }"
+    )
+    prob = toy.problem("line", "two-points", "mse")
+    # linear height: z is the loss itself, at the path's points
+    np.testing.assert_allclose(
+        gd["z"], prob.loss(np.array(gd["x"]), np.array(gd["y"])), rtol=1e-5, atol=1e-9
+    )
+    assert min(gd["x"]) >= gd["range"][0]
+    assert max(gd["x"]) <= gd["range"][1]
+    page.screenshot(path=artifacts / "lesson-9-3d-linear.png")
+
+
+def test_dragging_a_data_point_moves_it(explorer, artifacts):
+    page, ui = explorer.page, explorer
+    data = ui.trace("fit", "data")
+    x0, y0 = data["x"][1], data["y"][1]  # two-points: (2, 0.6)
+    to_page = (
+        "([a, b]) => { const gd = document.querySelector('#fit .js-plotly-plot');"
+        " const fl = gd._fullLayout; const r = gd.getBoundingClientRect();"
+        " return [r.left + fl._size.l + fl.xaxis.d2p(a),"
+        " r.top + fl._size.t + fl.yaxis.d2p(b)]; }"
+    )
+    a = page.evaluate(to_page, [x0, y0])
+    b = page.evaluate(to_page, [1.5, -0.2])
+    page.mouse.move(*a)
+    page.mouse.down()
+    for k in range(1, 6):
+        page.mouse.move(a[0] + (b[0] - a[0]) * k / 5, a[1] + (b[1] - a[1]) * k / 5)
+    page.mouse.up()
+    page.wait_for_function(
+        "() => document.querySelector('#landscape .gtitle').textContent"
+        ".includes('(edited)')"
+    )
+    page.wait_for_timeout(300)
+    data = ui.trace("fit", "data")
+    assert len(data["x"]) == 2
+    assert data["x"][1] == pytest.approx(1.5, abs=0.05)
+    assert data["y"][1] == pytest.approx(-0.2, abs=0.05)
+    star = ui.trace("landscape", "θ*")
+    # two points: the line through both
+    w = (data["y"][1] - data["y"][0]) / (data["x"][1] - data["x"][0])
+    assert star["x"][0] == pytest.approx(w, abs=1e-6)
+    page.screenshot(path=artifacts / "lesson-10-dragged-point.png", full_page=True)
+
+
+def test_runs_follow_a_data_edit(explorer):
+    page, ui = explorer.page, explorer
+    ui.choose_optimizers({"gd": "0.1"})
+    ui.set_number("opt-steps", "40")
+    page.click("#run")
+    _wait_status(page, 1)
+    _wait_played(page)
+    start = ui.trace("landscape", "start")
+    page.click("#add-outlier")
+    page.wait_for_function(
+        "() => document.querySelector('#landscape .gtitle').textContent"
+        ".includes('(edited)')"
+    )
+    _wait_status(page, 1)  # the same run again, not "press run"
+    page.wait_for_function(
+        "() => { const a = document.getElementById('landscape').dataset.animated;"
+        " return a && a !== 'playing' && Number(a) > 1000; }"
+    )
+    data = ui.trace("fit", "data")
+    prob = toy.problem("line", (np.array(data["x"]), np.array(data["y"])), "mse")
+    path = ui.trace("landscape", "gd")
+    ref = optim.run(prob, optim.gd(0.1), [start["x"][0], start["y"][0]], steps=40)
+    np.testing.assert_allclose(
+        np.column_stack([path["x"], path["y"]]), ref.params, rtol=1e-6, atol=1e-12
+    )

@@ -110,7 +110,8 @@ def test_saved_plane_opens_with_trajectory_and_metadata(
         "(component 1), explains"
     ) in about
     assert "BatchNorm layers used their stored running statistics" in about
-    assert "Data: 256 samples, inputs of shape 2." in about
+    assert "Data: 256 samples, inputs of shape 2" in about
+    assert "Optimize: True" not in about
     assert "projected training trajectory" in about
     page.screenshot(path=artifacts / "explorer-9-store-plane.png", full_page=True)
     # switch field: accuracy on a linear scale

@@ -37,7 +37,18 @@ def test_color_scale_log_labels_real_values(line_surface):
     assert cs.zmin <= min(cs.tickvals)
     assert max(cs.tickvals) <= cs.zmax
     assert np.all((cs.levels > cs.zmin) & (cs.levels < cs.zmax))
-    assert 6 <= len(cs.levels) <= 13
+    assert 3 <= len(cs.levels) <= 8
+
+
+def test_one_colour_policy_for_matplotlib_and_plotly(line_surface):
+    from lossmap.plot import _style
+
+    loss = line_surface.loss
+    cs = P.color_scale(loss)
+    lo, hi = _style.log_limits(loss)
+    assert cs.floor == lo
+    assert 10**cs.zmax == pytest.approx(hi)
+    np.testing.assert_allclose(10**cs.levels, _style.nice_levels(loss, vmin=lo))
 
 
 def test_color_scale_zero_and_negative_values():

@@ -38,7 +38,8 @@ __all__ = [
     "select_params",
 ]
 
-#: ``--loss`` value meaning "the loss the model's output carries".
+#: ``--loss`` value meaning "the loss the model's output carries"
+#: (:data:`lossmap.nn.batch.OUTPUT_LOSS`).
 OUTPUT_LOSS = "output.loss"
 
 _SPEC = re.compile(r"^(?P<where>[^:]+(?:\.py)?):(?P<name>[A-Za-z_][\w.]*)$")
@@ -325,32 +326,15 @@ class LossmapLoss:
         return self.loss.mean(outputs, targets)
 
 
-class OutputLoss:
-    """``--loss output.loss``: the ``.loss`` the model's output carries."""
-
-    __name__ = OUTPUT_LOSS
-
-    def __call__(self, outputs: Any, targets: Any = None) -> Any:
-        value = getattr(outputs, "loss", None)
-        if value is None and isinstance(outputs, Mapping):
-            value = outputs.get("loss")
-        if value is None:
-            raise ValueError(
-                f"`--loss` {OUTPUT_LOSS} needs a model output with a .loss, got "
-                f"{type(outputs).__name__} without one"
-            )
-        return value
-
-
-def resolve_loss(spec: str) -> Callable[..., Any]:
+def resolve_loss(spec: str) -> Callable[..., Any] | str:
     """``--loss``: lossmap name, torch.nn.functional name, MODULE:FN or output.loss."""
     import torch.nn.functional as F
 
     from lossmap import losses
 
     spec = spec.strip()
-    if spec == OUTPUT_LOSS:
-        return OutputLoss()
+    if spec == OUTPUT_LOSS:  # the batch contract reads the output's own loss
+        return OUTPUT_LOSS
     if ":" in spec:
         return load_callable(spec, "--loss")
     key = spec.lower().replace("-", "_")

@@ -9,7 +9,9 @@ options are those of ``lossmap plane`` (:mod:`lossmap._cli.network`).
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Annotated, Any
@@ -18,6 +20,7 @@ import typer
 
 from lossmap._cli import inputs
 from lossmap._cli.network import (
+    Bn,
     Data,
     Device,
     Loss,
@@ -26,7 +29,6 @@ from lossmap._cli.network import (
     Weights,
     WeightsKey,
     command_line,
-    interruptible,
     recording_of,
 )
 
@@ -58,6 +60,26 @@ def _model_inputs(model: Any, data: Any, loss: Any) -> Any:
     head = materialise(data).head(64)
     x = Objective.build(loss).inputs_of(head)
     return x if isinstance(x, torch.Tensor) else None
+
+
+@contextlib.contextmanager
+def _curve_interruptible(store: Path) -> Iterator[None]:
+    """Ctrl-C while training: say how many epochs are saved; exit 130."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        from lossmap import nn as lnn
+
+        try:
+            done = lnn.Curve.load(store).meta["epochs_done"]
+        except (ValueError, FileNotFoundError):
+            done = 0
+        typer.echo(
+            f"\ninterrupted; {done} epoch(s) of the curve are saved in {store}; "
+            "rerun the same command to continue",
+            err=True,
+        )
+        raise typer.Exit(130) from None
 
 
 # ------------------------------------------------------------------ connect
@@ -99,7 +121,7 @@ def do_connect(s: dict[str, Any]) -> dict[str, Any]:
     curve = None
     if s["curve"] != "none":
         store = out / "curve"
-        with interruptible(None):
+        with _curve_interruptible(store):
             curve = lnn.train_curve(
                 a,
                 b,
@@ -212,7 +234,9 @@ def do_embed(s: dict[str, Any]) -> Any:
             "(a folder of checkpoint files); each is one run"
         )
     model = inputs.build_model(s["model"], device=s.get("device"))
-    holder = SimpleNamespace(model=model)
+    # as for lossmap pca: without --weights, a folder's last checkpoint also
+    # gives the model its buffers (BatchNorm statistics)
+    holder = SimpleNamespace(model=model, weights=[])
     runs: dict[str, Any] = {}
     for path in trajectories:
         runs[Path(path).name] = recording_of(holder, {"trajectory": path})
@@ -233,6 +257,7 @@ def do_embed(s: dict[str, Any]) -> Any:
         s["method"],
         seed=s["seed"],
         perplexity=s.get("perplexity"),
+        evaluate_kwargs={"bn": s.get("bn", "eval")} if evaluate else None,
         **evaluate,
     )
     if out.suffix.lower() == ".html":  # one page, plotly.js inside
@@ -273,6 +298,7 @@ def embed(
     perplexity: Annotated[
         float | None, typer.Option(help="t-SNE perplexity (default min(30, (n-1)/3)).")
     ] = None,
+    bn: Bn = "eval",
     out: Annotated[
         Path,
         typer.Option(

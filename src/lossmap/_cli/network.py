@@ -372,10 +372,6 @@ def recording_of(inp: Inputs, s: dict[str, Any]) -> Any:
             )
         return Recording.load(path)
     files = _checkpoint_files(Path(s["checkpoints"]))
-    if not inp.weights:  # buffers (BatchNorm statistics) of the final weights
-        state = inputs.load_weights(files[-1], s.get("weights_key"))
-        inputs.check_state(inp.model, state, files[-1].name)
-        inp.model.load_state_dict(state)
     names = [n for n, _ in inp.model.named_parameters()]
     shapes = [tuple(p.shape) for _, p in inp.model.named_parameters()]
     rows = []
@@ -400,6 +396,12 @@ def do_pca(s: dict[str, Any]) -> Any:
 
     inp = Inputs(s)
     rec = recording_of(inp, s)
+    if s.get("checkpoints") is not None and not inp.weights:
+        # buffers (BatchNorm statistics) of the final weights
+        last = Path(s["checkpoints"]) / rec.meta["checkpoints"][-1]
+        state = inputs.load_weights(last, s.get("weights_key"))
+        inputs.check_state(inp.model, state, last.name)
+        inp.model.load_state_dict(state)
     center = s.get("center", "last")
     if center not in ("last", "first", "mean"):
         raise ValueError(f"`--center` must be last, first or mean, got {center!r}")

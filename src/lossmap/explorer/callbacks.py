@@ -151,7 +151,7 @@ def _hyper_from(ids: list[dict[str, Any]], values: list[Any]) -> dict[str, Any]:
 
 def _overlays(value: Any) -> tuple[str, ...]:
     """The ticked overlays; anything unknown is ignored."""
-    known = ("arrows", "curvature", "slices")
+    known = ("arrows", "curvature", "slices", "hover")
     if not isinstance(value, list):
         return ()
     return tuple(v for v in value if isinstance(v, str) and v in known)
@@ -161,6 +161,14 @@ def _criticals(settings: Any) -> tuple[Any, ...]:
     if isinstance(settings, FunctionSettings):
         return teaching.critical_points_for(settings)
     return ()
+
+
+def _stamp() -> str:
+    """A fresh token for a landscape figure (see ``lossmap.js``: the page
+    puts its paths back once the figure with this token is drawn)."""
+    import uuid
+
+    return uuid.uuid4().hex[:12]
 
 
 def _pending_for(pending: Any, mode: Any, preset: Any, function: Any) -> Any:
@@ -267,6 +275,9 @@ def register(app: Any, *, store_root: Any = None) -> None:
             return teaching.edit_data(settings, "noise", sd=sd, seed=seed), ""
         if trigger == "fit-click" and isinstance(click, list) and len(click) >= 2:
             at = check_point(click[:2], "clicked point")
+            if len(click) == 5:  # a data point dragged from click[3:] to at
+                moved = check_point(click[3:], "dragged point")
+                return teaching.edit_data(settings, "move", at=at, source=moved), ""
             action = "delete" if mode == "delete" else "add"
             return teaching.edit_data(settings, action, at=at), ""
         return no_update, ""
@@ -439,7 +450,7 @@ def register(app: Any, *, store_root: Any = None) -> None:
             current = teaching.default_start(settings)
         fig = teaching.landscape_view(settings, current=current, view=view)
         meta = dict(fig.layout.meta or {})
-        meta.update(key=settings.key(), view=view)
+        meta.update(key=settings.key(), view=view, stamp=_stamp())
         fig.update_layout(meta=meta)
         if view == "2d":
             fig.update_layout(dragmode=False)
@@ -515,6 +526,8 @@ def register(app: Any, *, store_root: Any = None) -> None:
             patch["data"][6 + kinds + 1] = overlays.curvature_trace(
                 settings, (w, b), curv
             )
+            # a new stamp: the page redraws its paths once this is drawn
+            patch["layout"]["meta"]["stamp"] = _stamp()
         if isinstance(settings, ProblemSettings):
             return (
                 teaching.fit_view(settings, (w, b)),
@@ -539,15 +552,56 @@ def register(app: Any, *, store_root: Any = None) -> None:
             return no_update, {"display": "none"}
         return overlays.slices_figure(settings_from(*args)), {}
 
-    # ---- new settings -> no runs (paths belong to one landscape)
+    def run_request(settings: Any, request: dict[str, Any], run_id: int) -> Any:
+        """Runs, loss curves and statuses for a checked-again ``request``."""
+        rs = run_settings(
+            request.get("optimizers"),
+            request.get("hyper"),
+            request.get("steps"),
+            request.get("schedule"),
+            available={
+                n: tuple(teaching.optimizer_hyper(n))
+                for n in teaching.optimizer_names()
+            },
+            schedules=teaching.schedule_names(),
+            batch_size=request.get("batch"),
+        )
+        start = check_point(request.get("start"), "start")
+        runs = teaching.run_optimizers(settings, rs, start)
+        stored = {
+            "key": settings.key(),
+            "start": list(start),
+            "id": run_id,
+            "request": {
+                "optimizers": list(rs.optimizers),
+                "hyper": rs.hyper,
+                "steps": rs.steps,
+                "schedule": rs.schedule,
+                "batch": rs.batch_size,
+                "start": list(start),
+            },
+            "runs": [r.to_json() for r in runs],
+        }
+        lines = teaching.status_lines(runs, teaching.best_value(settings))
+        return stored, teaching.loss_view(runs), "\n".join(lines)
+
+    # ---- new settings -> no runs (paths belong to one landscape), except
+    # after a data edit: the same optimizers run again on the new data
     @app.callback(
         Output("runs", "data"),
         Output("loss-curves", "figure"),
         Output("run-status", "children"),
         *settings_in,
+        State("runs", "data"),
     )
     @guarded(3, None)
     def clear_runs(*args: Any) -> Any:
+        stored = args[n_settings]
+        request = stored.get("request") if isinstance(stored, dict) else None
+        if ctx.triggered_id == "data-edit" and isinstance(request, dict):
+            settings = settings_from(*args[:n_settings])
+            if isinstance(settings, ProblemSettings):
+                return run_request(settings, request, int(stored.get("id", 0)) + 1000)
         return None, teaching.loss_view([]), "choose optimizers and press run"
 
     # ---- run -> optimizer paths, loss per step and statuses, at once
@@ -586,32 +640,20 @@ def register(app: Any, *, store_root: Any = None) -> None:
             n for group in (chosen or []) if isinstance(group, list) for n in group
         ]
         ids = [s["id"] for s in ctx.states_list[2]]
-        rs = run_settings(
-            names,
-            _hyper_from(ids, hyper_values or []),
-            steps,
-            schedule,
-            available={
-                n: tuple(teaching.optimizer_hyper(n))
-                for n in teaching.optimizer_names()
-            },
-            schedules=teaching.schedule_names(),
-            batch_size=batch,
-        )
         start = (
             check_point(point)
             if point is not None
             else teaching.default_start(settings)
         )
-        runs = teaching.run_optimizers(settings, rs, start)
-        stored = {
-            "key": settings.key(),
+        request = {
+            "optimizers": names,
+            "hyper": _hyper_from(ids, hyper_values or []),
+            "steps": steps,
+            "schedule": schedule,
+            "batch": batch,
             "start": list(start),
-            "id": int(n_clicks or 0),
-            "runs": [r.to_json() for r in runs],
         }
-        lines = teaching.status_lines(runs, teaching.best_value(settings))
-        return stored, teaching.loss_view(runs), "\n".join(lines), ""
+        return (*run_request(settings, request, int(n_clicks or 0)), "")
 
     # ---- runs -> the paths drawn and played in the browser; the slider
     app.clientside_callback(

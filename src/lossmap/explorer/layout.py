@@ -329,6 +329,7 @@ def _teaching_controls(
                             {"label": "downhill arrows", "value": "arrows"},
                             {"label": "curvature at the point", "value": "curvature"},
                             {"label": "slices through θ*", "value": "slices"},
+                            {"label": "hover moves (w, b)", "value": "hover"},
                         ],
                         value=[],
                         inline=True,

@@ -375,6 +375,7 @@ def edit_data(
     action: str,
     *,
     at: tuple[float, float] | None = None,
+    source: tuple[float, float] | None = None,
     sd: float = 0.1,
     seed: int = 0,
 ) -> dict[str, list[float]]:
@@ -382,7 +383,8 @@ def edit_data(
 
     ``"add"`` puts a point at ``at`` (its y rounded to 0 or 1 for binary
     data); ``"delete"`` removes the point nearest ``at`` (in units of the
-    axes' spans; the last point is kept); ``"outlier"`` adds a point at the
+    axes' spans; the last point is kept); ``"move"`` moves the point nearest
+    ``source`` to ``at`` (a drag); ``"outlier"`` adds a point at the
     median x, 3 standard deviations (at least 1) above the largest y — for
     binary data, a point with the opposite label at the far end; ``"noise"``
     adds Gaussian noise of standard deviation ``sd`` to y (seeded).
@@ -404,6 +406,12 @@ def edit_data(
             sy = max(float(np.ptp(y)), 1e-12)
             k = int(np.argmin(((x - at[0]) / sx) ** 2 + ((y - at[1]) / sy) ** 2))
             x, y = np.delete(x, k), np.delete(y, k)
+    elif action == "move":
+        if at is None or source is None:
+            raise InputError("moving a point needs where from and where to")
+        k = int(np.argmin((x - source[0]) ** 2 + (y - source[1]) ** 2))
+        x[k] = at[0]
+        y[k] = float(at[1] > 0.5) if binary else at[1]
     elif action == "outlier":
         if binary:
             k = int(np.argmax(x))

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from lossmap.plot import require_plotly
-from lossmap.plot._style import log_limits
+from lossmap.plot._style import log_limits, nice_levels
 from lossmap.surface import Surface
 
 __all__ = ["KIND_STYLE", "PATH_COLORS", "ColorScale", "color_scale"]
@@ -81,7 +81,8 @@ class ColorScale:
             ticks = _log_ticks(self.floor, hi)
             self.tickvals = [math.log10(t) for t in ticks]
             self.ticktext = [_fmt(t) for t in ticks]
-            self.levels = np.log10(_log_levels(self.floor, hi))
+            # the matplotlib figures' levels (plot._style.nice_levels)
+            self.levels = np.log10(nice_levels(finite, vmin=self.floor))
         else:
             self.floor = lo
             zlo, zhi = lo, hi if hi > lo else lo + 1.0
@@ -149,12 +150,6 @@ def _nice_log_values(lo: float, hi: float, *, fewest: int, most: int) -> list[fl
 
 def _log_ticks(lo: float, hi: float) -> list[float]:
     return _nice_log_values(lo, hi, fewest=4, most=10)
-
-
-def _log_levels(lo: float, hi: float) -> np.ndarray:
-    """Contour values: round numbers, about 6 to 12 of them."""
-    inner = [v for v in _nice_log_values(lo, hi, fewest=7, most=13) if lo < v < hi]
-    return np.array(inner if inner else [math.sqrt(lo * hi)])
 
 
 def _linear_ticks(lo: float, hi: float) -> np.ndarray:

@@ -1,5 +1,12 @@
 """Shared pieces of the landscape figures: colour scales, contour levels,
-labels, marker styles and argument checks."""
+labels, marker styles and argument checks.
+
+The colour-scale policy lives here for both kinds of figure: the matplotlib
+displays and the Plotly builders (:mod:`lossmap.plot._plotly_style`) take the
+floor of a log scale from :func:`log_limits` and the contour levels from
+:func:`nice_levels`, so a surface has the same colours and the same labelled
+contours in a PNG and in the explorer.
+"""
 
 from __future__ import annotations
 
@@ -30,6 +37,7 @@ __all__ = [
     "new_axes",
     "nice_levels",
     "plain_log_ticks",
+    "round_ticks",
     "set_labels",
     "title_from_metadata",
 ]
@@ -152,8 +160,6 @@ def nice_levels(
     ``max_levels`` levels) strictly between the data minimum (or ``vmin``) and
     maximum. Narrow or signed ranges get evenly spaced round levels.
     """
-    from matplotlib.ticker import MaxNLocator
-
     v = values[np.isfinite(values)]
     lo, hi = float(v.min()), float(v.max())
     if vmin is not None:
@@ -176,8 +182,20 @@ def nice_levels(
         else:  # even one per decade is too many: every k-th decade
             step = math.ceil(levels.size / max_levels)
             return levels[::step]
-    levels = MaxNLocator(nbins=max_levels, steps=[1, 2, 2.5, 5, 10]).tick_values(lo, hi)
+    levels = round_ticks(lo, hi, max_levels)
     return levels[(levels > lo) & (levels < hi)]
+
+
+def round_ticks(lo: float, hi: float, nbins: int = 8) -> np.ndarray:
+    """Evenly spaced round values covering ``[lo, hi]``: steps of 1, 2, 2.5
+    or 5 times a power of ten, at most ``nbins`` intervals (no matplotlib)."""
+    if not hi > lo:
+        return np.array([lo])
+    raw = (hi - lo) / nbins
+    mag = 10.0 ** math.floor(math.log10(raw))
+    step = next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw * (1 - 1e-12))
+    start = math.floor(lo / step) * step
+    return start + step * np.arange(math.ceil((hi - start) / step - 1e-9) + 1)
 
 
 def format_level(value: float) -> str:

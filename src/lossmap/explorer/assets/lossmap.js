@@ -133,6 +133,12 @@
     if (!lines.length) return false;
     lines[0].setAttribute("d", pathD(gd._fullLayout, xs, ys));
     for (let i = 1; i < lines.length; i++) lines[i].setAttribute("d", "");
+    // and the figure's own record, without a redraw (hover, later redraws)
+    const i = uidIndex(gd, uid);
+    if (i >= 0 && !state.playing) {
+      gd.data[i].x = xs; gd.data[i].y = ys;
+      if (gd._fullData[i]) { gd._fullData[i].x = xs; gd._fullData[i].y = ys; }
+    }
     return true;
   }
 
@@ -236,7 +242,32 @@
     L.setPoint(p[0], p[1], false);
     state.last = p;
   }
+  function hovering() {
+    const box = document.querySelector("#overlays input[value=hover]");
+    return !!box && box.checked;
+  }
   function onMove(ev) {
+    if (!state.dragging && hovering() && !state.playing) {
+      // hover mode: follow the pointer; the server confirms once it rests
+      const gd = plot("landscape");
+      if (!is2d(gd)) return;
+      const p = dataAt(gd, ev);
+      if (!p) return;
+      state.pending = p;
+      if (!state.frame) {
+        state.frame = requestAnimationFrame(function () {
+          state.frame = null;
+          if (!state.pending) return;
+          const q = state.pending; state.pending = null;
+          L.setPoint(q[0], q[1], false);
+          state.last = q;
+          state.updates = (state.updates || 0) + 1;
+          clearTimeout(state.rest);
+          state.rest = setTimeout(function () { L.setPoint(q[0], q[1], true); }, 250);
+        });
+      }
+      return;
+    }
     if (!state.dragging) return;
     const gd = plot("landscape");
     const fl = gd && gd._fullLayout;
@@ -267,18 +298,68 @@
   }
   /** A click on the fit panel: its data coordinates go to the server,
    *  which adds (or deletes) a data point there. */
+  function nearestData(gd, ev) {
+    // a data point within 12 px of the pointer: it is dragged, not added
+    const spec = state.spec, fl = gd._fullLayout;
+    if (!spec || !spec.x || !fl) return -1;
+    const r = gd.getBoundingClientRect();
+    let best = -1, dist = 12;
+    for (let i = 0; i < spec.x.length; i++) {
+      const px = r.left + fl._size.l + fl.xaxis.d2p(spec.x[i]);
+      const py = r.top + fl._size.t + fl.yaxis.d2p(spec.y[i]);
+      const d = Math.hypot(px - ev.clientX, py - ev.clientY);
+      if (d < dist) { dist = d; best = i; }
+    }
+    return best;
+  }
   function onFitDown(ev) {
     const gd = plot("fit");
     if (!gd || ev.button > 0) return;
     const p = dataAt(gd, ev);
     if (!p || !window.dash_clientside || !window.dash_clientside.set_props) return;
+    const k = nearestData(gd, ev);
+    if (k >= 0) {  // drag that point; it moves on release
+      state.fitDrag = {from: [state.spec.x[k], state.spec.y[k]], to: p};
+      try { ev.target.setPointerCapture(ev.pointerId); } catch (e) { /* none */ }
+      ev.preventDefault();
+      return;
+    }
     window.dash_clientside.set_props("fit-click", {data: [p[0], p[1], Date.now()]});
+  }
+  function onFitMove(ev) {
+    if (!state.fitDrag) return;
+    const gd = plot("fit");
+    const fl = gd && gd._fullLayout;
+    if (!fl) return;
+    const r = gd.getBoundingClientRect();
+    const px = ev.clientX - r.left - fl._size.l, py = ev.clientY - r.top - fl._size.t;
+    state.fitDrag.to = [fl.xaxis.p2d(px), fl.yaxis.p2d(py)];
+    const g = traceGroup(gd, "data");
+    const pts = g && g.querySelectorAll(".point");
+    if (pts) {  // move the dragged marker under the pointer
+      const spec = state.spec;
+      for (let i = 0; i < spec.x.length; i++) {
+        if (spec.x[i] === state.fitDrag.from[0] && spec.y[i] === state.fitDrag.from[1] && pts[i]) {
+          pts[i].setAttribute("transform", "translate(" + px + "," + py + ")");
+        }
+      }
+    }
+  }
+  function onFitUp() {
+    const drag = state.fitDrag;
+    state.fitDrag = null;
+    if (!drag || !window.dash_clientside.set_props) return;
+    window.dash_clientside.set_props("fit-click", {data: [drag.to[0], drag.to[1],
+      Date.now(), drag.from[0], drag.from[1]]});
   }
   L.attach = function () {
     const fit = document.getElementById("fit");
     if (fit && !fit.dataset.lossmapAttached) {
       fit.dataset.lossmapAttached = "1";
       fit.addEventListener("pointerdown", onFitDown);
+      fit.addEventListener("pointermove", onFitMove);
+      fit.addEventListener("pointerup", onFitUp);
+      fit.addEventListener("pointercancel", onFitUp);
     }
     const host = document.getElementById("landscape");
     if (!host || host.dataset.lossmapAttached) return;
@@ -545,14 +626,27 @@
         return window.dash_clientside.no_update;
       },
       figure: function (fig, stored) {
-        // after the landscape is (re)drawn: listeners, then the paths
-        setTimeout(function () {
-          L.attach();
-          L.drawRuns(stored, fig);
-        }, 0);
+        // once this figure is drawn (its stamp is on the graph): listeners,
+        // then the paths (a new figure from the server has none)
+        const want = fig && fig.layout && fig.layout.meta && fig.layout.meta.stamp;
+        let tries = 0;
+        const wait = function () {
+          const gd = plot("landscape");
+          const meta = gd && gd.layout && gd.layout.meta;
+          if ((!meta || meta.stamp !== want) && tries++ < 200) {
+            setTimeout(wait, 25);
+            return;
+          }
+          setTimeout(function () {
+            L.attach();
+            L.drawRuns(state.latestRuns !== undefined ? state.latestRuns : stored, fig);
+          }, 30);
+        };
+        wait();
         return window.dash_clientside.no_update;
       },
       runs: function (stored) {
+        state.latestRuns = stored;
         setTimeout(function () { L.drawRuns(stored, null); }, 0);
         const max = stored && stored.runs && stored.runs.length
           ? Math.max.apply(null, stored.runs.map(function (r) { return r.params.length - 1; }))

@@ -280,11 +280,18 @@ class CurvatureOperator:
         of the tile sums) and the loss at the operator's point."""
         sums = np.zeros(len(self.objective.terms))
         counts = np.zeros(len(self.objective.terms))
-        with self._configured(), torch.no_grad():
+        # one tile whose graph is kept: this forward pass is the graph's too
+        reuse = len(self.tiles) == 1 and self.keep_graph
+        self._forwards: dict[int, tuple[list[torch.Tensor], Any]] = {}
+        with self._configured(), torch.set_grad_enabled(reuse):
             for tile in self.tiles:
-                parts = self.objective.read(self.forward(self.theta, tile), tile)
-                sums += [float(p[0]) for p in parts]
-                counts += [float(p[1]) for p in parts]
+                theta = self.leaves() if reuse else self.theta
+                out = self.forward(theta, tile)
+                parts = self.objective.read(out, tile)
+                sums += [float(p[0].detach()) for p in parts]
+                counts += [float(p[1].detach()) for p in parts]
+                if reuse:
+                    self._forwards[0] = (theta, out)
         if np.any(counts <= 0):
             raise ValueError(
                 f"`loss_fn` counted no entries (counts {counts.tolist()}); a mask "
@@ -317,6 +324,15 @@ class CurvatureOperator:
     def leaves(self) -> list[torch.Tensor]:
         """Fresh differentiable copies of the selected parameter values."""
         return [t.detach().clone().requires_grad_(True) for t in self.theta]
+
+    def leaves_and_output(self, t: int) -> tuple[list[torch.Tensor], Any]:
+        """Differentiable parameters and the model output on tile ``t`` (the
+        forward pass of the first data pass when it was kept)."""
+        kept = self._forwards.pop(t, None)
+        if kept is not None:
+            return kept
+        theta = self.leaves()
+        return theta, self.forward(theta, self.tiles[t])
 
     def _tile_state(self, tile: nb.Batch, t: int) -> Any:
         """What the product on tile ``t`` needs (e.g. a gradient graph)."""
