@@ -20,7 +20,6 @@ import typer
 
 from lossmap._cli import inputs
 from lossmap._cli.network import (
-    Bn,
     Data,
     Device,
     Loss,
@@ -217,6 +216,17 @@ def connect(
 
 
 # -------------------------------------------------------------------- embed
+def _embed_bn(model: Any, bn: str) -> str:
+    """``auto``: re-estimate BatchNorm statistics per checkpoint when the model
+    has BatchNorm (a checkpoint's own running statistics are not read)."""
+    import torch
+
+    if bn != "auto":
+        return bn
+    norms = torch.nn.modules.batchnorm._BatchNorm
+    return "recompute" if any(isinstance(m, norms) for m in model.modules()) else "eval"
+
+
 def do_embed(s: dict[str, Any]) -> Any:
     from lossmap import nn as lnn
     from lossmap.plot import EmbeddingDisplay, embedding_figure
@@ -257,7 +267,9 @@ def do_embed(s: dict[str, Any]) -> Any:
         s["method"],
         seed=s["seed"],
         perplexity=s.get("perplexity"),
-        evaluate_kwargs={"bn": s.get("bn", "eval")} if evaluate else None,
+        evaluate_kwargs={"bn": _embed_bn(model, s.get("bn", "auto"))}
+        if evaluate
+        else None,
         **evaluate,
     )
     if out.suffix.lower() == ".html":  # one page, plotly.js inside
@@ -298,7 +310,7 @@ def embed(
     perplexity: Annotated[
         float | None, typer.Option(help="t-SNE perplexity (default min(30, (n-1)/3)).")
     ] = None,
-    bn: Bn = "eval",
+    bn: _BN = "auto",
     out: Annotated[
         Path,
         typer.Option(
