@@ -201,3 +201,21 @@ def test_embed_a_recorder_store_beside_a_checkpoint_folder(work):
     assert record["runs"] == ["traj.zarr", "run0"]
     assert record["step"] == [0, 2, 4, 6, 0, 8, 16, 24, 32]
     assert len(record["metrics"]["accuracy"]) == 9
+
+
+def test_connect_a_curve_to_the_aligned_model(work, capsys):
+    tmp, _ = work
+    base = [
+        "connect", "--model", "nets.py:make_model", "--data", "nets.py:batch",
+        "--weights", "final0.pt", "--weights", "final1.pt", "--out", "conn",
+        "--epochs", "1", "--batch-size", "48", "--steps", "3",
+    ]  # fmt: skip
+    assert main([*base, "--curve-to", "aligned"]) == 0
+    assert "bezier curve to aligned B" in capsys.readouterr().out
+    assert lnn.Curve.load(tmp / "conn" / "curve_aligned").meta["epochs_done"] == 1
+    along = io.load(tmp / "conn" / "curve_aligned_path_e1.zarr")
+    aligned = io.load(tmp / "conn" / "linear_aligned.zarr")
+    # the curve ends where the aligned line ends
+    assert along.loss[-1] == pytest.approx(aligned.loss[-1], rel=1e-5)
+    assert main([*base, "--curve-to", "aligned", "--no-align"]) == 2
+    assert "--align" in capsys.readouterr().err

@@ -97,6 +97,13 @@ def do_connect(s: dict[str, Any]) -> dict[str, Any]:
         raise ValueError(
             f"`--curve` must be one of {[*lnn.CURVES, 'none']}, got {s['curve']!r}"
         )
+    to_aligned = s.get("curve_to", "b") == "aligned"
+    if s.get("curve_to", "b") not in ("b", "aligned"):
+        raise ValueError(
+            f"`--curve-to` must be b or aligned, got {s.get('curve_to')!r}"
+        )
+    if to_aligned and not s["align"]:
+        raise ValueError("`--curve-to aligned` needs --align")
     key, device = s.get("weights_key"), s.get("device")
     a = inputs.build_model(s["model"], weights[0], weights_key=key, device=device)
     b = inputs.build_model(s["model"], weights[1], weights_key=key, device=device)
@@ -119,11 +126,12 @@ def do_connect(s: dict[str, Any]) -> dict[str, Any]:
         written.append(store)
     curve = None
     if s["curve"] != "none":
-        store = out / "curve"
+        tag = "curve_aligned" if to_aligned else "curve"
+        store = out / tag
         with _curve_interruptible(store):
             curve = lnn.train_curve(
                 a,
-                b,
+                aligned if to_aligned else b,
                 loss,
                 data,
                 kind=s["curve"],
@@ -135,10 +143,9 @@ def do_connect(s: dict[str, Any]) -> dict[str, Any]:
                 seed=s["seed"],
                 store=store,
             )
-        along = out / f"curve_path_e{s['epochs']}.zarr"
-        paths[f"{s['curve']} curve"] = lnn.curve_path(
-            curve, a, loss, data, store=along, **opts
-        )
+        along = out / f"{tag}_path_e{s['epochs']}.zarr"
+        label = f"{s['curve']} curve" + (" to aligned B" if to_aligned else "")
+        paths[label] = lnn.curve_path(curve, a, loss, data, store=along, **opts)
         written += [store, along]
     for name, p in paths.items():
         bar = p.metadata["barrier"]
@@ -157,7 +164,7 @@ def do_connect(s: dict[str, Any]) -> dict[str, Any]:
         k = np.asarray(d1.meta["controls"])
         lo, hi = k.min(axis=0), k.max(axis=0)
         pad = 0.25 * (hi - lo)
-        store = out / f"curve_plane_e{s['epochs']}.zarr"
+        store = out / f"{tag}_plane_e{s['epochs']}.zarr"
         surface = lnn.plane(
             a,
             loss,
@@ -165,12 +172,12 @@ def do_connect(s: dict[str, Any]) -> dict[str, Any]:
             (d1, d2),
             span=[(lo[i] - pad[i], hi[i] + pad[i]) for i in (0, 1)],
             steps=s["plane_steps"],
-            bn=paths[f"{s['curve']} curve"].metadata["bn"],
+            bn=paths[label].metadata["bn"],
             store=store,
             metadata=meta,
         )
         disp = CurvePlaneDisplay.from_curve(surface, curve, (d1, d2))
-        written += [store, _save(disp.figure_, out / "curve_plane.png")]
+        written += [store, _save(disp.figure_, out / f"{tag}_plane.png")]
     for path in written:
         typer.echo(f"wrote {path}")
     return paths
@@ -195,6 +202,12 @@ def connect(
     curve: Annotated[
         str, typer.Option(help="Curve to train: bezier, polychain or none.")
     ] = "bezier",
+    curve_to: Annotated[
+        str,
+        typer.Option(
+            help="End of the curve: b (model B) or aligned (B after --align)."
+        ),
+    ] = "b",
     bends: Annotated[int, typer.Option(help="Control points between the ends.")] = 1,
     epochs: Annotated[int, typer.Option(help="Epochs of curve training.")] = 20,
     batch_size: Annotated[int, typer.Option(help="Curve training batch.")] = 128,
