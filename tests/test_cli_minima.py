@@ -178,3 +178,44 @@ def test_ctrl_c_while_training_says_what_is_saved(work, capsys, monkeypatch):
     monkeypatch.delenv("H14_STOP")
     assert main(args) == 0
     assert lnn.Curve.load(tmp / "conn" / "curve").meta["epochs_done"] == 3
+
+
+def test_embed_a_recorder_store_beside_a_checkpoint_folder(work):
+    tmp, ns = work
+    model = ns["make_model"]()
+    x, y = ns["batch"]()
+    rec = lnn.Recorder(model, every=2, store=tmp / "traj.zarr")
+    opt = torch.optim.SGD(model.parameters(), lr=0.5)
+    for step in range(8):
+        rec(step)
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        opt.step()
+    code = main(
+        ["embed", "--model", "nets.py:make_model", "--data", "nets.py:batch",
+         "--trajectory", "traj.zarr", "--checkpoints", "run0", "--metric",
+         "accuracy", "--out", "both.png"]
+    )  # fmt: skip
+    assert code == 0
+    record = json.loads((tmp / "both.json").read_text())
+    assert record["runs"] == ["traj.zarr", "run0"]
+    assert record["step"] == [0, 2, 4, 6, 0, 8, 16, 24, 32]
+    assert len(record["metrics"]["accuracy"]) == 9
+
+
+def test_connect_a_curve_to_the_aligned_model(work, capsys):
+    tmp, _ = work
+    base = [
+        "connect", "--model", "nets.py:make_model", "--data", "nets.py:batch",
+        "--weights", "final0.pt", "--weights", "final1.pt", "--out", "conn",
+        "--epochs", "1", "--batch-size", "48", "--steps", "3",
+    ]  # fmt: skip
+    assert main([*base, "--curve-to", "aligned"]) == 0
+    assert "bezier curve to aligned B" in capsys.readouterr().out
+    assert lnn.Curve.load(tmp / "conn" / "curve_aligned").meta["epochs_done"] == 1
+    along = io.load(tmp / "conn" / "curve_aligned_path_e1.zarr")
+    aligned = io.load(tmp / "conn" / "linear_aligned.zarr")
+    # the curve ends where the aligned line ends
+    assert along.loss[-1] == pytest.approx(aligned.loss[-1], rel=1e-5)
+    assert main([*base, "--curve-to", "aligned", "--no-align"]) == 2
+    assert "--align" in capsys.readouterr().err

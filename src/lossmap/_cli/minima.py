@@ -20,7 +20,6 @@ import typer
 
 from lossmap._cli import inputs
 from lossmap._cli.network import (
-    Bn,
     Data,
     Device,
     Loss,
@@ -98,6 +97,13 @@ def do_connect(s: dict[str, Any]) -> dict[str, Any]:
         raise ValueError(
             f"`--curve` must be one of {[*lnn.CURVES, 'none']}, got {s['curve']!r}"
         )
+    to_aligned = s.get("curve_to", "b") == "aligned"
+    if s.get("curve_to", "b") not in ("b", "aligned"):
+        raise ValueError(
+            f"`--curve-to` must be b or aligned, got {s.get('curve_to')!r}"
+        )
+    if to_aligned and not s["align"]:
+        raise ValueError("`--curve-to aligned` needs --align")
     key, device = s.get("weights_key"), s.get("device")
     a = inputs.build_model(s["model"], weights[0], weights_key=key, device=device)
     b = inputs.build_model(s["model"], weights[1], weights_key=key, device=device)
@@ -120,11 +126,12 @@ def do_connect(s: dict[str, Any]) -> dict[str, Any]:
         written.append(store)
     curve = None
     if s["curve"] != "none":
-        store = out / "curve"
+        tag = "curve_aligned" if to_aligned else "curve"
+        store = out / tag
         with _curve_interruptible(store):
             curve = lnn.train_curve(
                 a,
-                b,
+                aligned if to_aligned else b,
                 loss,
                 data,
                 kind=s["curve"],
@@ -136,10 +143,9 @@ def do_connect(s: dict[str, Any]) -> dict[str, Any]:
                 seed=s["seed"],
                 store=store,
             )
-        along = out / f"curve_path_e{s['epochs']}.zarr"
-        paths[f"{s['curve']} curve"] = lnn.curve_path(
-            curve, a, loss, data, store=along, **opts
-        )
+        along = out / f"{tag}_path_e{s['epochs']}.zarr"
+        label = f"{s['curve']} curve" + (" to aligned B" if to_aligned else "")
+        paths[label] = lnn.curve_path(curve, a, loss, data, store=along, **opts)
         written += [store, along]
     for name, p in paths.items():
         bar = p.metadata["barrier"]
@@ -158,7 +164,7 @@ def do_connect(s: dict[str, Any]) -> dict[str, Any]:
         k = np.asarray(d1.meta["controls"])
         lo, hi = k.min(axis=0), k.max(axis=0)
         pad = 0.25 * (hi - lo)
-        store = out / f"curve_plane_e{s['epochs']}.zarr"
+        store = out / f"{tag}_plane_e{s['epochs']}.zarr"
         surface = lnn.plane(
             a,
             loss,
@@ -166,12 +172,12 @@ def do_connect(s: dict[str, Any]) -> dict[str, Any]:
             (d1, d2),
             span=[(lo[i] - pad[i], hi[i] + pad[i]) for i in (0, 1)],
             steps=s["plane_steps"],
-            bn=paths[f"{s['curve']} curve"].metadata["bn"],
+            bn=paths[label].metadata["bn"],
             store=store,
             metadata=meta,
         )
         disp = CurvePlaneDisplay.from_curve(surface, curve, (d1, d2))
-        written += [store, _save(disp.figure_, out / "curve_plane.png")]
+        written += [store, _save(disp.figure_, out / f"{tag}_plane.png")]
     for path in written:
         typer.echo(f"wrote {path}")
     return paths
@@ -196,6 +202,12 @@ def connect(
     curve: Annotated[
         str, typer.Option(help="Curve to train: bezier, polychain or none.")
     ] = "bezier",
+    curve_to: Annotated[
+        str,
+        typer.Option(
+            help="End of the curve: b (model B) or aligned (B after --align)."
+        ),
+    ] = "b",
     bends: Annotated[int, typer.Option(help="Control points between the ends.")] = 1,
     epochs: Annotated[int, typer.Option(help="Epochs of curve training.")] = 20,
     batch_size: Annotated[int, typer.Option(help="Curve training batch.")] = 128,
@@ -217,6 +229,17 @@ def connect(
 
 
 # -------------------------------------------------------------------- embed
+def _embed_bn(model: Any, bn: str) -> str:
+    """``auto``: re-estimate BatchNorm statistics per checkpoint when the model
+    has BatchNorm (a checkpoint's own running statistics are not read)."""
+    import torch
+
+    if bn != "auto":
+        return bn
+    norms = torch.nn.modules.batchnorm._BatchNorm
+    return "recompute" if any(isinstance(m, norms) for m in model.modules()) else "eval"
+
+
 def do_embed(s: dict[str, Any]) -> Any:
     from lossmap import nn as lnn
     from lossmap.plot import EmbeddingDisplay, embedding_figure
@@ -257,7 +280,9 @@ def do_embed(s: dict[str, Any]) -> Any:
         s["method"],
         seed=s["seed"],
         perplexity=s.get("perplexity"),
-        evaluate_kwargs={"bn": s.get("bn", "eval")} if evaluate else None,
+        evaluate_kwargs={"bn": _embed_bn(model, s.get("bn", "auto"))}
+        if evaluate
+        else None,
         **evaluate,
     )
     if out.suffix.lower() == ".html":  # one page, plotly.js inside
@@ -298,7 +323,7 @@ def embed(
     perplexity: Annotated[
         float | None, typer.Option(help="t-SNE perplexity (default min(30, (n-1)/3)).")
     ] = None,
-    bn: Bn = "eval",
+    bn: _BN = "auto",
     out: Annotated[
         Path,
         typer.Option(
