@@ -255,8 +255,8 @@ def _pinn_reference(model, params, data):
     out = functional_call(model, params, (x,))
     (du,) = torch.autograd.grad(out.sum(), x)
     keep = data["is_data"]
-    data_mse = float(((out - data["u"])[keep] ** 2).mean())
-    res = float(((du - torch.cos(x))[~keep] ** 2).mean())
+    data_mse = float(((out - data["u"])[keep] ** 2).mean().detach())
+    res = float(((du - torch.cos(x))[~keep] ** 2).mean().detach())
     return data_mse, res
 
 
