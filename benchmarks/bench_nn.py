@@ -5,7 +5,9 @@ Workloads (see issue 4):
 * W1: MLP 784-512-512-10, 8,192 samples, 21×21 filter-normalised plane;
 * W2: CNN (conv 3→32, conv 32→64 stride 2, global average pooling, linear
   64→10) on 2,048 images 3×32×32, 21×21;
-* W3: one tanh neuron ``tanh(w·x + b)`` as a torch model, 50 points, 501×501.
+* W3: one tanh neuron ``tanh(w·x + b)`` as a torch model, 50 points, 501×501;
+* W1s: W1's model on 2,048 samples and a 9×9 plane — short enough for several
+  interleaved rounds on a machine shared with other work.
 
 Each is timed in one process against
 
@@ -27,7 +29,8 @@ process's peak resident set size during each run (``VmHWM`` after resetting
 it through ``/proc/self/clear_refs``), in MiB.
 
 Run: ``python -m benchmarks nn`` (``LOSSMAP_BENCH_WORKLOADS=W1,W3`` for a
-subset; ``LOSSMAP_BENCH_THREADS=1`` on a machine shared with other work).
+subset, ``LOSSMAP_BENCH_ROUNDS=1`` for one round each, and
+``LOSSMAP_BENCH_THREADS=1`` on a machine shared with other work).
 """
 
 from __future__ import annotations
@@ -136,7 +139,19 @@ def w3() -> dict[str, Any]:
     )
 
 
-WORKLOADS: dict[str, Callable[[], dict[str, Any]]] = {"W1": w1, "W2": w2, "W3": w3}
+def w1s() -> dict[str, Any]:
+    """W1's model on 2,048 samples and a 9×9 plane: a short, repeatable check."""
+    w = w1()
+    w.update(x=w["x"][:2048], y=w["y"][:2048], steps=9, ref_points=9)
+    return w
+
+
+WORKLOADS: dict[str, Callable[[], dict[str, Any]]] = {
+    "W1": w1,
+    "W2": w2,
+    "W3": w3,
+    "W1s": w1s,
+}
 
 
 # ------------------------------------------------------------------ methods
@@ -321,7 +336,7 @@ def _diffs(surface: Any, values: dict) -> list[float]:
     return diffs
 
 
-REPS = {"W1": 3, "W2": 2, "W3": 5}
+REPS = {"W1": 3, "W2": 2, "W3": 5, "W1s": 4}
 #: Workloads also timed with ``precision="bf16"`` (key ``"lossmap_bf16"``)
 #: where this CPU computes bfloat16 natively; elsewhere the key records why not.
 BF16 = {"W1", "W2"}
@@ -343,7 +358,8 @@ def run(names: list[str] | None = None) -> dict[str, Any]:
     names = names or (chosen.split(",") if chosen else list(WORKLOADS))
     for name in names:
         print(f"-- {name}", flush=True)
-        out[name] = bench(name, REPS[name], peak["gflops_best"])
+        reps = int(os.environ.get("LOSSMAP_BENCH_ROUNDS", REPS[name]))
+        out[name] = bench(name, reps, peak["gflops_best"])
         print(out[name], flush=True)
     return out
 

@@ -17,6 +17,7 @@ SECTIONS = (
     "nn_section",
     "curvature_section",
     "minima_section",
+    "research_section",
 )
 
 

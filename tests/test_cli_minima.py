@@ -17,6 +17,7 @@ from lossmap.cli import main  # noqa: E402
 
 MODEL_FILE = textwrap.dedent(
     """
+    import os
     import torch
 
     def make_model():
@@ -30,6 +31,16 @@ MODEL_FILE = textwrap.dedent(
         x = torch.randn(96, 4, generator=g)
         y = (x[:, 0] > 0).long() + (x[:, 1] > 0).long()
         return x, y
+
+    CALLS = [0]
+
+    def ce_stop(out, y):
+        # Ctrl-C during curve training (the only place the loss needs grads)
+        if os.environ.get("H14_STOP") and torch.is_grad_enabled():
+            CALLS[0] += 1
+            if CALLS[0] > 5:
+                raise KeyboardInterrupt
+        return torch.nn.functional.cross_entropy(out, y)
     """
 )
 
@@ -151,3 +162,60 @@ def test_embed_html_page(work):
     record = json.loads((tmp / "map.json").read_text())
     assert record["kind"] == "nn.embedding"
     assert record["meta"]["perplexity"] == 2.0
+
+
+def test_ctrl_c_while_training_says_what_is_saved(work, capsys, monkeypatch):
+    tmp, _ = work
+    args = [
+        "connect", "--model", "nets.py:make_model", "--data", "nets.py:batch",
+        "--loss", "nets.py:ce_stop", "--weights", "final0.pt", "--weights",
+        "final1.pt", "--out", "conn", "--epochs", "3", "--batch-size", "32",
+        "--steps", "3", "--no-align",
+    ]  # fmt: skip
+    monkeypatch.setenv("H14_STOP", "1")
+    assert main(args) == 130
+    assert "1 epoch(s) of the curve are saved" in capsys.readouterr().err
+    monkeypatch.delenv("H14_STOP")
+    assert main(args) == 0
+    assert lnn.Curve.load(tmp / "conn" / "curve").meta["epochs_done"] == 3
+
+
+def test_embed_a_recorder_store_beside_a_checkpoint_folder(work):
+    tmp, ns = work
+    model = ns["make_model"]()
+    x, y = ns["batch"]()
+    rec = lnn.Recorder(model, every=2, store=tmp / "traj.zarr")
+    opt = torch.optim.SGD(model.parameters(), lr=0.5)
+    for step in range(8):
+        rec(step)
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        opt.step()
+    code = main(
+        ["embed", "--model", "nets.py:make_model", "--data", "nets.py:batch",
+         "--trajectory", "traj.zarr", "--checkpoints", "run0", "--metric",
+         "accuracy", "--out", "both.png"]
+    )  # fmt: skip
+    assert code == 0
+    record = json.loads((tmp / "both.json").read_text())
+    assert record["runs"] == ["traj.zarr", "run0"]
+    assert record["step"] == [0, 2, 4, 6, 0, 8, 16, 24, 32]
+    assert len(record["metrics"]["accuracy"]) == 9
+
+
+def test_connect_a_curve_to_the_aligned_model(work, capsys):
+    tmp, _ = work
+    base = [
+        "connect", "--model", "nets.py:make_model", "--data", "nets.py:batch",
+        "--weights", "final0.pt", "--weights", "final1.pt", "--out", "conn",
+        "--epochs", "1", "--batch-size", "48", "--steps", "3",
+    ]  # fmt: skip
+    assert main([*base, "--curve-to", "aligned"]) == 0
+    assert "bezier curve to aligned B" in capsys.readouterr().out
+    assert lnn.Curve.load(tmp / "conn" / "curve_aligned").meta["epochs_done"] == 1
+    along = io.load(tmp / "conn" / "curve_aligned_path_e1.zarr")
+    aligned = io.load(tmp / "conn" / "linear_aligned.zarr")
+    # the curve ends where the aligned line ends
+    assert along.loss[-1] == pytest.approx(aligned.loss[-1], rel=1e-5)
+    assert main([*base, "--curve-to", "aligned", "--no-align"]) == 2
+    assert "--align" in capsys.readouterr().err

@@ -45,6 +45,41 @@ MODEL_FILE = textwrap.dedent(
             torch.nn.Linear(8, 3),
         )
 
+    class WithLoss(torch.nn.Module):
+        # returns its own loss when the batch has labels (as HuggingFace)
+
+        def __init__(self):
+            super().__init__()
+            torch.manual_seed(0)
+            self.body = torch.nn.Linear(4, 3)
+
+        def forward(self, x, labels=None):
+            logits = self.body(x)
+            out = {"logits": logits}
+            if labels is not None:
+                out["loss"] = torch.nn.functional.cross_entropy(logits, labels)
+            return out
+
+    def labelled():
+        x, y = batch()
+        return {"x": x, "labels": y}
+
+    class ByName(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            torch.manual_seed(0)
+            self.lin = torch.nn.Linear(4, 3)
+
+        def forward(self, features):
+            return self.lin(features)
+
+    def named():
+        x, y = batch()
+        return {"features": x, "y": y}
+
+    def run_features(model, b):
+        return model(b["features"])
+
     def words():
         return "not a batch"
 
@@ -565,3 +600,73 @@ def test_pca_takes_batchnorm_statistics_from_the_last_checkpoint(work):
         ref = float(torch.nn.functional.cross_entropy(fresh(x), y))
     # the running statistics (of x + 2) differ from the factory's (0 and 1)
     assert s.loss[2, 2] == pytest.approx(ref, rel=1e-5)
+
+
+def test_output_loss_reads_the_models_own_loss_on_a_mapping_batch(work):
+    argv = ["plane", "--model", "nets.py:WithLoss", "--data", "nets.py:labelled"]
+    argv += ["--loss", "output.loss", "--steps", "3", "--store", "o.zarr"]
+    assert main(argv) == 0
+    s = io.load(work / "o.zarr")
+    ns: dict = {}
+    exec(MODEL_FILE, ns)
+    model = ns["WithLoss"]()
+    d1, d2 = lnn.random_plane(model, seed=0)
+    batch = ns["labelled"]()
+    w = {n: p.detach().clone() for n, p in model.named_parameters()}
+    for i, j in [(0, 0), (1, 1), (2, 0)]:
+        a, b = s.coords(0)[i], s.coords(1)[j]
+        with torch.no_grad():
+            for n, p in model.named_parameters():
+                p.copy_(w[n] + a * d1.tensors[n] + b * d2.tensors[n])
+            ref = float(model(**batch)["loss"])
+        assert s.loss[i, j] == pytest.approx(ref, rel=1e-5)
+
+
+def test_hessian_of_the_models_own_loss(work):
+    argv = ["hessian", "--model", "nets.py:WithLoss", "--data", "nets.py:labelled"]
+    argv += ["--loss", "output.loss", "--top", "1", "--probes", "4", "--no-density"]
+    assert main([*argv, "--out", "h.json"]) == 0
+    result = json.loads((work / "h.json").read_text())
+    ns: dict = {}
+    exec(MODEL_FILE, ns)
+    model, batch = ns["WithLoss"](), ns["labelled"]()
+    x, y = batch["x"].double(), batch["labels"]
+    w0 = torch.cat([model.body.weight.detach().reshape(-1), model.body.bias.detach()])
+
+    def f(flat):
+        w, b = flat[:12].reshape(3, 4), flat[12:]
+        return torch.nn.functional.cross_entropy(x @ w.T + b, y)
+
+    dense = torch.func.hessian(f)(w0.double())
+    top = float(np.linalg.eigvalsh(dense.numpy())[-1])
+    assert result["eigenvalues"][0] == pytest.approx(top, rel=1e-4)
+
+
+def test_subset_adds_a_spread_the_report_draws(work):
+    argv = ["line", *BASE, "--weights", "final.pt", "--steps", "5", "--subset", "32"]
+    assert main([*argv, "--store", "s.zarr"]) == 0
+    s = io.load(work / "s.zarr")
+    assert "loss_stderr" in s.field_names
+    assert s.metadata["data"]["subset"] == 32
+    assert np.all(s.field("loss_stderr") > 0)
+    assert main(["report", "s.zarr", "--out", "r.html"]) == 0
+    assert "2 standard errors" in (work / "r.html").read_text()
+
+
+def test_call_and_targets_conventions(work):
+    argv = ["plane", "--model", "nets.py:ByName", "--data", "nets.py:named"]
+    argv += ["--call", "nets.py:run_features", "--targets", "y", "--steps", "3"]
+    assert main([*argv, "--store", "n.zarr"]) == 0
+    s = io.load(work / "n.zarr")
+    assert "--targets" in s.metadata["_command"]
+    ns: dict = {}
+    exec(MODEL_FILE, ns)
+    model, b = ns["ByName"](), ns["named"]()
+    d1, d2 = lnn.random_plane(model, seed=0)
+    w = {n: p.detach().clone() for n, p in model.named_parameters()}
+    a, c = s.coords(0)[2], s.coords(1)[0]
+    with torch.no_grad():
+        for n, p in model.named_parameters():
+            p.copy_(w[n] + a * d1.tensors[n] + c * d2.tensors[n])
+        ref = float(torch.nn.functional.cross_entropy(model(b["features"]), b["y"]))
+    assert s.loss[2, 0] == pytest.approx(ref, rel=1e-5)

@@ -34,7 +34,7 @@ def test_repr_html_summarises_a_plane():
     assert "a plane of 9 × 5 points" in page
     assert "0.1 at alpha = 0.5, beta = 2" in page
     assert "(1 of 45 points NaN)" in page
-    assert "direction 1: random" in page
+    assert "<td>directions</td><td>random, random</td>" in page
     assert "cross_entropy" in page
     # thumbnail: one cell per grid point, the NaN one grey, the lowest the
     # darkest (viridis' first colour) in the top row of column alpha = 0.5

@@ -1,8 +1,8 @@
 """The compact HTML summary a notebook shows for a :class:`~lossmap.Surface`.
 
 NumPy and the standard library only: a small table (axes, fields with their
-range and how many points are not computed, the lowest loss), the directions
-in words, and a thumbnail drawn as inline SVG -- a heatmap of ``log10(loss)``
+range and how many points are not computed, the lowest loss), the kinds of
+the directions, and a thumbnail drawn as inline SVG -- a heatmap of ``log10(loss)``
 for a plane (at most 40 × 40 cells), the curve for a line.
 """
 
@@ -84,8 +84,6 @@ def _thumb_line(loss: np.ndarray) -> str:
 
 def surface_html(surface: Any) -> str:
     """A compact HTML summary of ``surface`` for Jupyter's rich display."""
-    from lossmap.describe import direction_names
-
     kind = "plane" if surface.ndim == 2 else "line"
     rows = []
     for name, a in surface.axes:
@@ -117,9 +115,12 @@ def surface_html(surface: Any) -> str:
             rows.append(
                 f"<tr><td>{label}</td><td>{html.escape(str(meta[key]))}</td></tr>"
             )
-    names = direction_names(surface) if isinstance(meta.get("directions"), list) else []
-    for line in names:
-        rows.append(f'<tr><td colspan="2">{html.escape(line)}</td></tr>')
+    dirs = meta.get("directions")
+    if isinstance(dirs, list) and dirs:  # lossmap.describe says more, in words
+        kinds = ", ".join(
+            str(d.get("kind", "?")) if isinstance(d, dict) else "?" for d in dirs
+        )
+        rows.append(f"<tr><td>directions</td><td>{html.escape(kinds)}</td></tr>")
     thumb = (
         _thumb_plane(surface.loss) if surface.ndim == 2 else _thumb_line(surface.loss)
     )

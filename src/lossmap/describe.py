@@ -221,7 +221,7 @@ def describe_metadata(surface: Any) -> list[str]:
         "optimize",
     }
     for key, value in meta.items():
-        if key in done or key in _SKIP:
+        if key in done or key in _SKIP or key.startswith("_"):  # _command: CLI
             continue
         label = {"kind": "Computed by", "span": "Span", "steps": "Grid points"}.get(
             key, key.replace("_", " ").capitalize()

@@ -212,7 +212,7 @@ def test_lora_plane_moves_only_the_adapter():
 
     ref = _reference_plane(lora, read, s, *restricted)
     np.testing.assert_allclose(s.loss, ref, rtol=2e-5)
-    assert np.ptp(s.loss) > 1e-4  # the adapters do move the loss
+    assert np.ptp(s.loss) > 1e-6  # the adapters do move the loss (float32: ~1e-7)
 
 
 # ------------------------------------------------- physics-informed MLP
@@ -318,8 +318,11 @@ def test_autograd_inside_forward_works_in_every_entry_point():
     assert np.isfinite(line.loss).all()
 
 
-@pytest.mark.parametrize("batch_size", [1, 7, 64])
-def test_sum_reduction_is_the_total_at_every_tile_size(batch_size):
+@pytest.mark.parametrize(
+    ("batch_size", "strategy"),
+    [(1, "auto"), (7, "auto"), (64, "auto"), (7, "vmap"), (7, "loop")],
+)
+def test_sum_reduction_is_the_total_at_every_tile_size(batch_size, strategy):
     torch.manual_seed(0)
     model = torch.nn.Sequential(
         torch.nn.Linear(3, 8), torch.nn.Tanh(), torch.nn.Linear(8, 1)
@@ -339,6 +342,7 @@ def test_sum_reduction_is_the_total_at_every_tile_size(batch_size):
         reduction="sum",
         steps=3,
         batch_size=batch_size,
+        strategy=strategy,
         progress=False,
     )
 
@@ -348,3 +352,50 @@ def test_sum_reduction_is_the_total_at_every_tile_size(batch_size):
     np.testing.assert_allclose(
         s.loss, _reference_plane(model, read, s, d1, d2), rtol=1e-5
     )
+
+
+def test_a_shuffled_loader_of_mappings_gives_the_values_of_the_whole_batch():
+    model, batch = _bert()
+    rows = [{k: v[i] for k, v in batch.items()} for i in range(12)]
+    loader = torch.utils.data.DataLoader(rows, batch_size=5, shuffle=True)
+    d1, d2 = lnn.random_plane(model, seed=0)
+    kw = {"steps": 2, "span": 0.5, "batch_size": 4, "progress": False}
+    whole = lnn.plane(model, "output.loss", batch, (d1, d2), **kw)
+    read = lnn.plane(model, "output.loss", loader, (d1, d2), **kw)
+    np.testing.assert_allclose(read.loss, whole.loss, rtol=1e-5)
+    assert read.metadata["fingerprint"]["data"] == whole.metadata["fingerprint"]["data"]
+
+
+def test_options_object_equals_keywords_and_keywords_win():
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(
+        torch.nn.Linear(3, 6), torch.nn.Tanh(), torch.nn.Linear(6, 3)
+    )
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(30, 3, generator=g), torch.randint(0, 3, (30,), generator=g)
+    d = lnn.random_plane(net, seed=0)
+    opts = lnn.Options(metrics="accuracy", batch_size=7, progress=False)
+    a = lnn.plane(net, F.cross_entropy, (x, y), d, steps=3, options=opts)
+    b = lnn.plane(
+        net,
+        F.cross_entropy,
+        (x, y),
+        d,
+        steps=3,
+        metrics="accuracy",
+        batch_size=7,
+        progress=False,
+    )
+    np.testing.assert_array_equal(a.loss, b.loss)
+    assert a.field_names == b.field_names == ("loss", "accuracy")
+    c = lnn.plane(net, F.cross_entropy, (x, y), d, steps=3, options=opts, metrics=None)
+    assert c.field_names == ("loss",)
+    with pytest.raises(
+        TypeError, match=r"unexpected keyword argument\(s\) \['store'\]"
+    ):
+        lnn.evaluate_params(net, F.cross_entropy, (x, y), store="s.zarr")
+    grid = lnn.Options(store="s.zarr")
+    with pytest.raises(TypeError, match=r"options \['store'\] apply to grids only"):
+        lnn.evaluate_params(net, F.cross_entropy, (x, y), options=grid)
+    with pytest.raises(TypeError, match="takes the point as `params`"):
+        lnn.evaluate_params(net, F.cross_entropy, (x, y), center=net)

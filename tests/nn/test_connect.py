@@ -10,6 +10,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from lossmap import Surface  # noqa: E402
+from lossmap import nn as lnn  # noqa: E402
 from lossmap.nn import (  # noqa: E402
     Curve,
     align,
@@ -290,6 +291,10 @@ def test_batchnorm_models(digits):
     along = curve_path(curve, a, F.cross_entropy, (x, y), steps=3)
     assert along.metadata["bn"] == "recompute"
     assert along.loss[-1] == pytest.approx(ref["loss"], rel=1e-4)
+    middle = evaluate_params(
+        a, F.cross_entropy, (x, y), curve.params(0.5), bn="recompute"
+    )
+    assert along.loss[1] == pytest.approx(middle["loss"], rel=1e-4)
     for n, t in b.state_dict().items():
         assert torch.equal(t, state[n])
 
@@ -336,3 +341,40 @@ def test_curve_training_takes_any_batch_form(minima, digits):
     assert mapping.meta["train_loss"] == pytest.approx(pair.meta["train_loss"])
     for n, t in pair.points[1].items():
         torch.testing.assert_close(mapping.points[1][n], t)
+
+
+def test_bn_auto_defers_to_an_options_object(digits):
+    x, y = digits
+    torch.manual_seed(0)
+    a = torch.nn.Sequential(
+        torch.nn.Linear(64, 8), torch.nn.BatchNorm1d(8), torch.nn.Linear(8, 10)
+    ).eval()
+    b = copy.deepcopy(a)
+    opts = lnn.Options(bn="batch")
+    assert linear_path(a, b, F.cross_entropy, (x, y), steps=2).metadata["bn"] == (
+        "recompute"
+    )
+    path = linear_path(a, b, F.cross_entropy, (x, y), steps=2, options=opts)
+    assert path.metadata["bn"] == "batch"
+    path = linear_path(a, b, F.cross_entropy, (x, y), steps=2, bn="eval", options=opts)
+    assert path.metadata["bn"] == "eval"  # an explicit bn wins
+
+
+@pytest.mark.parametrize(
+    ("kind", "bends"), [("bezier", 1), ("bezier", 2), ("polychain", 2)]
+)
+def test_curve_path_equals_the_per_point_reference(minima, digits, kind, bends):
+    """The engine evaluates the curve in its control points' span; each point
+    must equal a plain forward pass at curve.params(t)."""
+    a, b = minima
+    curve = train_curve(
+        a, b, F.cross_entropy, digits, kind=kind, bends=bends, epochs=1,
+        batch_size=200,
+    )  # fmt: skip
+    along = curve_path(curve, a, F.cross_entropy, digits, steps=7, metrics="accuracy")
+    for t, loss, acc in zip(along.coords("t"), along.loss, along.field("accuracy")):
+        ref = evaluate_params(
+            a, F.cross_entropy, digits, curve.params(float(t)), metrics="accuracy"
+        )
+        assert loss == pytest.approx(ref["loss"], rel=1e-5)
+        assert acc == pytest.approx(ref["accuracy"], abs=1e-12)

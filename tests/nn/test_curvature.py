@@ -537,3 +537,21 @@ def test_selection_by_module_and_pattern():
     H = HessianOperator(model, F.cross_entropy, (x, y)).dense()
     idx = list(range(32, 40)) + list(range(64, 67))
     torch.testing.assert_close(by_glob.dense(), H[idx][:, idx], rtol=1e-10, atol=1e-12)
+
+
+def test_a_1210_parameter_network_in_float32():
+    """A digits-sized MLP (64-16-10): top-5 and bottom-2 of the float32
+    operator against the float64 dense Hessian, relative to its norm."""
+    torch.manual_seed(7)
+    net64 = nn.Sequential(nn.Linear(64, 16), nn.Tanh(), nn.Linear(16, 10)).double()
+    g = torch.Generator().manual_seed(8)
+    x = torch.randn(300, 64, generator=g, dtype=torch.float64)
+    y = torch.randint(0, 10, (300,), generator=g)
+    theta, out = flat_fn(net64)
+    H = torch.autograd.functional.hessian(
+        lambda v: F.cross_entropy(out(v, x), y), theta, vectorize=True
+    )
+    assert H.shape == (1210, 1210)
+    net32 = copy.deepcopy(net64).float()
+    op = HessianOperator(net32, F.cross_entropy, (x.float(), y))
+    check_spectrum(op, H, 1e-4)

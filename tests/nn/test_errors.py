@@ -66,8 +66,16 @@ CASES = [
         "`loss_fn` returned a tensor of shape (5,) on a tile of 10 rows; return a "
         "scalar, per-row values of shape (10, ...) or a (sum, count) pair",
     ),
-    ({"loss_fn": "mse"}, TypeError, "`loss_fn` must be callable"),
-    ({"loss_fn": 3}, TypeError, "`loss_fn` must be callable"),
+    (
+        {"loss_fn": "mse"},
+        TypeError,
+        "`loss_fn` must be a callable loss_fn(output, targets)",
+    ),
+    (
+        {"loss_fn": 3},
+        TypeError,
+        "`loss_fn` must be a callable loss_fn(output, targets)",
+    ),
     (
         {"loss_fn": F.mse_loss},
         ValueError,
@@ -138,8 +146,7 @@ CASES = [
     (
         {"data": [1, 2, 3]},
         TypeError,
-        "`data` as an iterable must yield batches (a tensor, an (inputs, targets) "
-        "pair",
+        "`data` as an iterable must yield batches (a tensor, an (inputs, targets) pair",
     ),
     (
         {"data": 5},

@@ -178,15 +178,14 @@ def test_project_refuses_a_surface_that_is_not_its_own():
     r = _trained(net).recording()
     d1, d2, _ = lnn.pca_directions(r)
     x, y = _data()
-    s = lnn.plane(
-        net,
-        torch.nn.functional.mse_loss,
-        (x, y),
-        (d1, d2),
-        span="auto",
-        steps=3,
-        progress=False,
-    )
+
+    def plane(**kw):
+        loss = torch.nn.functional.mse_loss
+        return lnn.plane(
+            net, loss, (x, y), (d1, d2), span="auto", steps=3, progress=False, **kw
+        )
+
+    s = plane()
     # the surface is around the final weights, not the mean
     with pytest.raises(ValueError, match="around another centre than `center`='mean'"):
         lnn.project(r, (d1, d2), surface=s, center="mean")
@@ -196,30 +195,10 @@ def test_project_refuses_a_surface_that_is_not_its_own():
         lnn.project(r, (e1, e2), surface=s)
     # a centre that is no snapshot, nor the mean, nor the model
     away = {n: p.detach() + 1.0 for n, p in net.named_parameters()}
-    s2 = lnn.plane(
-        net,
-        torch.nn.functional.mse_loss,
-        (x, y),
-        (d1, d2),
-        steps=3,
-        span="auto",
-        center=away,
-        progress=False,
-    )
     with pytest.raises(ValueError, match="none of the recorded snapshots"):
-        lnn.project(r, (d1, d2), surface=s2)
+        lnn.project(r, (d1, d2), surface=plane(center=away))
     # a plane around the mean is found by its fingerprint
-    s3 = lnn.plane(
-        net,
-        torch.nn.functional.mse_loss,
-        (x, y),
-        (d1, d2),
-        steps=3,
-        span="auto",
-        center=r.center("mean"),
-        progress=False,
-    )
-    p3 = lnn.project(r, (d1, d2), surface=s3)
+    p3 = lnn.project(r, (d1, d2), surface=plane(center=r.center("mean")))
     assert p3.meta["center"] == "mean"
     assert not p3.outside.any()
 
@@ -276,6 +255,8 @@ def test_project_evaluates_each_batchnorm_snapshot_with_its_own_buffers():
         _reference_loss(net, r.params(i), r.buffers_at(i), x, y) for i in range(len(r))
     ]
     np.testing.assert_allclose(proj.true_loss, want, rtol=1e-10)
+    alone, _ = lnn.evaluate_snapshots(r, net, loss, (x, y))  # the same, without a plane
+    np.testing.assert_array_equal(alone, proj.true_loss)
     for k, v in net.state_dict().items():  # the user's model is untouched
         assert torch.equal(v, before[k])
     # the final statistics for every snapshot give another (wrong) curve

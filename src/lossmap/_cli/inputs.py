@@ -29,6 +29,7 @@ from typing import Any
 __all__ = [
     "OUTPUT_LOSS",
     "build_model",
+    "conventions",
     "load_callable",
     "load_data",
     "load_weights",
@@ -38,7 +39,8 @@ __all__ = [
     "select_params",
 ]
 
-#: ``--loss`` value meaning "the loss the model's output carries".
+#: ``--loss`` value meaning "the loss the model's output carries"
+#: (:data:`lossmap.nn.batch.OUTPUT_LOSS`).
 OUTPUT_LOSS = "output.loss"
 
 _SPEC = re.compile(r"^(?P<where>[^:]+(?:\.py)?):(?P<name>[A-Za-z_][\w.]*)$")
@@ -325,32 +327,15 @@ class LossmapLoss:
         return self.loss.mean(outputs, targets)
 
 
-class OutputLoss:
-    """``--loss output.loss``: the ``.loss`` the model's output carries."""
-
-    __name__ = OUTPUT_LOSS
-
-    def __call__(self, outputs: Any, targets: Any = None) -> Any:
-        value = getattr(outputs, "loss", None)
-        if value is None and isinstance(outputs, Mapping):
-            value = outputs.get("loss")
-        if value is None:
-            raise ValueError(
-                f"`--loss` {OUTPUT_LOSS} needs a model output with a .loss, got "
-                f"{type(outputs).__name__} without one"
-            )
-        return value
-
-
-def resolve_loss(spec: str) -> Callable[..., Any]:
+def resolve_loss(spec: str) -> Callable[..., Any] | str:
     """``--loss``: lossmap name, torch.nn.functional name, MODULE:FN or output.loss."""
     import torch.nn.functional as F
 
     from lossmap import losses
 
     spec = spec.strip()
-    if spec == OUTPUT_LOSS:
-        return OutputLoss()
+    if spec == OUTPUT_LOSS:  # the batch contract reads the output's own loss
+        return OUTPUT_LOSS
     if ":" in spec:
         return load_callable(spec, "--loss")
     key = spec.lower().replace("-", "_")
@@ -412,3 +397,25 @@ def param_names(model: Any, spec: Sequence[str] | None) -> list[str] | None:
         return None
     chosen = select(model, list(spec), what="--params")
     return [n for n, _ in model.named_parameters() if n in chosen]
+
+
+def conventions(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """``--call``/``--targets``/``--logits`` as the batch contract takes them.
+
+    Each is a word (``kwargs``, ``labels``, ``logits``), a number (an index
+    into a tuple batch, for ``--targets``) or ``MODULE:FUNCTION``; options not
+    given are left to the contract's ``"auto"``.
+    """
+    out: dict[str, Any] = {}
+    for name in ("call", "targets", "logits"):
+        value = settings.get(name)
+        if value is None:
+            continue
+        value = str(value).strip()
+        if ":" in value:
+            out[name] = load_callable(value, f"--{name}")
+        elif name == "targets" and value.lstrip("-").isdigit():
+            out[name] = int(value)
+        else:
+            out[name] = value
+    return out

@@ -9,7 +9,9 @@ options are those of ``lossmap plane`` (:mod:`lossmap._cli.network`).
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Annotated, Any
@@ -26,7 +28,6 @@ from lossmap._cli.network import (
     Weights,
     WeightsKey,
     command_line,
-    interruptible,
     recording_of,
 )
 
@@ -60,6 +61,26 @@ def _model_inputs(model: Any, data: Any, loss: Any) -> Any:
     return x if isinstance(x, torch.Tensor) else None
 
 
+@contextlib.contextmanager
+def _curve_interruptible(store: Path) -> Iterator[None]:
+    """Ctrl-C while training: say how many epochs are saved; exit 130."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        from lossmap import nn as lnn
+
+        try:
+            done = lnn.Curve.load(store).meta["epochs_done"]
+        except (ValueError, FileNotFoundError):
+            done = 0
+        typer.echo(
+            f"\ninterrupted; {done} epoch(s) of the curve are saved in {store}; "
+            "rerun the same command to continue",
+            err=True,
+        )
+        raise typer.Exit(130) from None
+
+
 # ------------------------------------------------------------------ connect
 def do_connect(s: dict[str, Any]) -> dict[str, Any]:
     from lossmap import io
@@ -76,6 +97,13 @@ def do_connect(s: dict[str, Any]) -> dict[str, Any]:
         raise ValueError(
             f"`--curve` must be one of {[*lnn.CURVES, 'none']}, got {s['curve']!r}"
         )
+    to_aligned = s.get("curve_to", "b") == "aligned"
+    if s.get("curve_to", "b") not in ("b", "aligned"):
+        raise ValueError(
+            f"`--curve-to` must be b or aligned, got {s.get('curve_to')!r}"
+        )
+    if to_aligned and not s["align"]:
+        raise ValueError("`--curve-to aligned` needs --align")
     key, device = s.get("weights_key"), s.get("device")
     a = inputs.build_model(s["model"], weights[0], weights_key=key, device=device)
     b = inputs.build_model(s["model"], weights[1], weights_key=key, device=device)
@@ -98,11 +126,12 @@ def do_connect(s: dict[str, Any]) -> dict[str, Any]:
         written.append(store)
     curve = None
     if s["curve"] != "none":
-        store = out / "curve"
-        with interruptible(None):
+        tag = "curve_aligned" if to_aligned else "curve"
+        store = out / tag
+        with _curve_interruptible(store):
             curve = lnn.train_curve(
                 a,
-                b,
+                aligned if to_aligned else b,
                 loss,
                 data,
                 kind=s["curve"],
@@ -114,10 +143,9 @@ def do_connect(s: dict[str, Any]) -> dict[str, Any]:
                 seed=s["seed"],
                 store=store,
             )
-        along = out / f"curve_path_e{s['epochs']}.zarr"
-        paths[f"{s['curve']} curve"] = lnn.curve_path(
-            curve, a, loss, data, store=along, **opts
-        )
+        along = out / f"{tag}_path_e{s['epochs']}.zarr"
+        label = f"{s['curve']} curve" + (" to aligned B" if to_aligned else "")
+        paths[label] = lnn.curve_path(curve, a, loss, data, store=along, **opts)
         written += [store, along]
     for name, p in paths.items():
         bar = p.metadata["barrier"]
@@ -136,7 +164,7 @@ def do_connect(s: dict[str, Any]) -> dict[str, Any]:
         k = np.asarray(d1.meta["controls"])
         lo, hi = k.min(axis=0), k.max(axis=0)
         pad = 0.25 * (hi - lo)
-        store = out / f"curve_plane_e{s['epochs']}.zarr"
+        store = out / f"{tag}_plane_e{s['epochs']}.zarr"
         surface = lnn.plane(
             a,
             loss,
@@ -144,12 +172,12 @@ def do_connect(s: dict[str, Any]) -> dict[str, Any]:
             (d1, d2),
             span=[(lo[i] - pad[i], hi[i] + pad[i]) for i in (0, 1)],
             steps=s["plane_steps"],
-            bn=paths[f"{s['curve']} curve"].metadata["bn"],
+            bn=paths[label].metadata["bn"],
             store=store,
             metadata=meta,
         )
         disp = CurvePlaneDisplay.from_curve(surface, curve, (d1, d2))
-        written += [store, _save(disp.figure_, out / "curve_plane.png")]
+        written += [store, _save(disp.figure_, out / f"{tag}_plane.png")]
     for path in written:
         typer.echo(f"wrote {path}")
     return paths
@@ -174,6 +202,12 @@ def connect(
     curve: Annotated[
         str, typer.Option(help="Curve to train: bezier, polychain or none.")
     ] = "bezier",
+    curve_to: Annotated[
+        str,
+        typer.Option(
+            help="End of the curve: b (model B) or aligned (B after --align)."
+        ),
+    ] = "b",
     bends: Annotated[int, typer.Option(help="Control points between the ends.")] = 1,
     epochs: Annotated[int, typer.Option(help="Epochs of curve training.")] = 20,
     batch_size: Annotated[int, typer.Option(help="Curve training batch.")] = 128,
@@ -195,6 +229,17 @@ def connect(
 
 
 # -------------------------------------------------------------------- embed
+def _embed_bn(model: Any, bn: str) -> str:
+    """``auto``: re-estimate BatchNorm statistics per checkpoint when the model
+    has BatchNorm (a checkpoint's own running statistics are not read)."""
+    import torch
+
+    if bn != "auto":
+        return bn
+    norms = torch.nn.modules.batchnorm._BatchNorm
+    return "recompute" if any(isinstance(m, norms) for m in model.modules()) else "eval"
+
+
 def do_embed(s: dict[str, Any]) -> Any:
     from lossmap import nn as lnn
     from lossmap.plot import EmbeddingDisplay, embedding_figure
@@ -212,7 +257,9 @@ def do_embed(s: dict[str, Any]) -> Any:
             "(a folder of checkpoint files); each is one run"
         )
     model = inputs.build_model(s["model"], device=s.get("device"))
-    holder = SimpleNamespace(model=model)
+    # as for lossmap pca: without --weights, a folder's last checkpoint also
+    # gives the model its buffers (BatchNorm statistics)
+    holder = SimpleNamespace(model=model, weights=[])
     runs: dict[str, Any] = {}
     for path in trajectories:
         runs[Path(path).name] = recording_of(holder, {"trajectory": path})
@@ -233,6 +280,9 @@ def do_embed(s: dict[str, Any]) -> Any:
         s["method"],
         seed=s["seed"],
         perplexity=s.get("perplexity"),
+        evaluate_kwargs={"bn": _embed_bn(model, s.get("bn", "auto"))}
+        if evaluate
+        else None,
         **evaluate,
     )
     if out.suffix.lower() == ".html":  # one page, plotly.js inside
@@ -273,6 +323,7 @@ def embed(
     perplexity: Annotated[
         float | None, typer.Option(help="t-SNE perplexity (default min(30, (n-1)/3)).")
     ] = None,
+    bn: _BN = "auto",
     out: Annotated[
         Path,
         typer.Option(

@@ -54,7 +54,7 @@ def info(
     if counts["nonfinite"]:
         typer.echo(
             f"{counts['nonfinite']} computed grid point(s) gave a non-finite loss "
-            f"(kept as NaN)."
+            f"(NaN or inf, kept as computed)."
         )
     if counts["not_computed"]:
         typer.echo(

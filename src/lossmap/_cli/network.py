@@ -66,6 +66,34 @@ PathSpan = Annotated[
     typer.Option(help="auto (default: covers the path), a half-width, or LO,HI."),
 ]
 Steps = Annotated[int, typer.Option(help="Grid points per axis.")]
+Call = Annotated[
+    str | None,
+    typer.Option(
+        help="How the model is called on a batch: auto, kwargs, positional, "
+        "single, or MODULE:FUNCTION(model, batch)."
+    ),
+]
+Targets = Annotated[
+    str | None,
+    typer.Option(
+        help="What the loss gets beside the output: auto, batch, a key such as "
+        "labels, an index, or MODULE:FUNCTION(batch)."
+    ),
+]
+Logits = Annotated[
+    str | None,
+    typer.Option(
+        help="Where metrics find the logits: auto, an attribute, or "
+        "MODULE:FUNCTION(output)."
+    ),
+]
+Subset = Annotated[
+    int | None,
+    typer.Option(
+        help="Evaluate on this many random samples (drawn with --seed); adds "
+        "<field>_stderr fields, drawn as a spread by lossmap report."
+    ),
+]
 Seed = Annotated[int, typer.Option(help="Seed of the random directions.")]
 Norm = Annotated[
     str, typer.Option(help="Direction normalisation: filter, layer, model, none.")
@@ -243,6 +271,14 @@ def _finish(surface: Any, store: Path | None) -> None:
         typer.echo(f"wrote {store}")
 
 
+def _subset(s: dict[str, Any]) -> dict[str, Any]:
+    """Evaluation options: the batch conventions, and ``subset=``/``seed=``."""
+    out = inputs.conventions(s)
+    if s.get("subset") is not None:
+        out.update(subset=s["subset"], seed=s.get("seed", 0))
+    return out
+
+
 def _provenance(kind: str, s: dict[str, Any]) -> dict[str, Any]:
     meta = {"_command": command_line(kind, s)}
     if s.get("experiment") is not None:
@@ -277,6 +313,7 @@ def do_plane(s: dict[str, Any]) -> Any:
             store=store,
             executor=ex,
             metadata=_provenance("plane", s),
+            **_subset(s),
         )
     _finish(surface, store)
     return surface
@@ -322,6 +359,7 @@ def do_line(s: dict[str, Any]) -> Any:
             store=store,
             executor=ex,
             metadata=_provenance("line", s),
+            **_subset(s),
         )
     _finish(surface, store)
     return surface
@@ -372,10 +410,6 @@ def recording_of(inp: Inputs, s: dict[str, Any]) -> Any:
             )
         return Recording.load(path)
     files = _checkpoint_files(Path(s["checkpoints"]))
-    if not inp.weights:  # buffers (BatchNorm statistics) of the final weights
-        state = inputs.load_weights(files[-1], s.get("weights_key"))
-        inputs.check_state(inp.model, state, files[-1].name)
-        inp.model.load_state_dict(state)
     names = [n for n, _ in inp.model.named_parameters()]
     shapes = [tuple(p.shape) for _, p in inp.model.named_parameters()]
     rows = []
@@ -400,6 +434,12 @@ def do_pca(s: dict[str, Any]) -> Any:
 
     inp = Inputs(s)
     rec = recording_of(inp, s)
+    if s.get("checkpoints") is not None and not inp.weights:
+        # buffers (BatchNorm statistics) of the final weights
+        last = Path(s["checkpoints"]) / rec.meta["checkpoints"][-1]
+        state = inputs.load_weights(last, s.get("weights_key"))
+        inputs.check_state(inp.model, state, last.name)
+        inp.model.load_state_dict(state)
     center = s.get("center", "last")
     if center not in ("last", "first", "mean"):
         raise ValueError(f"`--center` must be last, first or mean, got {center!r}")
@@ -438,6 +478,7 @@ def do_pca(s: dict[str, Any]) -> Any:
             executor=ex,
             center=origin,
             metadata={**_provenance("pca", s), "trajectory": trajectory},
+            **_subset(s),
         )
     typer.echo(
         f"PCA of {len(rec)} snapshots: the plane explains "
@@ -483,7 +524,12 @@ def do_hessian(s: dict[str, Any]) -> dict[str, Any]:
     names = inputs.param_names(inp.model, inp.params)
     op = _Counted(
         H.HessianOperator(
-            inp.model, inp.loss, inp.data, params=names, bn=s.get("bn", "eval")
+            inp.model,
+            inp.loss,
+            inp.data,
+            params=names,
+            bn=s.get("bn", "eval"),
+            **inputs.conventions(s),
         )
     )
     seed, probes = s.get("seed", 0), s.get("probes", 50)
@@ -554,6 +600,10 @@ def plane(
     bn: Bn = "eval",
     span: Span = None,
     steps: Steps = 51,
+    subset: Subset = None,
+    call: Call = None,
+    targets: Targets = None,
+    logits: Logits = None,
     seed: Seed = 0,
     norm: Norm = "filter",
     store: Store = None,
@@ -576,6 +626,10 @@ def line(
     bn: Bn = "eval",
     span: Span = None,
     steps: Steps = 51,
+    subset: Subset = None,
+    call: Call = None,
+    targets: Targets = None,
+    logits: Logits = None,
     seed: Seed = 0,
     norm: Norm = "filter",
     store: Store = None,
@@ -610,6 +664,10 @@ def pca(
     bn: Bn = "eval",
     span: PathSpan = None,
     steps: Steps = 51,
+    subset: Subset = None,
+    call: Call = None,
+    targets: Targets = None,
+    logits: Logits = None,
     store: Store = None,
     device: Device = None,
     executor: ExecutorOpt = None,
@@ -631,6 +689,9 @@ def hessian(
     weights_key: WeightsKey = None,
     params: Params = None,
     bn: Bn = "eval",
+    call: Call = None,
+    targets: Targets = None,
+    logits: Logits = None,
     top: Annotated[int, typer.Option(help="How many top eigenvalues.")] = 5,
     probes: Annotated[int, typer.Option(help="Hutchinson probes for the trace.")] = 50,
     density: Annotated[

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from lossmap.io._integrity import codecs
 from lossmap.io._settings import as_path, require_zarr
 from lossmap.surface import _jsonable
 
@@ -172,6 +173,7 @@ class SnapshotStore:
                 chunks=(1, min(layout["size"], _MAX_COLS)),
                 dtype=layout["dtype"],
                 fill_value=np.nan,
+                compressors=codecs(),
                 dimension_names=["snapshot", "param"],
                 chunk_key_encoding=enc,
             )
@@ -181,6 +183,7 @@ class SnapshotStore:
                 chunks=(1,),
                 dtype="int64",
                 fill_value=-1,
+                compressors=codecs(),
                 dimension_names=["snapshot"],
                 chunk_key_encoding=enc,
             )
@@ -237,11 +240,34 @@ class SnapshotStore:
 
     def steps(self) -> np.ndarray:
         """Recorded steps, shape (n,), int64."""
-        return np.asarray(self._steps[: self._n], dtype=np.int64)
+        return np.asarray(self._checked(self._steps, "steps"), dtype=np.int64)
 
     def read(self) -> np.ndarray:
-        """All snapshots, shape (n, P), in the storage dtype."""
-        return np.asarray(self._snap[: self._n])
+        """All snapshots, shape (n, P), in the storage dtype.
+
+        Raises
+        ------
+        ValueError
+            If a row fails its CRC-32C checksum (stores written since
+            checksums were added) or cannot be decoded; the message names the
+            store and the row.
+        """
+        return np.asarray(self._checked(self._snap, "snapshots"))
+
+    def _checked(self, array: Any, name: str) -> Any:
+        try:
+            return array[: self._n]
+        except Exception:
+            for i in range(self._n):  # find the damaged row
+                try:
+                    array[i]
+                except Exception as exc:
+                    raise ValueError(
+                        f"the snapshot store {str(self.path)!r} is damaged: row {i} "
+                        f"of {name!r} is unreadable ({type(exc).__name__}: "
+                        f"{str(exc).splitlines()[0][:100] if str(exc) else ''})"
+                    ) from None
+            raise
 
     def __repr__(self) -> str:
         return (

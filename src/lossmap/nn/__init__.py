@@ -64,7 +64,7 @@ from lossmap.nn.options import Options
 from lossmap.nn.params import ParamInfo, ParamSpace, describe_selection, select
 
 # ---- trajectories (trajectory.py)
-from lossmap.nn.projection import Projection, project, surface_at
+from lossmap.nn.projection import Projection, evaluate_snapshots, project, surface_at
 from lossmap.nn.trajectory import Recorder, Recording, path_span, pca_directions
 
 __all__ = [
@@ -93,6 +93,7 @@ __all__ = [
     "describe_selection",
     "embed",
     "evaluate_params",
+    "evaluate_snapshots",
     "from_tensors",
     "hessian",
     "interpolation",

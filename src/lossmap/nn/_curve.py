@@ -23,6 +23,7 @@ from torch.func import functional_call
 
 from lossmap._validation import check_choice, check_float, check_int
 from lossmap.nn import _bn
+from lossmap.nn._split import forward_passes
 from lossmap.nn.batch import Objective, materialise
 from lossmap.nn.directions import Direction, plane_through
 
@@ -447,15 +448,16 @@ def train_curve(
                         + w[-1] * end[n]
                         for n in names
                     }
-                    loss = _batch_loss(
-                        objective,
-                        data.take(idx),
-                        lambda *args, _p=params, **kwargs: functional_call(
-                            work, (_p, buffers), args, kwargs
-                        ),
-                        device,
-                        dtype,
-                    )
+                    with forward_passes():  # never while another thread traces
+                        loss = _batch_loss(
+                            objective,
+                            data.take(idx),
+                            lambda *args, _p=params, **kwargs: functional_call(
+                                work, (_p, buffers), args, kwargs
+                            ),
+                            device,
+                            dtype,
+                        )
                     opt.zero_grad(set_to_none=True)
                     loss.backward()
                     opt.step()

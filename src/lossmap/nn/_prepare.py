@@ -274,8 +274,6 @@ def prepare(
             f"`model` must be a torch.nn.Module, got {type(model).__name__}"
         )
     opts = options
-    if not (callable(loss_fn) or isinstance(loss_fn, str | Mapping)):
-        raise TypeError(f"`loss_fn` must be callable, got {loss_fn!r}")
     objective = Objective.build(
         loss_fn,
         metrics=opts.metrics,

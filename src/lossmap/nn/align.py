@@ -34,6 +34,7 @@ import torch
 from torch import nn
 
 from lossmap._validation import check_int
+from lossmap.nn._split import forward_passes
 
 __all__ = ["Alignment", "align"]
 
@@ -346,7 +347,7 @@ def _check_same_function(
     flags = [(m, m.training) for m in aligned.modules()]
     aligned.eval()
     try:
-        with torch.no_grad():
+        with torch.no_grad(), forward_passes():
             want, got = reference(x), aligned(x)
     finally:
         for m, flag in flags:

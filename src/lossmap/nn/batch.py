@@ -370,13 +370,9 @@ class Data:
                 out.append(tile.to(channels_last=channels_last))
         return out
 
-    def fingerprint(self) -> str:
-        """Digest of the data that does not depend on the order of the rows.
-
-        Each row (all its leaves) is hashed; the sorted row digests, the
-        structure, dtypes and trailing shapes are hashed together.
-        """
-        digests = []
+    def row_digests(self) -> list[list[bytes]]:
+        """Per block, a 16-byte digest of each row (all its leaves together)."""
+        out = []
         for b in self.blocks:
             parts = []
             for t in b.leaves:
@@ -387,14 +383,43 @@ class Data:
             rows = np.concatenate(parts, axis=1) if len(parts) > 1 else parts[0]
             rows = np.ascontiguousarray(rows)
             shape_tag = repr(b.signature()[1]).encode()
-            digests.extend(
-                hashlib.blake2b(shape_tag + r.tobytes(), digest_size=16).digest()
-                for r in rows
+            out.append(
+                [
+                    hashlib.blake2b(shape_tag + r.tobytes(), digest_size=16).digest()
+                    for r in rows
+                ]
             )
+        return out
+
+    def fingerprint(self) -> str:
+        """Digest of the data that does not depend on the order of the rows.
+
+        Each row (all its leaves) is hashed; the sorted row digests, the
+        structure, dtypes and trailing shapes are hashed together.
+        """
         h = hashlib.sha256(repr(self.first.describe()).encode())
-        for d in sorted(digests):
+        for d in sorted(d for block in self.row_digests() for d in block):
             h.update(d)
         return h.hexdigest()[:16]
+
+    def canonical(self) -> Data:
+        """The same rows in an order that does not depend on the order they came in.
+
+        Rows of each block are sorted by their digests, blocks by trailing
+        shapes and first digest. A shuffled DataLoader thus gives the same
+        tensors on every pass, so sums over tiles, subset draws and resumed
+        stores are the same to the last bit (identical rows are
+        interchangeable).
+        """
+        keyed = []
+        for b, digests in zip(self.blocks, self.row_digests()):
+            order = sorted(range(b.n), key=digests.__getitem__)
+            first = digests[order[0]] if order else b""
+            keyed.append(
+                (repr(b.signature()[1]), first, b.take(torch.as_tensor(order)))
+            )
+        keyed.sort(key=lambda k: (k[0], k[1]))
+        return Data(tuple(b for _, _, b in keyed))
 
 
 def _is_single(value: Any) -> bool:
@@ -456,7 +481,9 @@ def materialise(data: Any, what: str = "data") -> Data:
         blocks.append(_concat(pending))
     if not blocks:
         raise ValueError(f"`{what}` yielded no batches")
-    return Data(tuple(blocks))
+    # a loader's order may change from pass to pass (shuffle=True): read it in
+    # one canonical order, so every pass and every resumed store agrees
+    return Data(tuple(blocks)).canonical()
 
 
 # --------------------------------------------------------------- metrics
@@ -557,7 +584,7 @@ def _loss_terms(loss: Any, weights: Any, reduction: Any) -> tuple[Term, ...]:
             raise ValueError(f"`loss_fn` term names must be identifiers, got {name!r}")
         if not (callable(fn) or fn == OUTPUT_LOSS):
             raise TypeError(
-                f"`{what}` must be callable as loss_fn(output, targets), or "
+                f"`{what}` must be a callable loss_fn(output, targets), or "
                 f"{OUTPUT_LOSS!r} (the output's own .loss), or a mapping of term "
                 f"names to these; got {fn!r}"
             )

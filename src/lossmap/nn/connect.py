@@ -32,6 +32,7 @@ Network Energy Landscape", ICML 2018).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping
 from pathlib import Path
@@ -50,9 +51,11 @@ from lossmap.nn._curve import (
     _same_parameters,
     train_curve,
 )
-from lossmap.nn.batch import materialise
-from lossmap.nn.directions import interpolation
-from lossmap.nn.evaluate import evaluate_params, line
+from lossmap.nn._prepare import prepare
+from lossmap.nn.directions import Direction, interpolation
+from lossmap.nn.engine import Evaluator
+from lossmap.nn.evaluate import line
+from lossmap.nn.options import Options
 from lossmap.surface import Surface
 
 __all__ = [
@@ -68,11 +71,16 @@ _BN = ("auto", *_bn.BN_MODES)
 
 
 # ----------------------------------------------------------------- helpers
-def _bn_mode(model: nn.Module, bn: str) -> str:
+def _bn_mode(model: nn.Module, bn: str, options: Mapping[str, Any]) -> str:
+    """``bn`` resolved; ``"auto"`` defers to an ``options=Options(bn=...)``
+    that asks for something other than the default ``"eval"``."""
     check_choice("bn", bn, _BN)
-    if bn == "auto":
-        return "recompute" if _bn.has_batchnorm(model) else "eval"
-    return bn
+    if bn != "auto":
+        return bn
+    given = getattr(options.get("options"), "bn", "eval")
+    if given != "eval":
+        return given
+    return "recompute" if _bn.has_batchnorm(model) else "eval"
 
 
 def barrier(path: Surface, field: str = "loss") -> dict[str, float]:
@@ -190,7 +198,7 @@ def linear_path(
     a = _module(model_a, "model_a")
     b = _module(model_b, "model_b")
     _same_parameters(a, b)
-    mode = _bn_mode(a, bn)
+    mode = _bn_mode(a, bn, options)
     steps = check_int("steps", steps, minimum=2, maximum=10_001)
     s = line(
         a,
@@ -222,20 +230,28 @@ def curve_path(
 ) -> Surface:
     """The loss (and metrics) at ``steps`` evenly spaced ``t`` along ``curve``.
 
-    Each point is evaluated by :func:`lossmap.nn.evaluate_params` (a plain
-    forward pass over all data); ``bn="auto"`` re-estimates BatchNorm
-    statistics at every point when the model has BatchNorm (Garipov et al.
-    2018 do the same: the bends have no running statistics of their own).
+    The curve lies in the affine span of its control points,
+    ``θ(t) = θ_0 + Σ_{j≥1} w_j(t)·(θ_j − θ_0)`` (the weights sum to one), so
+    the engine evaluates it like a grid over ``len(points) − 1`` directions
+    at the coordinates ``w_1(t) … w_n(t)``: one set-up for all points, many
+    points per pass. ``bn="auto"`` re-estimates BatchNorm statistics at every
+    point when the model has BatchNorm (Garipov et al. 2018 do the same: the
+    bends have no running statistics of their own).
 
     Parameters
     ----------
     curve : Curve
     model : torch.nn.Module
         The architecture (its parameters are replaced by the curve's).
+    steps : int, default 41
+    bn : {"auto", "eval", "batch", "recompute"}
     store : path, optional
         A resumable :class:`~lossmap.io.GridStore` on the axis ``t``;
         ``chunk`` points per chunk. Reopening needs the same curve and
         settings.
+    options
+        Any other option of :func:`lossmap.nn.line` except the grid's own
+        (``metrics``, ``batch_size``, ``bn_data``, ``options=`` ...).
 
     Returns
     -------
@@ -246,33 +262,39 @@ def curve_path(
     if not isinstance(curve, Curve):
         raise TypeError(f"`curve` must be a Curve, got {type(curve).__name__}")
     model = _module(model, "model")
-    mode = _bn_mode(model, bn)
+    mode = _bn_mode(model, bn, options)
     steps = check_int("steps", steps, minimum=2, maximum=10_001)
     chunk = check_int("chunk", chunk, minimum=1)
     ts = np.linspace(0.0, 1.0, steps)
-    options = {**options, "bn": mode}
-
-    def at(t: float) -> dict[str, float]:
-        return evaluate_params(model, loss_fn, data, curve.params(t), **options)
-
-    first = at(0.0)
-    fields = list(first)
+    given = options.pop("options", None)
+    opts = Options.merge(
+        given, {**options, "bn": mode}, caller="curve_path", grid=False
+    )
+    base = curve.points[0]
+    directions = [
+        Direction(
+            {n: p[n] - base[n] for n in curve.names},
+            {"kind": "curve_control", "index": j},
+        )
+        for j, p in enumerate(curve.points[1:], start=1)
+    ]
+    opts = dataclasses.replace(opts, center=base, subset=None, params=None)
+    call = prepare(model, loss_fn, data, directions, len(directions), opts)
+    fields = list(call.spec.fields)
     meta = {
+        **call.meta,
         "kind": "nn.curve_path",
         "path": curve.kind,
         "bn": mode,
-        "model": type(model).__name__,
-        "loss_fn": getattr(loss_fn, "__name__", type(loss_fn).__name__),
-        "metrics": [f for f in fields if f != "loss"],
         "curve": {
             k: v
             for k, v in curve.meta.items()
             if k not in ("train_loss", "store", "epochs")
         },
-        "fingerprint": {
-            "curve": _fingerprint([t for p in curve.points for t in p.values()]),
-            "data": materialise(data).fingerprint(),
-        },
+    }
+    meta["fingerprint"] = {
+        **meta.get("fingerprint", {}),
+        "curve": _fingerprint([t for p in curve.points for t in p.values()]),
     }
     out = {f: np.full(steps, np.nan) for f in fields}
     grid_store = None
@@ -284,16 +306,15 @@ def curve_path(
             store, axes={"t": ts}, fields=fields, chunks=(chunk,), metadata=meta
         )
         todo = grid_store.missing()
-    for idx in todo:
-        sl = slice(idx[0] * chunk, min((idx[0] + 1) * chunk, steps))
-        values = [
-            first if i == 0 else at(float(ts[i])) for i in range(sl.start, sl.stop)
-        ]
-        block = {f: np.array([v[f] for v in values]) for f in fields}
-        for f in fields:
-            out[f][sl] = block[f]
-        if grid_store is not None:
-            grid_store.write(idx, block)
+    with Evaluator(call.spec) as ev:
+        for idx in todo:
+            sl = slice(idx[0] * chunk, min((idx[0] + 1) * chunk, steps))
+            values = ev.evaluate(curve.weights(ts[sl])[:, 1:])
+            block = {f: np.asarray(values[f], dtype=np.float64) for f in fields}
+            for f in fields:
+                out[f][sl] = block[f]
+            if grid_store is not None:
+                grid_store.write(idx, block)
     if grid_store is not None:
         surface = grid_store.to_surface()
     else:

@@ -237,6 +237,9 @@ def random_lines(
     the directions to a parameter selection.
     """
     opts = Options.merge(options, kwargs, caller="random_lines")
+    if params is not None:  # one selection for the directions and the lines
+        opts = dataclasses.replace(opts, params=params)
+    params = opts.params
     count = check_int("count", count, minimum=1)
     dirs = random_directions(
         model, count, seed=seed, norm=norm, ignore=ignore, params=params

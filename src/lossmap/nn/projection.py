@@ -42,7 +42,7 @@ from lossmap.nn.trajectory import (
 )
 from lossmap.surface import Surface
 
-__all__ = ["Projection", "project", "surface_at"]
+__all__ = ["Projection", "evaluate_snapshots", "project", "surface_at"]
 
 
 def _ro(arr: Any, dtype: Any = np.float64) -> np.ndarray:
@@ -239,6 +239,32 @@ def _true_values(
         else:
             losses.append(float(value))
     return _ro(losses), {k: _ro(v) for k, v in metrics.items()}
+
+
+def evaluate_snapshots(
+    recording: Recording | Recorder,
+    model: nn.Module,
+    loss_fn: Any,
+    data: Any,
+    *,
+    bn: str | None = None,
+    **options: Any,
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """The loss (and metrics) at every snapshot of a recording.
+
+    Each snapshot is evaluated by :func:`lossmap.nn.evaluate_params` with its
+    own parameters and, with ``bn="own"`` (the default when the recording
+    holds buffers), its own buffers; see :func:`project` for ``bn``.
+    ``options`` are those of ``evaluate_params`` (e.g. ``metrics``).
+
+    Returns
+    -------
+    loss : ndarray of shape (n,)
+    metrics : dict of str to ndarray of shape (n,)
+    """
+    rec = _as_recording(recording)
+    mode = _resolve_bn(rec, model, bn, options)
+    return _true_values(rec, model, loss_fn, data, mode, options)
 
 
 def _resolve_bn(rec: Recording, model: nn.Module, bn: Any, kwargs: Mapping) -> str:

@@ -12,11 +12,12 @@ curvature matrix of a mean loss ``L(θ) = (1/N) Σₙ ℓ(f(xₙ; θ), yₙ)``:
   of the loss over the whole data set, whatever the tiling;
 * the parameter selection (:func:`_selected`): the matrix is the block of the
   chosen parameters, the others stay fixed;
-* the model: a *working copy* (new module objects over the same tensors, see
-  :mod:`lossmap.nn._bn`) whose flags are set for each product and restored
-  afterwards, also on error. The user's module is never run, never has a flag,
-  ``requires_grad`` or ``.grad`` changed; values enter through
-  ``torch.func.functional_call``;
+* the model: a private *working copy* (new module objects over the same
+  tensors, see :mod:`lossmap.nn._bn`) whose flags are set once for the
+  products (a model that cannot be copied has its flags set around each
+  product and restored, also on error). The user's module is never run,
+  never has a flag, ``requires_grad`` or ``.grad`` changed; values enter
+  through ``torch.func.functional_call``;
 * BatchNorm modes: ``"eval"`` (running statistics), ``"batch"`` (statistics
   of each tile; the matrix then depends on the tiling) and ``"recompute"``
   (running statistics re-estimated from the data at the operator's point, then
@@ -215,6 +216,11 @@ class CurvatureOperator:
         self._extra = 0
         if self.bn == "recompute" and _bn.has_batchnorm(self._work):
             self._recompute_statistics()
+        self._settled: str | None = None
+        if self._work is not model:
+            # a private copy: set its flags once; nothing needs restoring
+            _bn.configure(_bn.ModelGuard(self._work), self._work, self._mode())
+            self._settled = self._mode()
         self._totals()
         self._setup()
 
@@ -260,13 +266,22 @@ class CurvatureOperator:
                 )
         self.buffers = buffers
 
+    def _mode(self) -> str:
+        """BatchNorm mode of the products ("recompute" products use the
+        re-estimated statistics in eval mode)."""
+        return "eval" if self.bn == "recompute" else self.bn
+
     @contextlib.contextmanager
     def _configured(self, mode: str | None = None) -> Iterator[None]:
         """The working copy's flags for a product (BatchNorm ``mode``, default
-        the operator's; "recompute" products use the re-estimated statistics
-        in eval mode); restored afterwards, also on error."""
+        :meth:`_mode`), restored afterwards, also on error. A private copy
+        set once to the product mode needs no work here."""
         if mode is None:
-            mode = "eval" if self.bn == "recompute" else self.bn
+            mode = self._mode()
+        if getattr(self, "_settled", None) == mode:
+            with _math_attention():
+                yield
+            return
         guard = _bn.ModelGuard(self._work)
         try:
             _bn.configure(guard, self._work, mode)
@@ -280,11 +295,18 @@ class CurvatureOperator:
         of the tile sums) and the loss at the operator's point."""
         sums = np.zeros(len(self.objective.terms))
         counts = np.zeros(len(self.objective.terms))
-        with self._configured(), torch.no_grad():
+        # one tile whose graph is kept: this forward pass is the graph's too
+        reuse = len(self.tiles) == 1 and self.keep_graph
+        self._forwards: dict[int, tuple[list[torch.Tensor], Any]] = {}
+        with self._configured(), torch.set_grad_enabled(reuse):
             for tile in self.tiles:
-                parts = self.objective.read(self.forward(self.theta, tile), tile)
-                sums += [float(p[0]) for p in parts]
-                counts += [float(p[1]) for p in parts]
+                theta = self.leaves() if reuse else self.theta
+                out = self.forward(theta, tile)
+                parts = self.objective.read(out, tile)
+                sums += [float(p[0].detach()) for p in parts]
+                counts += [float(p[1].detach()) for p in parts]
+                if reuse:
+                    self._forwards[0] = (theta, out)
         if np.any(counts <= 0):
             raise ValueError(
                 f"`loss_fn` counted no entries (counts {counts.tolist()}); a mask "
@@ -317,6 +339,15 @@ class CurvatureOperator:
     def leaves(self) -> list[torch.Tensor]:
         """Fresh differentiable copies of the selected parameter values."""
         return [t.detach().clone().requires_grad_(True) for t in self.theta]
+
+    def leaves_and_output(self, t: int) -> tuple[list[torch.Tensor], Any]:
+        """Differentiable parameters and the model output on tile ``t`` (the
+        forward pass of the first data pass when it was kept)."""
+        kept = self._forwards.pop(t, None)
+        if kept is not None:
+            return kept
+        theta = self.leaves()
+        return theta, self.forward(theta, self.tiles[t])
 
     def _tile_state(self, tile: nb.Batch, t: int) -> Any:
         """What the product on tile ``t`` needs (e.g. a gradient graph)."""

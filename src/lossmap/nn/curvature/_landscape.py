@@ -21,7 +21,6 @@ everywhere, so a map's centre equals the direct computation at the centre.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -132,6 +131,25 @@ def hessian_directions(
     return tuple(out)
 
 
+def _plain(value: Any) -> Any:
+    """A JSON-friendly, run-independent record of an option (no addresses,
+    so a rerun reopens its store)."""
+    if value is None or isinstance(value, str | bool | int | float):
+        return value
+    if isinstance(value, list | tuple | set | frozenset):
+        items = [_plain(v) for v in value]
+        return sorted(items, key=str) if isinstance(value, set | frozenset) else items
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, torch.dtype):
+        return str(value)
+    if isinstance(value, nn.Module):
+        return type(value).__name__
+    if callable(value):
+        return getattr(value, "__qualname__", type(value).__name__)
+    return type(value).__name__
+
+
 def _at(
     op_names: Sequence[str],
     center: Mapping[str, torch.Tensor],
@@ -205,7 +223,7 @@ def curvature_map(
     tol, max_iter, seed
         Lanczos options, the same at every point.
     progress : bool
-        Print one line per point.
+        Report progress (a bar on a terminal, plain lines otherwise).
     **kwargs
         Operator options (``params``, ``batch_size``, ``bn``, ``dtype``…).
 
@@ -243,7 +261,7 @@ def curvature_map(
         "steps": steps_,
         "seed": int(seed),
         "tol": tol,
-        "options": {k: repr(v) for k, v in sorted(kwargs.items())},
+        "options": {k: _plain(v) for k, v in sorted(kwargs.items())},
     }
     shape = tuple(a.size for a in axes.values())
     gs = None
@@ -257,22 +275,19 @@ def curvature_map(
     else:
         todo = [(i, j) for i in range(shape[0]) for j in range(shape[1])]
     values = {f: np.full(shape, np.nan) for f in FIELDS}
-    t0 = time.perf_counter()
-    for n_done, (i, j) in enumerate(todo, 1):
-        c = (axes["alpha"][i], axes["beta"][j])
-        at = _at(names, center, directions, c)
-        got = _point(model, loss_fn, data, matrix, at, tol, seed, max_iter, kwargs)
-        if gs is not None:
-            gs.write((i, j), {f: np.array([[got[f]]]) for f in FIELDS})
-        else:
-            for f in FIELDS:
-                values[f][i, j] = got[f]
-        if progress:
-            print(
-                f"curvature map {n_done}/{len(todo)}: λmax={got['lambda_max']:.4g} "
-                f"λmin={got['lambda_min']:.4g} ({time.perf_counter() - t0:.1f} s)",
-                flush=True,
-            )
+    from lossmap._progress import progress as report
+
+    with report(len(todo), "curvature map", unit="points", enabled=progress) as step:
+        for i, j in todo:
+            c = (axes["alpha"][i], axes["beta"][j])
+            at = _at(names, center, directions, c)
+            got = _point(model, loss_fn, data, matrix, at, tol, seed, max_iter, kwargs)
+            if gs is not None:
+                gs.write((i, j), {f: np.array([[got[f]]]) for f in FIELDS})
+            else:
+                for f in FIELDS:
+                    values[f][i, j] = got[f]
+            step(1)
     if gs is not None:
         return gs.to_surface()
     return Surface(axes=axes, fields=values, metadata=meta)

@@ -106,8 +106,8 @@ class HessianOperator(CurvatureOperator):
     kind = "hessian"
 
     def _tile_state(self, tile: Any, t: int) -> Any:
-        theta = self.leaves()
-        loss = self.tile_loss(self.forward(theta, tile), tile)
+        theta, out = self.leaves_and_output(t)
+        loss = self.tile_loss(out, tile)
         grads = _grad(
             loss, theta, torch.ones_like(loss), batched=False, create_graph=True
         )
@@ -123,9 +123,8 @@ class HessianOperator(CurvatureOperator):
 class _OutputSpace(CurvatureOperator):
     """Shared by the GGN and the Fishers: the Jacobian products ``J v``, ``Jᵀ u``."""
 
-    def _jacobian_state(self, tile: Any) -> tuple[Any, ...]:
-        theta = self.leaves()
-        out = self.forward(theta, tile)
+    def _jacobian_state(self, tile: Any, t: int) -> tuple[Any, ...]:
+        theta, out = self.leaves_and_output(t)
         if not isinstance(out, torch.Tensor):
             raise TypeError(
                 f"{type(self).__name__} needs the model to return one tensor, got "
@@ -161,12 +160,12 @@ class GGNOperator(_OutputSpace):
     kind = "ggn"
 
     def _tile_state(self, tile: Any, t: int) -> Any:
-        jac = self._jacobian_state(tile)
+        jac = self._jacobian_state(tile, t)
         f = jac[1].detach().requires_grad_(True)
         loss = self.tile_loss(f, tile)
-        gf = _grad(loss, [f], torch.ones_like(loss), batched=False, create_graph=True)[
-            0
-        ]
+        (gf,) = _grad(
+            loss, [f], torch.ones_like(loss), batched=False, create_graph=True
+        )
         return (*jac, f, gf)
 
     def _tile_product(
@@ -207,7 +206,7 @@ class EmpiricalFisherOperator(_OutputSpace):
         return g / self.coefficients[0] ** 0.5
 
     def _tile_state(self, tile: Any, t: int) -> Any:
-        jac = self._jacobian_state(tile)
+        jac = self._jacobian_state(tile, t)
         return (*jac, self._residuals(jac[1], tile, t))
 
     def _tile_product(
