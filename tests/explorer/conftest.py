@@ -9,7 +9,6 @@ module; ``explorer_page`` opens it and waits for the landscape to be drawn.
 from __future__ import annotations
 
 import re
-import shutil
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,29 +16,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-
-
-@pytest.fixture(scope="session")
-def browser_type_launch_args(
-    browser_type_launch_args: dict[str, Any],
-) -> dict[str, Any]:
-    if not Path(CHROMIUM).exists():
-        pytest.skip("chromium is not installed (make chromium installs it)")
-    return {
-        **browser_type_launch_args,
-        "executable_path": CHROMIUM,
-        "args": CHROMIUM_FLAGS,
-    }
 
 
 @pytest.fixture(scope="session")

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,8 +17,6 @@ from lossmap import Surface, io
 from lossmap.cli import main
 
 pytest.importorskip("plotly")
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
 
 @pytest.fixture
@@ -136,26 +132,14 @@ def test_show_3d_draws_the_field_asked_for(results, capsys):
 
 
 @pytest.mark.browser
-def test_report_renders_offline_in_chromium(results, artifacts):
-    if not Path(CHROMIUM).exists():
-        pytest.skip("chromium is not installed (make chromium installs it)")
-    sync_api = pytest.importorskip("playwright.sync_api")
+def test_report_renders_offline_in_chromium(results, artifacts, browser):
     out = results / "report.html"
     names = ["pca.zarr", "line.zarr", "h.json"]
     assert main(["report", *(str(results / n) for n in names), "--out", str(out)]) == 0
     blocked: list[str] = []
     errors: list[str] = []
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-            ],
-        )
-        context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    try:
 
         def route(r):
             if r.request.url.startswith("file://"):
@@ -187,7 +171,8 @@ def test_report_renders_offline_in_chromium(results, artifacts):
             ".map(gd => gd._fullLayout.scene.zaxis.title.text)"
         )
         page.screenshot(path=str(artifacts / "report.png"), full_page=True)
-        browser.close()
+    finally:
+        context.close()
     assert n_plots == 6
     assert heatmaps == 2  # the loss and accuracy heatmaps are drawn
     for title in ("alpha", "beta", "training step", "relative distance", "eigenvalue"):
