@@ -184,24 +184,6 @@ def executor_from(spec: str | None) -> Iterator[Any]:
             yield ex
 
 
-def _prepare_store(store: Path | None, overwrite: bool) -> None:
-    """Remove an existing lossmap store for ``--overwrite`` (nothing else, ever)."""
-    if store is None or not overwrite or not store.exists():
-        return
-    import shutil
-
-    from lossmap.io import GridStore
-
-    try:
-        GridStore.attach(store)
-    except (ValueError, FileNotFoundError) as exc:
-        raise ValueError(
-            f"`--overwrite` replaces only lossmap stores, got {str(store)!r}, which "
-            f"is not one ({exc})"
-        ) from None
-    shutil.rmtree(store)
-
-
 def _points_saved(store: Path) -> tuple[int, int]:
     from lossmap.io import GridStore
 
@@ -299,7 +281,6 @@ def do_plane(s: dict[str, Any]) -> Any:
     if span == "auto":
         raise ValueError("`--span` auto needs a trajectory: use it with lossmap pca")
     store = s.get("store")
-    _prepare_store(store, s.get("overwrite", False))
     with executor_from(s.get("executor")) as ex:
         surface = lnn.plane(
             inp.model,
@@ -311,6 +292,7 @@ def do_plane(s: dict[str, Any]) -> Any:
             metrics=inp.metrics,
             bn=s.get("bn", "eval"),
             store=store,
+            overwrite=s.get("overwrite", False),
             executor=ex,
             metadata=_provenance("plane", s),
             **_subset(s),
@@ -345,7 +327,6 @@ def do_line(s: dict[str, Any]) -> Any:
     if span == "auto":
         raise ValueError("`--span` auto needs a trajectory: use it with lossmap pca")
     store = s.get("store")
-    _prepare_store(store, s.get("overwrite", False))
     with executor_from(s.get("executor")) as ex:
         surface = lnn.line(
             inp.model,
@@ -357,6 +338,7 @@ def do_line(s: dict[str, Any]) -> Any:
             metrics=inp.metrics,
             bn=s.get("bn", "eval"),
             store=store,
+            overwrite=s.get("overwrite", False),
             executor=ex,
             metadata=_provenance("line", s),
             **_subset(s),
@@ -463,7 +445,6 @@ def do_pca(s: dict[str, Any]) -> Any:
         "explained_variance_ratio": [float(r) for r in ratio],
     }
     store = s.get("store")
-    _prepare_store(store, s.get("overwrite", False))
     with executor_from(s.get("executor")) as ex:
         surface = lnn.plane(
             inp.model,
@@ -475,6 +456,7 @@ def do_pca(s: dict[str, Any]) -> Any:
             metrics=inp.metrics,
             bn=s.get("bn", "eval"),
             store=store,
+            overwrite=s.get("overwrite", False),
             executor=ex,
             center=origin,
             metadata={**_provenance("pca", s), "trajectory": trajectory},

@@ -136,6 +136,7 @@ class GridStore:
         chunks: Sequence[int],
         metadata: Mapping[str, Any],
         volatile: Iterable[str] = VOLATILE_KEYS,
+        overwrite: bool = False,
     ) -> GridStore:
         """Create the store at ``path``, or reopen it if made with these settings.
 
@@ -154,6 +155,9 @@ class GridStore:
             :func:`settings_signature`) is part of the settings.
         volatile : iterable of str, optional
             Metadata keys that may differ on reopening.
+        overwrite : bool, default False
+            Start again: an existing lossmap store at ``path`` is removed
+            first (see :meth:`remove`; anything else there is refused).
 
         Returns
         -------
@@ -166,8 +170,12 @@ class GridStore:
             message names what differs; the old store is left untouched), or
             if ``path`` holds something that is not a lossmap store.
         """
+        if not isinstance(overwrite, bool):
+            raise TypeError(f"`overwrite` must be True or False, got {overwrite!r}")
         ax, fl, ch, meta = _validate(axes, fields, chunks, metadata)
         path = as_path(path)
+        if overwrite:
+            cls.remove(path)
         signature = settings_signature(meta, volatile=volatile)
         settings = {
             "format": _FORMAT,
@@ -258,6 +266,52 @@ class GridStore:
         finally:
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)
+
+    @classmethod
+    def remove(cls, path: str | os.PathLike[str], *, name: str = "store") -> bool:
+        """Delete the lossmap store at ``path``, and nothing else, ever.
+
+        This is how ``overwrite=True`` (and the CLI's ``--overwrite``) starts
+        a store again. A damaged store still counts as a store (its
+        ``zarr.json`` names it one); an empty folder is removed too.
+
+        Parameters
+        ----------
+        path : path-like
+            Folder of the store.
+        name : str
+            The argument named in the error message.
+
+        Returns
+        -------
+        bool
+            Whether something was removed (``False``: nothing was there).
+
+        Raises
+        ------
+        ValueError
+            If ``path`` holds something that is not a lossmap store; it is
+            left untouched.
+        """
+        path = as_path(path, name)
+        if not path.exists() and not path.is_symlink():
+            return False
+        if path.is_dir() and not path.is_symlink() and not any(path.iterdir()):
+            path.rmdir()
+            return True
+        try:
+            if path.is_symlink():
+                raise ValueError("a symbolic link")
+            cls.attach(path)
+        except ChunkError:
+            pass  # a lossmap store with a damaged axis: still ours to replace
+        except (ValueError, FileNotFoundError) as exc:
+            raise ValueError(
+                f"`{name}` must be a lossmap store to be overwritten, got "
+                f"{str(path)!r}, which is not one ({exc}); nothing was removed"
+            ) from None
+        shutil.rmtree(path)
+        return True
 
     @classmethod
     def attach(cls, path: str | os.PathLike[str]) -> GridStore:

@@ -70,7 +70,12 @@ def run_grid(
         from lossmap.io import GridStore
 
         grid_store = GridStore.open(
-            store, axes=axes, fields=fields, chunks=chunks, metadata=meta
+            store,
+            axes=axes,
+            fields=fields,
+            chunks=chunks,
+            metadata=meta,
+            overwrite=options.overwrite,
         )
         todo = [tuple(i) for i in grid_store.todo()]  # missing or damaged
         slices = grid_store.chunk_slices

@@ -88,6 +88,10 @@ def plane(
 
     Notes
     -----
+    With ``store=PATH`` each chunk is saved as it finishes and rerunning the
+    same call resumes; ``overwrite=True`` starts the store again (it removes
+    only a lossmap store, see :meth:`lossmap.io.GridStore.remove`).
+
     With a ``ProcessPoolExecutor`` use the ``"spawn"`` start method
     (``mp_context=multiprocessing.get_context("spawn")``): forking a process
     whose torch thread pool is running can hang the workers.

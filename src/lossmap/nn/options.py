@@ -21,7 +21,7 @@ from lossmap.nn.engine import PRECISIONS, STRATEGIES
 __all__ = ["Options"]
 
 #: Options that only make sense for a grid (not for one point).
-GRID_ONLY = ("store", "executor", "progress", "chunk")
+GRID_ONLY = ("store", "overwrite", "executor", "progress", "chunk")
 
 
 @dataclass(frozen=True)
@@ -89,6 +89,13 @@ class Options:
         sample, not a bound.
     store : path, optional
         Write each chunk to a resumable store as it finishes (grids only).
+        Rerunning the same call resumes it; a store made with other settings
+        is refused (the message names what differs).
+    overwrite : bool
+        Start the ``store`` again: an existing lossmap store at that path is
+        removed and every point computed afresh. A path holding anything
+        else is refused with a ValueError and left untouched. Needs
+        ``store``.
     executor : concurrent.futures.Executor, optional
         Evaluate chunks as jobs on it (model, loss and metrics must pickle for
         process pools; grids only).
@@ -118,6 +125,7 @@ class Options:
     memory: int | None = None
     precision: str = "float"
     store: Any = None
+    overwrite: bool = False
     executor: Executor | None = None
     progress: bool = True
     chunk: Any = None
@@ -128,6 +136,10 @@ class Options:
         check_choice("precision", self.precision, PRECISIONS)
         if not isinstance(self.optimize, bool):
             raise TypeError(f"`optimize` must be True or False, got {self.optimize!r}")
+        if not isinstance(self.overwrite, bool):
+            raise TypeError(
+                f"`overwrite` must be True or False, got {self.overwrite!r}"
+            )
         if not isinstance(self.progress, bool):
             raise TypeError(f"`progress` must be True or False, got {self.progress!r}")
         if self.subset is not None:
@@ -176,10 +188,18 @@ class Options:
             merged.update({n: v for n, v in overrides.items() if n in GRID_ONLY})
             set_grid = [
                 n for n in ("store", "executor", "chunk") if merged[n] is not None
-            ]
+            ] + (["overwrite"] if merged["overwrite"] else [])
             if set_grid:
                 raise TypeError(
                     f"{caller}() evaluates one point; options {set_grid} apply to "
                     "grids only"
                 )
-        return dataclasses.replace(options, **overrides) if overrides else options
+        merged_opts = (
+            dataclasses.replace(options, **overrides) if overrides else options
+        )
+        if merged_opts.overwrite and merged_opts.store is None:
+            raise ValueError(
+                f"{caller}() got overwrite=True without a `store`: overwrite "
+                "starts a stored computation again, so give store=PATH too"
+            )
+        return merged_opts
