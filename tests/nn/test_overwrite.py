@@ -130,3 +130,15 @@ def test_remove_reports_whether_anything_was_there(tmp_path):
     _plane(steps=3, store=path)
     assert GridStore.remove(path) is True
     assert not path.exists()
+
+
+def test_random_lines_refuse_one_store_for_several_lines(tmp_path):
+    net, data, _ = _problem()
+    path = tmp_path / "r.zarr"
+    with pytest.raises(ValueError, match="`store` holds one line, got count=2"):
+        lnn.random_lines(
+            net, _loss, data, count=2, seed=0, steps=4, store=path, overwrite=True
+        )
+    assert not path.exists()
+    one = lnn.random_lines(net, _loss, data, count=1, seed=0, steps=4, store=path)
+    np.testing.assert_allclose(io.load(path).loss, one.curves.loss[0], rtol=1e-12)

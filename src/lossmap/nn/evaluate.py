@@ -245,6 +245,13 @@ def random_lines(
         opts = dataclasses.replace(opts, params=params)
     params = opts.params
     count = check_int("count", count, minimum=1)
+    if opts.store is not None and count > 1:
+        # one store holds one grid: the second line would be refused (or, with
+        # overwrite=True, would delete the first line's values)
+        raise ValueError(
+            f"`store` holds one line, got count={count}: call line() with a "
+            "store per direction, or leave store=None"
+        )
     dirs = random_directions(
         model, count, seed=seed, norm=norm, ignore=ignore, params=params
     )
