@@ -137,9 +137,7 @@ def test_moving_parameters_and_loss_terms_in_words():
         "physics": {"fn": "residual", "weight": 0.1, "reduction": "sum"},
     }
     lines = describe_metadata(_plane(loss_terms=terms))
-    assert (
-        "Loss terms: data (mse_loss, mean) + 0.1 × physics (residual, sum)." in lines
-    )
+    assert "Loss terms: data (mse_loss, mean) + 0.1 × physics (residual, sum)." in lines
     assert not any(line.startswith("Loss terms: data {") for line in lines)
 
 
@@ -165,7 +163,9 @@ def test_embedding_record_in_words():
         "A map of 4 checkpoints from 2 run(s) (seed0, seed1), placed in 2-D by PCA."
     )
     assert "Each checkpoint is a vector of 1,234 parameters." in lines
-    assert "The two axes explain 75.0 % and 12.5 % of the checkpoints' variance." in lines
+    assert (
+        "The two axes explain 75.0 % and 12.5 % of the checkpoints' variance." in lines
+    )
     assert "Loss from 0.25 to 2; points are coloured by it." in lines
     assert "Also measured: accuracy." in lines
     tsne = describe_embedding(

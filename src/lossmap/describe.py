@@ -237,12 +237,12 @@ def describe_embedding(record: Any) -> list[str]:
         share = meta.get("pca_explained_variance")
         kept = f" (keeping {100 * float(share):.1f} % of the variance)" if share else ""
         lines.append(f"Reduced first to {meta['pca_components']} PCA components{kept}.")
-    settings = {
-        k: meta[k] for k in ("seed", "perplexity", "n_neighbors") if k in meta
-    }
+    settings = {k: meta[k] for k in ("seed", "perplexity", "n_neighbors") if k in meta}
     if settings:
         lines.append(
-            "Settings: " + ", ".join(f"{k} {_short(v)}" for k, v in settings.items()) + "."
+            "Settings: "
+            + ", ".join(f"{k} {_short(v)}" for k, v in settings.items())
+            + "."
         )
     if meta.get("reading"):
         lines.append(f"How to read it: {meta['reading']}.")
