@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from lossmap import Surface
 from lossmap.describe import describe_metadata, direction_name, direction_names
@@ -174,3 +175,33 @@ def test_embedding_record_in_words():
     assert "placed in 2-D by t-SNE." in tsne[0]
     assert "Settings: seed 3, perplexity 2." in tsne
     assert any("not evaluated" in line for line in tsne)
+
+
+def test_engine_subset_and_named_terms_read_as_words():
+    torch = pytest.importorskip("torch")
+    from lossmap import nn as lnn
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(
+        torch.nn.Linear(3, 4), torch.nn.Tanh(), torch.nn.Linear(4, 1)
+    )
+    x, y = torch.randn(16, 3), torch.randn(16, 1)
+    mse = torch.nn.functional.mse_loss
+    l1 = torch.nn.functional.l1_loss
+    s = lnn.line(
+        net,
+        {"fit": mse, "robust": l1},
+        (x, y),
+        lnn.random_direction(net, seed=0, params="*.weight"),
+        params="*.weight",
+        weights={"fit": 1.0, "robust": 0.5},
+        span=0.5,
+        steps=5,
+        progress=False,
+    )
+    lines = describe_metadata(s)
+    assert (
+        "Moving: parameters matching '*.weight' (2 tensors, 16 values); "
+        "all others fixed." in lines
+    )
+    assert "Loss terms: fit (mse_loss, mean) + 0.5 × robust (l1_loss, mean)." in lines
