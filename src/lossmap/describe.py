@@ -16,7 +16,12 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["describe_metadata", "direction_name", "direction_names"]
+__all__ = [
+    "describe_embedding",
+    "describe_metadata",
+    "direction_name",
+    "direction_names",
+]
 
 _BN_WORDS = {
     "eval": "BatchNorm layers used their stored running statistics (eval mode)",
@@ -113,6 +118,7 @@ def _direction(i: int, d: Any, norm_of: Any) -> str:
             "n_snapshots",
             "center",
             "steps",
+            "params",
         }
     }
     if rest:
@@ -158,6 +164,103 @@ def _data(d: Any) -> str:
     return "Data: " + (", ".join(parts) or "not recorded") + "."
 
 
+def _selection_words(sel: Any) -> str | None:
+    if isinstance(sel, dict):
+        text = sel.get("description")
+        if text:
+            return str(text)
+        if "n_tensors" in sel and "n_values" in sel:
+            return f"{sel['n_tensors']} tensors, {sel['n_values']} values"
+    return None
+
+
+def _moving(sel: Any, dirs: Any) -> str:
+    """Which parameters the map moves: the surface's ``params`` or, failing
+    that, the selection recorded on its directions (absent = all)."""
+    words = _selection_words(sel)
+    if words is None and isinstance(dirs, list):
+        found = {
+            w
+            for d in dirs
+            if isinstance(d, dict)
+            for w in [_selection_words(d.get("params"))]
+            if w
+        }
+        words = "; ".join(sorted(found)) or None
+    if words is None:
+        return "Moving: all parameters."
+    return f"Moving: {words}; all others fixed."
+
+
+def _loss_terms(terms: Any) -> str | None:
+    """``loss_terms`` as the engine writes them: ``{name: {fn, weight,
+    reduction}}`` -> "Loss terms: data (mse_loss, mean) + 0.1 × physics (…)"."""
+    if not isinstance(terms, dict) or not terms:
+        return None
+    parts = []
+    for name, t in terms.items():
+        if not isinstance(t, dict):
+            parts.append(f"{name} ({_short(t, 60)})")
+            continue
+        w = t.get("weight", 1)
+        weight = "" if w in (1, 1.0, None) else f"{_short(w)} × "
+        how = ", ".join(
+            str(v) for v in (t.get("fn"), t.get("reduction")) if v is not None
+        )
+        parts.append(f"{weight}{name}" + (f" ({how})" if how else ""))
+    return "Loss terms: " + " + ".join(parts) + "."
+
+
+def describe_embedding(record: Any) -> list[str]:
+    """A checkpoint map (``lossmap embed``'s JSON, ``kind`` ``nn.embedding``)
+    as short plain sentences."""
+    rec = dict(record)
+    meta = dict(rec.get("meta") or {})
+    runs = list(rec.get("runs") or meta.get("runs") or [])
+    n = len(rec.get("coords") or []) or meta.get("n_checkpoints", 0)
+    method = str(meta.get("method", "pca"))
+    word = {"pca": "PCA", "tsne": "t-SNE", "umap": "UMAP"}.get(method, method)
+    names = f" ({', '.join(map(str, runs))})" if runs else ""
+    lines = [
+        f"A map of {n} checkpoints from {len(runs)} run(s){names}, placed in 2-D "
+        f"by {word}."
+    ]
+    if "n_params" in meta:
+        lines.append(f"Each checkpoint is a vector of {meta['n_params']:,} parameters.")
+    ratio = meta.get("explained_variance_ratio")
+    if method == "pca" and isinstance(ratio, list) and len(ratio) >= 2:
+        lines.append(
+            f"The two axes explain {100 * float(ratio[0]):.1f} % and "
+            f"{100 * float(ratio[1]):.1f} % of the checkpoints' variance."
+        )
+    if "pca_components" in meta:
+        share = meta.get("pca_explained_variance")
+        kept = f" (keeping {100 * float(share):.1f} % of the variance)" if share else ""
+        lines.append(f"Reduced first to {meta['pca_components']} PCA components{kept}.")
+    settings = {k: meta[k] for k in ("seed", "perplexity", "n_neighbors") if k in meta}
+    if settings:
+        lines.append(
+            "Settings: "
+            + ", ".join(f"{k} {_short(v)}" for k, v in settings.items())
+            + "."
+        )
+    if meta.get("reading"):
+        lines.append(f"How to read it: {meta['reading']}.")
+    loss = rec.get("loss")
+    if isinstance(loss, list) and loss:
+        vals = [float(v) for v in loss]
+        lines.append(
+            f"Loss from {min(vals):.4g} to {max(vals):.4g}; points are coloured by it."
+        )
+    else:
+        lines.append("The checkpoints were not evaluated (no loss); coloured by step.")
+    metrics = rec.get("metrics")
+    if isinstance(metrics, dict) and metrics:
+        lines.append("Also measured: " + ", ".join(map(str, metrics)) + ".")
+    lines.append("Each run is a path from its start (open circle) to its end (star).")
+    return lines
+
+
 def describe_metadata(surface: Any) -> list[str]:
     """The store's shape and metadata as short plain sentences."""
     axes = " × ".join(
@@ -185,6 +288,10 @@ def describe_metadata(surface: Any) -> list[str]:
             lines.append(_direction(i, d, norm))
     elif dirs is not None:
         lines.append(f"Directions: {_short(dirs)}.")
+    lines.append(_moving(meta.get("params"), dirs))
+    terms = _loss_terms(meta.get("loss_terms"))
+    if terms:
+        lines.append(terms)
     if "bn" in meta:
         lines.append(_BN_WORDS.get(meta["bn"], f"BatchNorm mode: {meta['bn']}") + ".")
     if "data" in meta:
@@ -219,6 +326,8 @@ def describe_metadata(surface: Any) -> list[str]:
         "versions",
         "objective",
         "optimize",
+        "params",
+        "loss_terms",
     }
     for key, value in meta.items():
         if key in done or key in _SKIP or key.startswith("_"):  # _command: CLI

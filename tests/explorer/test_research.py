@@ -102,3 +102,107 @@ def test_saved_views_name_directions_mark_models_and_label_log_ticks():
     assert len(texts) == len(set(texts)) >= 3
     for v, t in zip(fig.layout.yaxis.tickvals, texts):
         assert float(t) == pytest.approx(v)
+
+
+def _embedding_record(n_per_run=4):
+    rng = np.random.default_rng(0)
+    n = 2 * n_per_run
+    return {
+        "kind": "nn.embedding",
+        "coords": rng.normal(size=(n, 2)).tolist(),
+        "run": [0] * n_per_run + [1] * n_per_run,
+        "step": list(range(n_per_run)) * 2,
+        "runs": ["seed0", "seed1"],
+        "loss": np.linspace(2.0, 0.1, n).tolist(),
+        "metrics": {},
+        "meta": {"method": "pca", "explained_variance_ratio": [0.6, 0.3]},
+    }
+
+
+def test_checkpoint_maps_are_listed_opened_and_drawn(root, tmp_path, monkeypatch):
+    import json
+
+    rec = _embedding_record()
+    (root / "maps").mkdir()
+    (root / "maps" / "map.json").write_text(json.dumps(rec))
+    (root / "other.json").write_text(json.dumps({"kind": "something else"}))
+    (root / "broken.json").write_text("{not json")
+    (root / "b.zarr" / "inside.json").write_text(json.dumps(rec))  # inside a store
+    (tmp_path / "outside.json").write_text(json.dumps(rec))
+    assert research.list_stores(root) == ["b.zarr", "deep/er/a.zarr", "maps/map.json"]
+    assert research.list_stores(root / "maps" / "map.json") == ["."]
+    got = research.load_embedding(root, "maps/map.json")
+    assert got["coords"] == rec["coords"]
+    fig, about = research.embedding_view(got)
+    points = next(t for t in fig.data if t.name == "checkpoints")
+    np.testing.assert_allclose(np.column_stack([points.x, points.y]), rec["coords"])
+    assert fig.layout.title.text == "PCA of 8 checkpoints"
+    assert about[0].startswith("A map of 8 checkpoints from 2 run(s) (seed0, seed1)")
+    for bad, words in (
+        ("other.json", "not a checkpoint map"),
+        ("broken.json", "not a checkpoint map"),
+        ("../outside.json", "outside the store folder"),
+        ("nope.json", "does not exist"),
+    ):
+        with pytest.raises(InputError, match=words):
+            research.load_embedding(root, bad)
+    # the size cap: neither listed nor read
+    monkeypatch.setattr(research, "MAX_JSON_BYTES", 100)
+    research._read_embedding.cache_clear()
+    assert "maps/map.json" not in research.list_stores(root)
+    with pytest.raises(InputError, match="larger than"):
+        research.load_embedding(root, "maps/map.json")
+
+
+def test_research_callbacks_serve_a_checkpoint_map(tmp_path):
+    import json
+
+    pytest.importorskip("dash")
+    from lossmap.explorer import create_app
+
+    rec = _embedding_record()
+    (tmp_path / "map.json").write_text(json.dumps(rec))
+    app = create_app(store_root=tmp_path)
+    client = app.server.test_client()
+
+    def post(outputs, inputs, changed):
+        body = {
+            "output": "..{}..".format("...".join(f"{o}.{p}" for o, p in outputs)),
+            "outputs": [{"id": o, "property": p} for o, p in outputs],
+            "inputs": [{"id": i, "property": p, "value": v} for i, p, v in inputs],
+            "changedPropIds": [changed],
+        }
+        r = client.post("/_dash-update-component", json=body)
+        assert r.status_code == 200, r.data
+        return r.get_json()["response"]
+
+    got = post(
+        [("store", "options"), ("store", "value")],
+        [("tabs", "value", "research")],
+        "tabs.value",
+    )
+    assert got["store"]["value"] == "map.json"
+    got = post(
+        [
+            ("field", "options"),
+            ("field", "value"),
+            ("research-meta", "children"),
+            ("research-message", "children"),
+        ],
+        [("store", "value", "map.json")],
+        "store.value",
+    )
+    about = [li["props"]["children"] for li in got["research-meta"]["children"]]
+    assert about[0].startswith("A map of 8 checkpoints")
+    assert got["research-message"]["children"] == ""
+    # the figure's callback shares an output (allow_duplicate): its key in
+    # the callback map carries a suffix, so take the outputs from there
+    key = next(k for k in app.callback_map if k.startswith("..research-graph.figure"))
+    got = post(
+        [tuple(o.split(".", 1)) for o in key.strip(".").split("...")],
+        [("field", "value", "loss"), ("store", "value", "map.json")],
+        "store.value",
+    )
+    fig = got["research-graph"]["figure"]
+    assert fig["layout"]["title"]["text"] == "PCA of 8 checkpoints"
+    assert any(t.get("name") == "checkpoints" for t in fig["data"])

@@ -514,7 +514,8 @@ def _research_tab(has_root: bool) -> Any:
     from dash import dcc, html
 
     hint = (
-        "Stores (*.zarr) found under the folder given on the command line."
+        "Stores (*.zarr) and checkpoint maps (*.json from `lossmap embed`) found "
+        "under the folder given on the command line."
         if has_root
         else "Start with `lossmap explore PATH` to open stores saved under PATH."
     )
@@ -559,7 +560,7 @@ def _research_tab(has_root: bool) -> Any:
                     html.Div(
                         className="panel meta",
                         children=[
-                            html.B("About this surface"),
+                            html.B("About this store"),
                             html.Ul(id="research-meta"),
                         ],
                     )

@@ -1,28 +1,44 @@
-"""The research view: surfaces saved by ``lossmap.nn`` (zarr stores).
+"""The research view: surfaces saved by ``lossmap.nn`` (zarr stores) and
+checkpoint maps written by ``lossmap embed`` (``.json``, kind ``nn.embedding``).
 
 Only stores under the folder given on the command line are listed or opened;
 any other path from the page is refused (:func:`~lossmap.explorer.validate.store_path`).
 A plane is drawn as a heatmap with contours (log colour scale when the field is
 positive), a line as a curve; the projected training trajectory is drawn when
-the store has one, and the metadata is shown as plain sentences.
+the store has one, and the metadata is shown as plain sentences. A checkpoint
+map is drawn by :func:`lossmap.plot.embedding_figure` (runs as paths, points
+coloured by loss); JSON files over :data:`MAX_JSON_BYTES` are neither read
+nor listed.
 """
 
 from __future__ import annotations
 
 import functools
+import json
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
 
-from lossmap.describe import describe_metadata, direction_names
+from lossmap.describe import describe_embedding, describe_metadata, direction_names
 from lossmap.explorer.validate import InputError, check_name, store_path
 from lossmap.plot import _plotly
 from lossmap.surface import Surface
 
-__all__ = ["describe_metadata", "list_stores", "load_store", "register", "store_figure"]
+__all__ = [
+    "describe_metadata",
+    "embedding_view",
+    "list_stores",
+    "load_store",
+    "register",
+    "store_figure",
+]
 
 MAX_STORES = 200
+#: Checkpoint maps larger than this are skipped (a map of 10 000 checkpoints
+#: with a few metrics is a few MB).
+MAX_JSON_BYTES = 32 * 2**20
+EMBEDDING_KIND = "nn.embedding"
 
 
 class Path2D(NamedTuple):
@@ -42,26 +58,96 @@ def _is_surface_store(path: Path) -> bool:
     return True
 
 
-def list_stores(root: Path | None) -> list[str]:
-    """Surface stores (``*.zarr`` folders) under ``root``: relative, sorted.
+@functools.lru_cache(maxsize=64)
+def _read_embedding(path: str, mtime: float, size: int) -> dict[str, Any] | None:
+    """The checkpoint map in ``path``, or None when it is not one (too large,
+    unreadable, not JSON, or another kind)."""
+    if size > MAX_JSON_BYTES:
+        return None
+    try:
+        with open(path, encoding="utf-8") as f:
+            record = json.load(f)
+    except (OSError, ValueError):
+        return None
+    if not isinstance(record, dict) or record.get("kind") != EMBEDDING_KIND:
+        return None
+    return record
 
-    Other zarr folders (e.g. recorded trajectories) are left out.
+
+def _embedding_at(path: Path) -> dict[str, Any] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    if not path.is_file():
+        return None
+    return _read_embedding(str(path), st.st_mtime, st.st_size)
+
+
+def list_stores(root: Path | None) -> list[str]:
+    """Surface stores (``*.zarr`` folders) and checkpoint maps (``*.json``
+    of kind ``nn.embedding``) under ``root``: relative, sorted.
+
+    Other zarr folders (e.g. recorded trajectories), other JSON files and
+    files inside zarr folders are left out; at most :data:`MAX_STORES`.
     """
     if root is None:
         return []
     root = Path(root).resolve()
     if root.name.endswith(".zarr"):
         return ["."] if _is_surface_store(root) else []
+    if root.suffix == ".json":
+        return ["."] if _embedding_at(root) is not None else []
     found = []
-    for p in sorted(root.rglob("*.zarr")):
+    candidates = sorted([*root.rglob("*.zarr"), *root.rglob("*.json")])
+    for p in candidates:
         inside = any(
             part.endswith(".zarr") for part in p.relative_to(root).parent.parts
         )
-        if p.is_dir() and not inside and _is_surface_store(p):
+        if inside:
+            continue
+        if p.suffix == ".json":
+            ok = _embedding_at(p) is not None
+        else:
+            ok = p.is_dir() and _is_surface_store(p)
+        if ok:
             found.append(p.relative_to(root).as_posix())
         if len(found) >= MAX_STORES:
             break
     return found
+
+
+def is_embedding(value: Any) -> bool:
+    """Whether the page's choice names a checkpoint map (a ``.json`` file)."""
+    return isinstance(value, str) and value.endswith(".json")
+
+
+def load_embedding(root: Path | None, value: Any) -> dict[str, Any]:
+    """The checkpoint map ``value`` (relative to ``root``); refuse paths outside
+    it, files over :data:`MAX_JSON_BYTES` and JSON of another kind."""
+    path = store_path(root, value)
+    if path.is_file() and path.stat().st_size > MAX_JSON_BYTES:
+        raise InputError(
+            f"could not open {value!r}: larger than {MAX_JSON_BYTES // 2**20} MB"
+        )
+    record = _embedding_at(path)
+    if record is None:
+        raise InputError(
+            f"could not open {value!r}: not a checkpoint map "
+            f"(a JSON file with kind {EMBEDDING_KIND!r}, as `lossmap embed` writes)"
+        )
+    return record
+
+
+def embedding_view(record: dict[str, Any]) -> tuple[Any, list[str]]:
+    """The checkpoint map's figure and its description in plain sentences."""
+    from lossmap.plot import embedding_figure
+
+    try:
+        fig = embedding_figure(record)
+    except (TypeError, ValueError, IndexError) as exc:
+        raise InputError(f"the checkpoint map could not be drawn: {exc}") from None
+    return fig, describe_embedding(record)
 
 
 @functools.lru_cache(maxsize=16)
@@ -182,6 +268,9 @@ def register(app: Any, *, store_root: Any = None) -> None:
     def store_selected(value: Any) -> Any:
         if value is None:
             return [], None, [], ""
+        if is_embedding(value):
+            _, about = embedding_view(load_embedding(root, value))
+            return ["loss"], "loss", [html.Li(s) for s in about], ""
         surface = load_store(root, value)
         fields = list(surface.field_names)
         return (
@@ -202,5 +291,7 @@ def register(app: Any, *, store_root: Any = None) -> None:
     def research_figure(field: Any, value: Any) -> Any:
         if value is None or field is None:
             return no_update, ""
+        if is_embedding(value):
+            return embedding_view(load_embedding(root, value))[0], ""
         surface = load_store(root, value)
         return store_figure(surface, field), ""
