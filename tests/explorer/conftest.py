@@ -23,6 +23,11 @@ def browser_context_args(browser_context_args: dict[str, Any]) -> dict[str, Any]
     return {**browser_context_args, "viewport": {"width": 1500, "height": 1000}}
 
 
+#: How long a browser test waits for the page (ms). Generous: the suite also
+#: runs on busy 2-core machines, where a run and its animation take seconds.
+BROWSER_TIMEOUT_MS = 60_000
+
+
 class LiveServer:
     """The explorer served from a thread; ``url`` is its address."""
 
@@ -170,7 +175,7 @@ class UI:
 
 def open_explorer(page: Any, url: str) -> UI:
     """Load the page and wait until the landscape and the readout are drawn."""
-    page.set_default_timeout(20_000)
+    page.set_default_timeout(BROWSER_TIMEOUT_MS)
     page.goto(url)
     page.wait_for_selector("#landscape .heatmaplayer image, #landscape .hm image")
     page.wait_for_function(

@@ -50,7 +50,7 @@ def test_checkpoint_map_opens_with_points_title_and_words(
     page, ui, research_server, store_root, artifacts
 ):
     record = json.loads((store_root / "maps" / "two-seeds.json").read_text())
-    page.set_default_timeout(20_000)
+    page.set_default_timeout(60_000)
     page.goto(research_server.url)
     page.wait_for_selector("#landscape .js-plotly-plot")
     page.get_by_text("Saved stores").click()

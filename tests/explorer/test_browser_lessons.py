@@ -468,7 +468,7 @@ def test_the_url_holds_the_whole_state(explorer, browser, live_server, artifacts
     url = page.url
     assert "?s=" in url
     other = browser.new_page(viewport={"width": 1500, "height": 1000})
-    other.set_default_timeout(20_000)
+    other.set_default_timeout(60_000)
     other.goto(url)
     other.wait_for_function(
         "(t) => { const g = document.querySelector('#landscape .gtitle');"

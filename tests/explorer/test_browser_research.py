@@ -72,7 +72,7 @@ def store_root(tmp_path_factory):
 
 
 def _open_research(page, url):
-    page.set_default_timeout(20_000)
+    page.set_default_timeout(60_000)
     page.goto(url)
     page.wait_for_selector("#landscape .js-plotly-plot")
     page.get_by_text("Saved stores").click()
