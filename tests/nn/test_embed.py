@@ -156,15 +156,21 @@ def test_loss_and_metrics_per_checkpoint(tmp_path):
     assert single.runs == ("run0",)
 
 
-def test_umap_is_optional():
+def test_umap_is_optional(monkeypatch):
     _, r0 = _run(0)
-    try:
-        import umap  # noqa: F401
-    except ImportError:
-        with pytest.raises(ImportError, match="umap-learn"):
-            embed(r0, "umap")
-    else:  # pragma: no cover - umap-learn is not installed in CI
-        assert embed(r0, "umap").coords.shape == (len(r0), 2)
+    monkeypatch.setitem(sys.modules, "umap", None)  # as if not installed
+    with pytest.raises(ImportError, match="umap-learn"):
+        embed(r0, "umap")
+
+
+def test_umap_map_is_reproducible_with_its_seed():
+    pytest.importorskip("umap")  # installed by the test extra
+    _, r0 = _run(0)
+    first, again = embed(r0, "umap", seed=3), embed(r0, "umap", seed=3)
+    assert first.coords.shape == (len(r0), 2)
+    assert np.isfinite(first.coords).all()
+    np.testing.assert_array_equal(first.coords, again.coords)
+    assert first.meta["library"].startswith("umap-learn")
 
 
 @pytest.mark.parametrize(
