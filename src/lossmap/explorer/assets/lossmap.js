@@ -493,6 +493,7 @@
     if (!state.runs || !state.maxStep) return;
     if (state.step >= state.maxStep) state.step = 0;
     state.playing = true;
+    const token = state.playToken = (state.playToken || 0) + 1;
     state.tickMs = [];
     state.playStart = performance.now();
     setPlayLabel();
@@ -502,7 +503,8 @@
     const stride = state.maxStep / frames;
     let f = Math.round(state.step / stride);
     const tick = function () {
-      if (!state.playing) return;
+      // a newer play (or a pause) owns the animation now
+      if (!state.playing || state.playToken !== token) return;
       f += 1;
       const k = Math.min(state.maxStep, Math.round(f * stride));
       const t0 = performance.now();
@@ -541,6 +543,8 @@
       JSON.stringify(stored.key) === JSON.stringify(meta.key);
     const old = pathIndices(gd);
     const fresh = valid && state.drawnRun !== stored.id;
+    // a redraw (e.g. the point marker moving) must not strand a playback
+    const wasPlaying = state.playing;
     state.playing = false;
     if (!valid) {
       state.runs = null; state.maxStep = 0;
@@ -568,6 +572,8 @@
       state.drawnRun = stored.id;
       state.step = 0;
       L.play();
+    } else if (wasPlaying) {
+      L.play();  // carry on from the current step
     } else {
       L.showStep(Math.min(state.step, state.maxStep) || state.maxStep);
     }
@@ -647,7 +653,13 @@
       },
       runs: function (stored) {
         state.latestRuns = stored;
-        setTimeout(function () { L.drawRuns(stored, null); }, 0);
+        // the landscape may be between two figures: try again until it is drawn
+        let tries = 0;
+        const attempt = function () {
+          if (state.latestRuns !== stored) return;  // newer runs took over
+          if (!L.drawRuns(stored, null) && tries++ < 200) setTimeout(attempt, 25);
+        };
+        setTimeout(attempt, 0);
         const max = stored && stored.runs && stored.runs.length
           ? Math.max.apply(null, stored.runs.map(function (r) { return r.params.length - 1; }))
           : 1;
