@@ -30,9 +30,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 import torch.nn.functional as F
-from sklearn.datasets import load_digits
 
 import lossmap.nn as lnn
+from demo._digits import digits
 from lossmap.nn import curvature as cv
 from lossmap.plot import (
     BlockTraceDisplay,
@@ -53,11 +53,6 @@ def _save(fig: plt.Figure, path: Path) -> Path:
     fig.savefig(path, dpi=DPI)
     plt.close(fig)
     return path
-
-
-def _data() -> tuple[torch.Tensor, torch.Tensor]:
-    x, y = load_digits(return_X_y=True)
-    return torch.tensor(x / 16.0, dtype=torch.float32), torch.tensor(y)
 
 
 def _model() -> torch.nn.Module:
@@ -92,7 +87,7 @@ def run(out: Path) -> list[tuple[Path, str]]:
 
 
 def _run(folder: Path) -> list[tuple[Path, str]]:
-    data = _data()
+    data = digits()
     files: list[tuple[Path, str]] = []
     t0 = time.perf_counter()
     runs = {lr: _train(lr, data) for lr in LRS}

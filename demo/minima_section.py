@@ -29,9 +29,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
-from sklearn.datasets import load_digits
 
 import lossmap.nn as lnn
+from demo._digits import digits, train_recorded
 from lossmap.plot import BarrierDisplay, CurvePlaneDisplay, EmbeddingDisplay
 
 DPI = 110
@@ -48,34 +48,14 @@ def _save(fig: plt.Figure, path: Path) -> Path:
     return path
 
 
-def _data() -> tuple[torch.Tensor, torch.Tensor]:
-    x, y = load_digits(return_X_y=True)
-    return torch.tensor(x / 16.0, dtype=torch.float32), torch.tensor(y)
-
-
 def _train(seed: int, data: tuple[torch.Tensor, torch.Tensor]) -> tuple:
     """Mini-batch SGD with momentum from ``seed``; snapshots every few steps."""
-    x, y = data
     torch.manual_seed(seed)
     net = torch.nn.Sequential(
         torch.nn.Linear(64, 32), torch.nn.ReLU(), torch.nn.Linear(32, 10)
     )
-    gen = torch.Generator().manual_seed(seed)
-    opt = torch.optim.SGD(net.parameters(), lr=0.05, momentum=0.9)
     rec = lnn.Recorder(net, every=RECORD_EVERY)
-    step = 0
-    rec(step)
-    for _ in range(EPOCHS):
-        order = torch.randperm(len(x), generator=gen)
-        for i in range(0, len(x), 64):
-            idx = order[i : i + 64]
-            opt.zero_grad()
-            torch.nn.functional.cross_entropy(net(x[idx]), y[idx]).backward()
-            opt.step()
-            step += 1
-            rec(step)
-    rec.record(step, force=True)
-    return net, rec.recording()
+    return net, train_recorded(net, data, rec, epochs=EPOCHS, seed=seed)
 
 
 def run(out: Path) -> list[tuple[Path, str]]:
@@ -84,7 +64,7 @@ def run(out: Path) -> list[tuple[Path, str]]:
     if folder.exists():
         shutil.rmtree(folder)  # a fresh run: stores refuse other settings
     folder.mkdir(parents=True)
-    data = _data()
+    data = digits()
     loss_fn = torch.nn.functional.cross_entropy
     written: list[tuple[Path, str]] = []
     t0 = time.perf_counter()

@@ -33,6 +33,7 @@ from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
 import lossmap.nn as lnn
+from demo._digits import train_recorded
 from lossmap import io
 from lossmap.plot import (
     LineDisplay,
@@ -79,27 +80,18 @@ def train(
     """Plain mini-batch SGD with momentum; the Recorder sits in the loop."""
     from rich.progress import Progress
 
-    x, y = data
-    gen = torch.Generator().manual_seed(SEED)
-    opt = torch.optim.SGD(net.parameters(), lr=0.05, momentum=0.9)
+    batches = (len(data[0]) + 63) // 64
     rec = lnn.Recorder(net, every=RECORD_EVERY, store=store)
-    rec(0)  # the initial weights
-    step = 0
-    batches = (len(x) + 63) // 64
     with Progress(transient=False) as bar:
         task = bar.add_task("training the MLP", total=EPOCHS * batches)
-        for _ in range(EPOCHS):
-            order = torch.randperm(len(x), generator=gen)
-            for i in range(0, len(x), 64):
-                idx = order[i : i + 64]
-                opt.zero_grad()
-                torch.nn.functional.cross_entropy(net(x[idx]), y[idx]).backward()
-                opt.step()
-                step += 1
-                rec(step)
-                bar.advance(task)
-    rec.record(step, force=True)  # the final weights
-    return rec.recording()
+        return train_recorded(
+            net,
+            data,
+            rec,
+            epochs=EPOCHS,
+            seed=SEED,
+            on_step=lambda: bar.advance(task),
+        )
 
 
 def run(out: Path) -> list[tuple[Path, str]]:
