@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -49,6 +50,15 @@ def finish_job(proc: subprocess.Popen, timeout: float = 300) -> str:
 def job():
     """``job.start(store, slow)`` / ``job.finish(proc)``: the subprocess helpers."""
     return SimpleNamespace(start=start_job, finish=finish_job)
+
+
+@pytest.fixture
+def job_module():
+    """``job.py`` imported as a module (its ``run``, settings and reference)."""
+    spec = importlib.util.spec_from_file_location("lossmap_fault_job", JOB)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture

@@ -4,9 +4,7 @@ rerun of the same call, after which the store equals the undamaged one."""
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,14 +14,6 @@ pytest.importorskip("zarr")
 
 from lossmap.cli import main
 from lossmap.io import ChunkError, GridStore, load
-
-
-def _job():
-    path = Path(__file__).with_name("job.py")
-    spec = importlib.util.spec_from_file_location("lossmap_fault_job", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _file(store, field, idx):
@@ -39,8 +29,10 @@ DAMAGE = {
 
 
 @pytest.mark.slow
-def test_damaged_chunks_are_named_listed_and_recomputed(tmp_path, capsys, record):
-    job = _job()
+def test_damaged_chunks_are_named_listed_and_recomputed(
+    tmp_path, capsys, record, job_module
+):
+    job = job_module
     clean = job.run(tmp_path / "clean.zarr")
     store = tmp_path / "p.zarr"
     shutil.copytree(tmp_path / "clean.zarr", store)
@@ -102,8 +94,10 @@ def test_damaged_chunks_are_named_listed_and_recomputed(tmp_path, capsys, record
 
 
 @pytest.mark.slow
-def test_every_single_bit_flip_of_a_real_chunk_is_detected(tmp_path, record):
-    job = _job()
+def test_every_single_bit_flip_of_a_real_chunk_is_detected(
+    tmp_path, record, job_module
+):
+    job = job_module
     job.run(tmp_path / "p.zarr")
     gs = GridStore.attach(tmp_path / "p.zarr")
     totals = {}

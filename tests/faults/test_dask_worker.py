@@ -3,12 +3,10 @@ is identical to the last bit, and the local cluster is back to full size."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import signal
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,14 +19,6 @@ from lossmap.distributed import dask_executor
 from lossmap.io import GridStore
 
 
-def _job():
-    path = Path(__file__).with_name("job.py")
-    spec = importlib.util.spec_from_file_location("lossmap_fault_job", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def _done(store):
     folder = store / "__digests__"
     return (
@@ -39,8 +29,8 @@ def _done(store):
 
 
 @pytest.mark.slow
-def test_killed_worker_run_completes_identically(tmp_path, record):
-    job = _job()
+def test_killed_worker_run_completes_identically(tmp_path, record, job_module):
+    job = job_module
     here = job.run(tmp_path / "here.zarr")
     with dask_executor(n_workers=2) as ex:
         client = ex._client

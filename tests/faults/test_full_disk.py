@@ -7,10 +7,8 @@ Needs root to mount a small tmpfs; skipped otherwise, with the reason."""
 from __future__ import annotations
 
 import errno
-import importlib.util
 import os
 import subprocess
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,14 +17,6 @@ pytest.importorskip("torch")
 pytest.importorskip("zarr")
 
 from lossmap.io import GridStore
-
-
-def _job():
-    path = Path(__file__).with_name("job.py")
-    spec = importlib.util.spec_from_file_location("lossmap_fault_job", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture
@@ -49,8 +39,10 @@ def small_disk(tmp_path):
 
 
 @pytest.mark.slow
-def test_full_disk_leaves_a_consistent_store_that_resumes(tmp_path, small_disk, record):
-    job = _job()
+def test_full_disk_leaves_a_consistent_store_that_resumes(
+    tmp_path, small_disk, record, job_module
+):
+    job = job_module
     clean = job.run(tmp_path / "clean.zarr")
     store = small_disk / "p.zarr"
     with pytest.raises(OSError) as info:
