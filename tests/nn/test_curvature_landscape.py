@@ -33,13 +33,7 @@ from lossmap.nn.curvature import (
 from lossmap.nn.directions import random_plane
 from lossmap.nn.trajectory import Recording
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def net(seed=0):

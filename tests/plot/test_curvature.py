@@ -10,14 +10,7 @@ import torch.nn.functional as F
 from lossmap.nn import hessian
 from lossmap.plot import SpectrumDisplay
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny products: one thread avoids thread-pool contention on a busy CPU."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_spectrum_display_artists(pyplot):
