@@ -39,7 +39,8 @@ def test_expm1_tanh_special_values():
     got = _split.expm1_tanh(x)
     assert torch.isnan(got[0])
     assert got[1:3].tolist() == [1.0, -1.0]
-    assert got[3].item() == 0.0 and torch.signbit(got[3])
+    assert got[3].item() == 0.0
+    assert torch.signbit(got[3])
     assert got[4:].tolist() == [1.0, -1.0]
 
 
@@ -85,8 +86,15 @@ def test_plane_with_either_form_matches_loading_the_weights(form, dtype, strateg
     for value in ("torch", "expm1"):
         form(value)
         surfaces[value] = lnn.plane(
-            net, F.cross_entropy, (x, y), d, steps=5, progress=False,
-            dtype=dtype, strategy=strategy, batch_size=10,
+            net,
+            F.cross_entropy,
+            (x, y),
+            d,
+            steps=5,
+            progress=False,
+            dtype=dtype,
+            strategy=strategy,
+            batch_size=10,
         )
     split = surfaces["expm1"].metadata["engine"]["split"]
     assert split["tanh"].startswith("expm1 form (3 calls")

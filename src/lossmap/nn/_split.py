@@ -170,9 +170,7 @@ def tanh_form() -> str:
     if forced in ("torch", "expm1"):
         return forced
     if forced:
-        raise ValueError(
-            f"{_TANH_ENV} must be 'torch' or 'expm1', got {forced!r}"
-        )
+        raise ValueError(f"{_TANH_ENV} must be 'torch' or 'expm1', got {forced!r}")
     mkl = torch.backends.mkl.is_available()
     return "expm1" if mkl and _cpu.cpu_info().vendor != "GenuineIntel" else "torch"
 
