@@ -240,3 +240,25 @@ def test_evaluate_params_matches_loading_the_weights():
         out = ref(x)
     assert got["loss"] == pytest.approx(float(F.cross_entropy(out, y)), rel=1e-5)
     assert got["accuracy"] == pytest.approx(float((out.argmax(1) == y).float().mean()))
+
+
+def test_convolutional_tiles_are_sized_by_their_largest_activation(monkeypatch):
+    from lossmap.nn import engine
+
+    net = _prepared(cnn, "cnn")
+    x, y = _data("cnn", n=60)
+    d1, d2 = lnn.random_plane(net, seed=3)
+    # the largest activation is the first convolution's: 4·8·8 floats a row
+    monkeypatch.setattr(engine, "TILE_ACTIVATION_BYTES", 4 * 8 * 8 * 4 * 11)
+    auto = lnn.plane(net, F.cross_entropy, (x, y), (d1, d2), steps=3, progress=False)
+    assert auto.metadata["engine"]["tile_rows"] == 11
+    monkeypatch.setattr(engine, "TILE_ACTIVATION_BYTES", 1)
+    tiny = lnn.plane(net, F.cross_entropy, (x, y), (d1, d2), steps=3, progress=False)
+    assert tiny.metadata["engine"]["tile_rows"] == engine.MIN_TILE_ROWS
+    given = lnn.plane(
+        net, F.cross_entropy, (x, y), (d1, d2), steps=3, progress=False, batch_size=7
+    )
+    assert given.metadata["engine"]["tile_rows"] == 7
+    ref = reference(net, d1, d2, auto.coords("alpha"), auto.coords("beta"), x, y)
+    for s in (auto, tiny, given):
+        np.testing.assert_allclose(s.loss, ref, rtol=1e-5, atol=1e-6)
