@@ -262,3 +262,44 @@ def test_convolutional_tiles_are_sized_by_their_largest_activation(monkeypatch):
     ref = reference(net, d1, d2, auto.coords("alpha"), auto.coords("beta"), x, y)
     for s in (auto, tiny, given):
         np.testing.assert_allclose(s.loss, ref, rtol=1e-5, atol=1e-6)
+
+
+class Residual(torch.nn.Module):
+    """relu on a value that is used again (must not be made in-place)."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc1 = torch.nn.Linear(70, 16)
+        self.fc2 = torch.nn.Linear(16, 16)
+        self.out = torch.nn.Linear(16, 3)
+
+    def forward(self, x):
+        h = self.fc1(x)
+        g = torch.relu(h) + h  # h has two users
+        k = self.fc2(g)
+        return self.out(torch.nn.functional.relu(k))  # k is fresh: in-place
+
+
+@pytest.mark.parametrize("strategy", ["vmap", "loop"])
+def test_in_place_relu_only_where_nothing_else_reads_its_input(strategy):
+    from lossmap.nn import _split
+
+    torch.manual_seed(0)
+    net = Residual()
+    split = _split.build_split(net, {n for n, _ in net.named_parameters()})
+    inplace = [n for n in split.rest.graph.nodes if n.target is torch.relu_]
+    assert [n.args[0].target for n in inplace] == ["fc2"]
+    x, y = _data("mlp")
+    d1, d2 = lnn.random_plane(net, seed=5)
+    s = lnn.plane(
+        net,
+        F.cross_entropy,
+        (x, y),
+        (d1, d2),
+        steps=4,
+        progress=False,
+        strategy=strategy,
+        batch_size=9,
+    )
+    ref = reference(net, d1, d2, s.coords("alpha"), s.coords("beta"), x, y)
+    np.testing.assert_allclose(s.loss, ref, rtol=1e-5, atol=1e-6)

@@ -252,6 +252,18 @@ class Evaluator:
             n: torch.stack([d[n] for d in self.dirs])
             for n in sorted(self.moved & run_params)
         }
+        self._buffers: dict[tuple, torch.Tensor] = {}
+        self._lowp_names = (
+            {
+                f"{path}.{leaf}" if path else leaf
+                for path, mod in runner.named_modules()
+                if isinstance(mod, nn.Linear | nn.modules.conv._ConvNd)
+                for leaf, _ in mod.named_parameters(recurse=False)
+            }
+            if self.spec.precision == "bf16"
+            else set()
+        )
+        self._fixed_lowp: dict[str, torch.Tensor] | None = None
         self.strategy = "loop" if plain else self._choose_strategy(run_params)
         self.points_per_pass = self._points_per_pass() if self.strategy == "vmap" else 1
 
@@ -371,23 +383,29 @@ class Evaluator:
         moved: dict[str, torch.Tensor],
         t: int,
         scalars: list[float] | None = None,
+        fixed: dict[str, torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor, ...]:
         """``(sum, count)`` of every term and metric at one point on tile ``t``,
         flattened (vmappable)."""
         tile, value = self.tiles[t], self.values[t]
-        state = ({**self.fixed, **moved}, self.run_buffers)
+        fixed = self.fixed if fixed is None else fixed
+        state = ({**fixed, **moved}, self.run_buffers)
         if self.split is not None:
             frontier, aff = self.cached[t]
             args = [*frontier]
-            for y0, ys in aff:
-                if scalars is not None:  # one point: two fused passes
-                    acc = torch.add(y0, ys[0], alpha=scalars[0]) if self.m else y0
+            for layer, (y0, ys) in enumerate(aff):
+                if scalars is not None:  # one point: fused passes into a buffer
+                    acc = self._buffer(layer, y0)
+                    if self.m:
+                        torch.add(y0, ys[0], alpha=scalars[0], out=acc)
+                    else:
+                        acc.copy_(y0)
                     for j in range(1, self.m):
                         acc.add_(ys[j], alpha=scalars[j])
                 else:  # under vmap: one batched (k, m) @ (m, ...) product
                     acc = y0 + torch.tensordot(coef, ys, dims=1)
                 args.append(acc)
-            if moved or self.fixed or self.run_buffers:
+            if moved or fixed or self.run_buffers:
                 out = functional_call(self.runner, state, tuple(args))
             else:  # nothing left to load (e.g. a one-layer model, fully cached)
                 out = self.runner(*args)
@@ -397,6 +415,43 @@ class Evaluator:
             )
         parts = self.obj.read(out, tile, value)
         return tuple(v.reshape(()) for pair in parts for v in pair)
+
+    def _buffer(self, layer: int, like: torch.Tensor) -> torch.Tensor:
+        """A reused output buffer for affine layer ``layer``'s combination
+        (the per-point graph consumes it before the next point is computed)."""
+        key = (layer, tuple(like.shape))
+        buf = self._buffers.get(key)
+        if buf is None:
+            buf = self._buffers[key] = torch.empty_like(like)
+        return buf
+
+    def _point_weights(self, scalars: list[float]) -> dict[str, torch.Tensor]:
+        """Moved parameters at one point, ``θ₀ + Σ c_j d_j`` by scaled adds."""
+        out = {}
+        for n in self.stack:
+            w = self.center[n].clone()
+            for j, c in enumerate(scalars):
+                w.add_(self.dirs[j][n], alpha=c)
+            out[n] = w
+        return out
+
+    def _low_precision(
+        self, wts: dict[str, torch.Tensor]
+    ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """Under bfloat16 autocast: the weights of Linear and convolution layers
+        cast once per point (autocast would cast them again on every tile)."""
+        if not self._lowp_names or not torch.is_autocast_enabled(self.device.type):
+            return wts, self.fixed
+        if self._fixed_lowp is None:
+            self._fixed_lowp = {
+                n: t.to(torch.bfloat16) if n in self._lowp_names else t
+                for n, t in self.fixed.items()
+            }
+        cast = {
+            n: w.to(torch.bfloat16) if n in self._lowp_names else w
+            for n, w in wts.items()
+        }
+        return cast, self._fixed_lowp
 
     def _weights(self, coefs: torch.Tensor) -> dict[str, torch.Tensor]:
         """Moved parameters at each point, shape ``(k, *param_shape)``."""
@@ -428,7 +483,7 @@ class Evaluator:
         out = np.empty((len(self.tiles), self._n_values, k))
         for i in range(k):
             scalars = coefs[i].tolist()
-            wts = {n: w[0] for n, w in self._weights(coefs[i : i + 1]).items()}
+            wts = self._point_weights(scalars)
             if self.channels_last:
                 wts = {
                     n: (
@@ -440,8 +495,9 @@ class Evaluator:
                 }
             if self.bn_tiles is not None:
                 self._recompute_stats(wts)
+            wts, fixed = self._low_precision(wts)
             for t in tiles:
-                res = self._point(coefs[i], wts, t, scalars)
+                res = self._point(coefs[i], wts, t, scalars, fixed)
                 out[t, :, i] = torch.stack(res).detach().double().cpu().numpy()
         return out
 
