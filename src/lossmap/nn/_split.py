@@ -235,6 +235,24 @@ def _rewrite_tanh(gm: fx.GraphModule) -> int:
     return count
 
 
+def rewrite(model: nn.Module) -> tuple[fx.GraphModule, dict] | None:
+    """``model`` traced with the per-point rewrites (in-place ``relu`` on fresh
+    values, ``tanh`` in its fast form where that applies), or None when it
+    cannot be traced or nothing changes. For models with nothing to cache."""
+    try:
+        gm = trace(model)
+    except Exception:
+        return None
+    tanh = _rewrite_tanh(gm) if tanh_form() == "expm1" else 0
+    relu = _relu_in_place(gm)
+    if not (tanh or relu):
+        return None
+    info = {"in_place_relu": relu}
+    if tanh:
+        info["tanh"] = f"expm1 form ({tanh} calls; {_TANH_ENV})"
+    return gm, info
+
+
 @dataclass
 class Split:
     """A model cut at the frontier of values constant along the plane.

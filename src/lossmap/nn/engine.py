@@ -43,7 +43,13 @@ from torch import nn
 from torch.func import functional_call, vmap
 
 from lossmap.nn import _bn
-from lossmap.nn._split import Split, affine_parts, build_split, forward_passes
+from lossmap.nn._split import (
+    Split,
+    affine_parts,
+    build_split,
+    forward_passes,
+    rewrite,
+)
 from lossmap.nn.batch import ROWS_IMAGES, Batch, Data, Objective, tolerance
 
 STRATEGIES = ("auto", "vmap", "loop")
@@ -239,6 +245,11 @@ class Evaluator:
         if not plain and self.spec.bn != "recompute" and self.single:
             self._try_split()
         runner = self.split.rest if self.split is not None else self.work
+        self.rewritten: dict | None = None
+        if self.split is None and not plain:
+            found = rewrite(self.work)
+            if found is not None:
+                runner, self.rewritten = found
         self.runner = runner
         run_params = {n for n, _ in runner.named_parameters()}
         run_buffers = {n for n, _ in runner.named_buffers()}
@@ -287,7 +298,11 @@ class Evaluator:
                         raise
                     self.strategy, self.points_per_pass = "loop", 1
                     self.fallback = f"vmap failed: {type(exc).__name__}: {exc}"[:300]
-            if self.split is None and self.strategy != "vmap":
+            if (
+                self.split is None
+                and self.rewritten is None
+                and self.strategy != "vmap"
+            ):
                 return
             reason = None
             try:
@@ -597,6 +612,8 @@ class Evaluator:
             "channels_last": self.channels_last,
             "split": self.split.describe() if self.split is not None else None,
         }
+        if self.rewritten:
+            info["rewritten"] = self.rewritten
         if self.fallback:
             info["fallback"] = self.fallback
         return info
