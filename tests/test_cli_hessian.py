@@ -90,7 +90,9 @@ def test_top_and_bottom_against_the_dense_hessian_json_and_report(work, capsys):
     ]
     assert r["selection"] == {"given": None, "sizes": [32, 8, 24, 3], "bn": "eval"}
     assert r["samples"] == 64
-    assert r["loss"] == pytest.approx(float(F.cross_entropy(model(x), y).detach()), rel=1e-5)
+    assert r["loss"] == pytest.approx(
+        float(F.cross_entropy(model(x), y).detach()), rel=1e-5
+    )
     assert r["lanczos"]["products"] == r["products"] > r["lanczos"]["iterations"]
     assert "trace" not in r
     assert "density" not in r
@@ -171,6 +173,19 @@ def test_fisher_infers_the_likelihood_of_cross_entropy(work, capsys):
     ref = C.FisherOperator(model, F.cross_entropy, (x, y), seed=3)  # same draws
     lam = np.linalg.eigvalsh(ref.dense().double().numpy())
     np.testing.assert_allclose(r["eigenvalues"], lam[::-1][:2], rtol=1e-4)
+    # a loss of the user's own: --likelihood says what it is
+    argv += ["--loss", "nets.py:ce_interrupted", "--likelihood", "categorical"]
+    _run(
+        [*argv, "--fisher-samples", "2", "--top", "1", *QUICK, "--out", "u.json"],
+        capsys,
+    )
+    r = json.loads((work / "u.json").read_text())
+    assert r["likelihood"] == "categorical"
+    assert r["fisher_samples"] == 2
+    ref = C.FisherOperator(model, F.cross_entropy, (x, y), samples=2, seed=0)
+    top = np.linalg.eigvalsh(ref.dense().double().numpy())[-1]
+    assert r["eigenvalues"][0] == pytest.approx(top, rel=1e-4)
+    assert abs(top - lam[-1]) > 1e-4  # other draws, another matrix
 
 
 def test_trace_hutchinson_with_target_se_and_hutchpp(work, capsys):

@@ -694,6 +694,12 @@ def do_hessian(s: dict[str, Any]) -> dict[str, Any]:
     )
     seed = o["seed"]
     top, bottom = min(o["top"], op.dim), min(o["bottom"], op.dim)
+    for name in ("top", "bottom"):
+        if o[name] > op.dim:
+            typer.echo(
+                f"--{name} {o[name]} is more than the {op.dim} parameter values: "
+                f"{op.dim} eigenvalues"
+            )
     result: dict[str, Any] = {
         "kind": "nn.hessian",
         "matrix": o["matrix"],
@@ -768,7 +774,9 @@ def do_hessian(s: dict[str, Any]) -> dict[str, Any]:
         with progress(
             o["density_probes"] * m, "spectral density", unit="products"
         ) as op.advance:
-            dens = C.slq(op, iterations=m, probes=o["density_probes"], seed=seed)
+            dens = C.slq(
+                op, iterations=max(2, m), probes=o["density_probes"], seed=seed
+            )
         spread = dens.spread
         result["density"] = {
             "grid": dens.grid.tolist(),
@@ -951,7 +959,14 @@ def hessian(
     loss: Loss = "cross_entropy",
     weights: Weights = None,
     weights_key: WeightsKey = None,
-    params: Params = None,
+    params: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Parameters the matrix is taken over (the others stay fixed): "
+            "names, module names or glob patterns, repeat or comma-join (default: "
+            "every parameter)."
+        ),
+    ] = None,
     bn: Bn = "eval",
     call: Call = None,
     targets: Targets = None,
@@ -980,8 +995,8 @@ def hessian(
     bottom: Annotated[
         int,
         typer.Option(
-            help="How many smallest eigenvalues (most negative: a saddle's escape "
-            "directions); same Lanczos run as --top."
+            help="How many smallest eigenvalues (0: none; the most negative are "
+            "a saddle's escape directions); same Lanczos run as --top."
         ),
     ] = 0,
     tol: Annotated[
@@ -993,7 +1008,10 @@ def hessian(
     ] = None,
     max_iter: Annotated[
         int | None,
-        typer.Option(help="Most Lanczos steps (default min(dim, max(300, 10k)))."),
+        typer.Option(
+            help="Most Lanczos steps (default: min(dim, max(300, 10 × the "
+            "eigenvalues asked for)))."
+        ),
     ] = None,
     probes: Annotated[
         int,
