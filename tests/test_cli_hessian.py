@@ -141,7 +141,7 @@ def test_ggn_against_the_librarys_ggn(work, capsys):
     np.testing.assert_allclose(r["eigenvalues"], lam[::-1][:2], rtol=1e-4)
     # positive semi-definite: the smallest is 0 up to the tolerance
     assert abs(r["bottom"]["eigenvalues"][0] - lam[0]) <= r["lanczos"]["tolerance"]
-    assert "matrix: ggn (generalised Gauss-Newton)" in out
+    assert "matrix: ggn (generalised Gauss-Newton) over 67 parameter values" in out
     # not the Hessian: at a trained point the two differ
     H = np.linalg.eigvalsh(_dense_hessian(model, x, y))
     assert abs(H[-1] - lam[-1]) > 1e-3
@@ -208,11 +208,17 @@ def test_trace_hutchinson_with_target_se_and_hutchpp(work, capsys):
     assert abs(tr["value"] - exact) < 4 * tr["stderr"]
     assert f"± {tr['stderr']:.3g} (hutchinson, {tr['probes']} probes" in out
 
-    # Hutch++ (67 parameters: a sketch of 32, the remainder by 20 probes)
-    out = _run([*common, "--trace-method", "hutchpp", "--probes", "20"], capsys)
-    api = C.hutchpp(op, probes=20)
+    # Hutch++ (67 parameters: a sketch of 32, the remainder by 20 probes); a
+    # target it cannot reach in 20 probes is said so, also by the report
+    argv = [*common, "--trace-method", "hutchpp", "--probes", "20"]
+    out = _run([*argv, "--target-se", "1e-6", "--out", "pp.json"], capsys)
+    api = C.hutchpp(op, probes=20, target_se=1e-6)
     assert f"trace: {api.value:.6g} ± {api.stderr:.3g} (hutch++, 20 probes" in out
     assert abs(api.value - exact) < 4 * api.stderr
+    assert "is above --target-se 1e-06 after the most probes (20)" in out
+    assert json.loads((work / "pp.json").read_text())["trace"]["target_met"] is False
+    assert main(["report", "pp.json", "--out", "pp.html"]) == 0
+    assert "the target ± 1e-06 was not reached" in (work / "pp.html").read_text()
 
 
 def test_blocks_per_module_against_the_dense_blocks(work, capsys):
@@ -285,6 +291,7 @@ def test_tol_and_max_iter_reach_lanczos_and_unconverged_pairs_say_so(work, capsy
     assert short["lanczos"]["max_iter"] == 4
     assert False in short["converged"]
     assert "NOT converged" in out
+    assert "some pairs did not converge: raise --max-iter" in out
 
 
 def test_experiment_file_takes_the_same_keys(work, capsys):

@@ -513,7 +513,7 @@ MATRIX_WORDS = {
     "hessian": "Hessian",
     "ggn": "generalised Gauss-Newton",
     "empirical_fisher": "empirical Fisher",
-    "fisher": "Fisher (Monte Carlo)",
+    "fisher": "Monte-Carlo Fisher",
 }
 
 
@@ -721,7 +721,8 @@ def do_hessian(s: dict[str, Any]) -> dict[str, Any]:
     word = MATRIX_WORDS.get(o["matrix"], o["matrix"])
     typer.echo(
         f"matrix: {o['matrix']} ({word}) over {op.dim} parameter values in "
-        f"{len(op.names)} tensors, {op.n_samples} samples, loss {op.loss():.6g}"
+        f"{len(op.names)} tensor{'s' if len(op.names) > 1 else ''}, "
+        f"{op.n_samples} samples, loss {op.loss():.6g}"
     )
     wanted = {k: n for k, n in (("largest", top), ("smallest", bottom)) if n}
     if wanted:
@@ -754,6 +755,10 @@ def do_hessian(s: dict[str, Any]) -> dict[str, Any]:
             f"residual tolerance {any_eig.tolerance:.3g} "
             f"(tol {result['lanczos']['tol']:.3g} × ‖M‖ ≈ {any_eig.norm:.4g})"
         )
+        if not all(e.converged for e in edges.values()):
+            typer.echo(
+                "  some pairs did not converge: raise --max-iter, or loosen --tol"
+            )
     else:
         result["eigenvalues"] = []
     if o["probes"] >= 2:

@@ -293,7 +293,7 @@ _MATRIX_WORDS = {
     "hessian": "Hessian",
     "ggn": "generalised Gauss-Newton matrix",
     "empirical_fisher": "empirical Fisher",
-    "fisher": "Fisher (Monte Carlo)",
+    "fisher": "Monte-Carlo Fisher",
 }
 
 
@@ -326,12 +326,15 @@ def _trace_words(tr: Mapping[str, Any]) -> str:
         )
     if tr.get("products") is not None:
         text += f", {tr['products']} products"
+    if tr.get("target_met") is False:
+        text += f"; the target ± {tr['target_se']:.2g} was not reached"
     return text + ")."
 
 
 def _spectrum_words(result: Mapping[str, Any]) -> list[str]:
+    matrix = _matrix_words(result)
     lines = [
-        f"{_matrix_words(result)} of the loss with respect to "
+        f"{matrix[:1].upper() + matrix[1:]} of the loss with respect to "
         f"{result.get('dim', '?')} parameter values ({len(result.get('params') or [])} "
         "tensors)."
     ]
@@ -356,7 +359,8 @@ def _spectrum_words(result: Mapping[str, Any]) -> list[str]:
         for name, b in blocks["items"].items():
             top = (b.get("top") or {}).get("eigenvalues") or []
             lam = f"λmax {top[0]:.4g}, " if top else ""
-            parts.append(f"{name}: {lam}{_trace_words(b['trace'])[:-1].lower()}")
+            trace = _trace_words(b["trace"])[:-1].replace("Trace", "trace", 1)
+            parts.append(f"{name}: {lam}{trace}")
         lines.append(f"Per {blocks.get('by', 'block')}: " + "; ".join(parts) + ".")
     if result.get("products") is not None:
         lines.append(f"{result['products']} matrix-vector products in all.")
