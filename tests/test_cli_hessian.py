@@ -425,3 +425,47 @@ def test_help_lists_the_librarys_names(capsys):
         assert name in text, name
     for option in ["--matrix", "--bottom", "--tol", "--trace-method", "--target-se"]:
         assert option in text
+
+
+def test_through_typers_cli_runner(work):
+    from typer.testing import CliRunner
+
+    from lossmap.cli import app
+
+    runner = CliRunner()
+    argv = ["hessian", *BASE, "--params", "2.*", "--matrix", "ggn", "--top", "1"]
+    result = runner.invoke(app, [*argv, *QUICK, "--bottom", "1", "--out", "c.json"])
+    assert result.exit_code == 0, result.output
+    assert "matrix: ggn (generalised Gauss-Newton) over 27 parameter values" in (
+        result.output
+    )
+    assert "bottom eigenvalues: " in result.output
+    assert json.loads((work / "c.json").read_text())["matrix"] == "ggn"
+    bad = runner.invoke(app, ["hessian", *BASE, "--bottom", "-1"])
+    assert isinstance(bad.exception, ValueError)
+    assert str(bad.exception) == "`--bottom` must be >= 0, got -1"
+
+
+def test_from_a_shell_as_a_user_would(work):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": str(_net.SRC), "LOSSMAP_PROGRESS": "off"}
+    argv = [sys.executable, "-m", "lossmap", "hessian", *BASE, "--top", "2"]
+    done = subprocess.run(
+        [*argv, "--trace-method", "hutchpp", "--probes", "16", "--no-density"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "top eigenvalues: " in done.stdout
+    assert "(hutch++, 16 probes" in done.stdout
+    bad = subprocess.run(
+        [*argv, "--matrix", "foo"], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert bad.returncode == 2
+    assert bad.stderr.startswith("error: `--matrix` must be one of")
+    assert "Traceback" not in bad.stderr
