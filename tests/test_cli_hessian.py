@@ -292,6 +292,16 @@ def test_tol_and_max_iter_reach_lanczos_and_unconverged_pairs_say_so(work, capsy
     assert False in short["converged"]
     assert "NOT converged" in out
     assert "some pairs did not converge: raise --max-iter" in out
+    # more steps than parameter values: the whole space, exact
+    out = _run(
+        [*argv, "--max-iter", "1000", "--tol", "1e-12", "--out", "a.json"], capsys
+    )
+    whole = json.loads((work / "a.json").read_text())
+    assert whole["lanczos"]["max_iter"] == 67  # capped at the dimension
+    assert whole["lanczos"]["tol"] == 1e-12
+    assert whole["lanczos"]["tol_used"] == pytest.approx(100 * 2.0**-23)
+    assert whole["converged"] == [True] * 3
+    assert "--tol 1e-12 is below what torch.float32 products can resolve" in out
 
 
 def test_experiment_file_takes_the_same_keys(work, capsys):
@@ -350,6 +360,11 @@ def test_experiment_file_takes_the_same_keys(work, capsys):
         (["--target-se", "nan"], "`--target-se` must be finite, got nan"),
         (["--tol", "-1e-3"], "`--tol` must be > 0.0, got -0.001"),
         (["--max-iter", "0"], "`--max-iter` must be >= 1, got 0"),
+        (
+            ["--max-iter", "2", "--bottom", "3"],
+            "`--max-iter` must be at least the eigenvalues asked for at one end "
+            "(--top/--bottom, 5), got 2",
+        ),
         (["--probes", "1"], "`--probes` must be 0 (no trace) or >= 2"),
         (["--probes", "0", "--target-se", "0.1"], "`--target-se` needs a trace"),
         (

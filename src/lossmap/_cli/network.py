@@ -664,6 +664,7 @@ def _trace_words(tr: Any) -> str:
 
 def do_hessian(s: dict[str, Any]) -> dict[str, Any]:
     import json
+    import math
 
     import numpy as np
 
@@ -726,19 +727,31 @@ def do_hessian(s: dict[str, Any]) -> dict[str, Any]:
     )
     wanted = {k: n for k, n in (("largest", top), ("smallest", bottom)) if n}
     if wanted:
-        steps = o["max_iter"] or min(op.dim, max(300, 10 * max(wanted.values())))
+        kmax = max(wanted.values())
+        max_iter = o["max_iter"]
+        if max_iter is not None and max_iter < kmax:
+            raise ValueError(
+                f"`--max-iter` must be at least the eigenvalues asked for at one "
+                f"end (--top/--bottom, {kmax}), got {max_iter}"
+            )
+        if max_iter is not None:
+            max_iter = min(max_iter, op.dim)  # the whole space: exact
+        steps = max_iter or min(op.dim, max(300, 10 * kmax))
         with progress(steps, "Lanczos (at most)", unit="products") as op.advance:
             edges = C.lanczos_edges(
-                op, wanted, tol=o["tol"], max_iter=o["max_iter"], seed=seed
+                op, wanted, tol=o["tol"], max_iter=max_iter, seed=seed
             )
         any_eig = next(iter(edges.values()))
+        # relative tolerance in effect (the library keeps it >= 100 eps)
+        used = any_eig.tolerance / any_eig.norm if any_eig.norm > 0 else math.nan
         result["lanczos"] = {
             "tol": o["tol"] if o["tol"] is not None else C.default_tol(op.dtype),
+            "tol_used": None if math.isnan(used) else used,
             "tolerance": float(any_eig.tolerance),
             "norm": float(any_eig.norm),
             "iterations": int(any_eig.iterations),
             "restarts": int(any_eig.restarts),
-            "max_iter": o["max_iter"],
+            "max_iter": max_iter,
             "products": int(any_eig.products),
         }
         if "largest" in edges:
@@ -753,8 +766,13 @@ def do_hessian(s: dict[str, Any]) -> dict[str, Any]:
         typer.echo(
             f"Lanczos: {any_eig.iterations} steps, {any_eig.products} products, "
             f"residual tolerance {any_eig.tolerance:.3g} "
-            f"(tol {result['lanczos']['tol']:.3g} × ‖M‖ ≈ {any_eig.norm:.4g})"
+            f"(tol {used:.3g} × ‖M‖ ≈ {any_eig.norm:.4g})"
         )
+        if o["tol"] is not None and used > 1.01 * o["tol"]:
+            typer.echo(
+                f"  --tol {o['tol']:.3g} is below what {op.dtype} products can "
+                f"resolve; {used:.3g} is used"
+            )
         if not all(e.converged for e in edges.values()):
             typer.echo(
                 "  some pairs did not converge: raise --max-iter, or loosen --tol"
