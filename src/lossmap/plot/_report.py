@@ -230,7 +230,8 @@ def figures_for(
 
 
 def spectrum_figure(result: Mapping[str, Any]) -> Any:
-    """Eigenvalue density (stochastic Lanczos quadrature) and the top eigenvalues."""
+    """Eigenvalue density (stochastic Lanczos quadrature) and the extreme
+    eigenvalues."""
     import plotly.graph_objects as go
 
     fig = go.Figure()
@@ -260,9 +261,25 @@ def spectrum_figure(result: Mapping[str, Any]) -> Any:
             name="top eigenvalues (Lanczos)",
             hovertemplate="λ = %{x:.5g}<extra></extra>",
         )
+    low = (result.get("bottom") or {}).get("eigenvalues") or []
+    if low:
+        top = max(dens["density"]) if dens else 1.0
+        fig.add_scatter(
+            x=low,
+            y=[0.5 * top] * len(low),
+            mode="markers",
+            marker={
+                "symbol": "line-ns-open",
+                "size": 26,
+                "color": "#7b2cbf",
+                "line": {"width": 2},
+            },
+            name="bottom eigenvalues (Lanczos)",
+            hovertemplate="λ = %{x:.5g}<extra></extra>",
+        )
     fig.update_layout(
         template="plotly_white",
-        title={"text": "Hessian eigenvalue spectrum", "x": 0.02},
+        title={"text": f"{_matrix_words(result)} eigenvalue spectrum", "x": 0.02},
         xaxis={"title": {"text": "eigenvalue"}},
         yaxis={"title": {"text": "density"}, "rangemode": "tozero"},
         legend={"orientation": "h", "y": -0.2},
@@ -271,20 +288,82 @@ def spectrum_figure(result: Mapping[str, Any]) -> Any:
     return fig
 
 
+#: Curvature matrices of ``lossmap hessian --matrix``, in words.
+_MATRIX_WORDS = {
+    "hessian": "Hessian",
+    "ggn": "generalised Gauss-Newton matrix",
+    "empirical_fisher": "empirical Fisher",
+    "fisher": "Monte-Carlo Fisher",
+}
+
+
+def _matrix_words(result: Mapping[str, Any]) -> str:
+    matrix = result.get("matrix", "hessian")
+    return _MATRIX_WORDS.get(matrix, str(matrix))
+
+
+def _eigen_words(label: str, values: Any, converged: Any) -> str:
+    text = f"{label}: " + ", ".join(f"{v:.5g}" for v in values)
+    if converged is None:
+        return text + "."
+    bad = sum(not c for c in converged)
+    return text + (
+        " (all converged)."
+        if not bad
+        else f" ({bad} of {len(converged)} NOT converged)."
+    )
+
+
+def _trace_words(tr: Mapping[str, Any]) -> str:
+    method = tr.get("method", "hutchinson")
+    if method == "exact":
+        text = f"Trace {tr['value']:.5g} (exact"
+    else:
+        name = {"hutchinson": "Hutchinson", "hutch++": "Hutch++"}.get(method, method)
+        text = (
+            f"Trace {tr['value']:.5g} ± {tr['stderr']:.2g} ({name}, "
+            f"{tr['probes']} probes"
+        )
+    if tr.get("products") is not None:
+        text += f", {tr['products']} products"
+    if tr.get("target_met") is False:
+        text += f"; the target ± {tr['target_se']:.2g} was not reached"
+    return text + ")."
+
+
 def _spectrum_words(result: Mapping[str, Any]) -> list[str]:
+    matrix = _matrix_words(result)
     lines = [
-        f"Hessian of the loss with respect to {result.get('dim', '?')} parameter "
-        f"values ({len(result.get('params') or [])} tensors)."
+        f"{matrix[:1].upper() + matrix[1:]} of the loss with respect to "
+        f"{result.get('dim', '?')} parameter values ({len(result.get('params') or [])} "
+        "tensors)."
     ]
+    if result.get("likelihood"):
+        lines.append(f"Likelihood: {result['likelihood']}.")
     eig = result.get("eigenvalues")
     if eig:
-        lines.append("Top eigenvalues: " + ", ".join(f"{v:.5g}" for v in eig) + ".")
+        lines.append(_eigen_words("Top eigenvalues", eig, result.get("converged")))
+    bottom = result.get("bottom")
+    if bottom and bottom.get("eigenvalues"):
+        lines.append(
+            _eigen_words(
+                "Bottom eigenvalues", bottom["eigenvalues"], bottom.get("converged")
+            )
+        )
     tr = result.get("trace")
     if tr:
-        lines.append(
-            f"Trace {tr['value']:.5g} ± {tr['stderr']:.2g} (Hutchinson, "
-            f"{tr['probes']} probes)."
-        )
+        lines.append(_trace_words(tr))
+    blocks = result.get("blocks")
+    if blocks and blocks.get("items"):
+        parts = []
+        for name, b in blocks["items"].items():
+            top = (b.get("top") or {}).get("eigenvalues") or []
+            lam = f"λmax {top[0]:.4g}, " if top else ""
+            trace = _trace_words(b["trace"])[:-1].replace("Trace", "trace", 1)
+            parts.append(f"{name}: {lam}{trace}")
+        lines.append(f"Per {blocks.get('by', 'block')}: " + "; ".join(parts) + ".")
+    if result.get("products") is not None:
+        lines.append(f"{result['products']} matrix-vector products in all.")
     return lines
 
 
