@@ -264,7 +264,9 @@ def test_density_with_several_probes_and_their_spread(work, capsys):
     model, x, y = _model(work / "final.pt")
     op = C.HessianOperator(model, F.cross_entropy, (x, y))
     api = C.slq(op, iterations=20, probes=3, seed=1)
-    np.testing.assert_allclose(d["grid"], api.grid, rtol=1e-6)
+    # float32 products: the two runs agree to rounding, relative to the range
+    scale = float(np.ptp(api.grid))
+    np.testing.assert_allclose(d["grid"], api.grid, rtol=1e-5, atol=1e-6 * scale)
     np.testing.assert_allclose(d["density"], api.density, rtol=1e-5, atol=1e-8)
     np.testing.assert_allclose(d["spread"], api.spread, rtol=1e-5, atol=1e-8)
     assert d["probes"] == 3
