@@ -107,7 +107,7 @@ def w2() -> dict[str, Any]:
         span=1.0,
         ref_points=None if FULL else 21,
         ll_points=None if FULL else 7,
-        lossmap_steps=None if FULL else 9,
+        lossmap_steps=None if FULL else 15,
         dirs="random",
     )
 
@@ -336,7 +336,7 @@ def _diffs(surface: Any, values: dict) -> list[float]:
     return diffs
 
 
-REPS = {"W1": 3, "W2": 2, "W3": 5, "W1s": 4}
+REPS = {"W1": 2, "W2": 2, "W3": 5, "W1s": 4}
 #: Workloads also timed with ``precision="bf16"`` (key ``"lossmap_bf16"``)
 #: where this CPU computes bfloat16 natively; elsewhere the key records why not.
 BF16 = {"W1", "W2"}
