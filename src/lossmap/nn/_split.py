@@ -153,8 +153,8 @@ def expm1_tanh(x: torch.Tensor) -> torch.Tensor:
     a slow path: its CPU kernel calls MKL's vector maths, which on non-Intel
     CPUs runs about 5x slower than torch's own vectorised ``expm1``.
     """
-    e = torch.expm1(2.0 * torch.clamp(x, -_TANH_CLAMP, _TANH_CLAMP))
-    return e / (e + 2.0)
+    e = torch.expm1(torch.clamp(x, -_TANH_CLAMP, _TANH_CLAMP).mul_(2.0))
+    return e.div_(e + 2.0)  # both temporaries are fresh: in place
 
 
 @functools.lru_cache(maxsize=1)
