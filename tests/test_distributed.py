@@ -1,7 +1,10 @@
 """Dask executor: a plane computed on a 2-worker local cluster equals the
-in-process one."""
+in-process one; each call sends its evaluation spec once and releases it."""
 
 from __future__ import annotations
+
+import time
+from concurrent.futures import Executor, Future
 
 import numpy as np
 import pytest
@@ -11,6 +14,7 @@ pytest.importorskip("distributed")
 
 import lossmap.nn as lnn  # noqa: E402
 from lossmap.distributed import dask_executor  # noqa: E402
+from lossmap.nn import engine  # noqa: E402
 
 
 def _problem():
@@ -116,3 +120,138 @@ def test_temporary_tls_credentials_on_a_local_cluster():
         assert ex._client.scheduler.address.startswith("tls://127.0.0.1:")
         there = lnn.plane(net, loss_fn, data, dirs, executor=ex, **kw)
     np.testing.assert_allclose(there.loss, here.loss, rtol=1e-6, atol=1e-7)
+
+
+# ------------------------------------------- the spec goes once per call
+class _Inline(Executor):
+    """Runs each job at once, in this process: the same jobs (one per chunk,
+    one engine pass per chunk) as a cluster runs, without the transport."""
+
+    def submit(self, fn, /, *args, **kwargs):
+        future = Future()
+        future.set_result(fn(*args, **kwargs))
+        return future
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    with dask_executor(n_workers=2, threads_per_worker=1) as ex:
+        yield ex
+
+
+@pytest.fixture
+def spec_pickles(monkeypatch):
+    """Counts the times this process pickles an EngineSpec."""
+    count = {"n": 0}
+    original = engine.EngineSpec.__reduce_ex__
+
+    def counting(self, protocol):
+        count["n"] += 1
+        return original(self, protocol)
+
+    monkeypatch.setattr(engine.EngineSpec, "__reduce_ex__", counting)
+    return count
+
+
+def _plane(executor, chunk, **kw):
+    net, loss_fn, data = _problem()
+    dirs = lnn.random_plane(net, seed=4)
+    return lnn.plane(
+        net,
+        loss_fn,
+        data,
+        dirs,
+        span=0.8,
+        steps=9,
+        metrics="accuracy",
+        chunk=chunk,
+        executor=executor,
+        progress=False,
+        **kw,
+    )
+
+
+def _scheduler_keys(client):
+    return client.run_on_scheduler(
+        lambda dask_scheduler: [str(k) for k in dask_scheduler.tasks]
+    )
+
+
+def _wait_released(client, ex):
+    """Wait until the scheduler forgets every task (release is asynchronous)."""
+    deadline = time.monotonic() + 60
+    while _scheduler_keys(client) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return _scheduler_keys(client)
+
+
+@pytest.mark.slow
+def test_spec_is_sent_once_per_call_and_released(cluster, spec_pickles):
+    client = cluster._client
+    pickles = {}
+    for chunk in (9, 3, 1):  # 1, 9 and 81 chunk jobs
+        sent = cluster.specs_sent
+        spec_pickles["n"] = 0
+        _plane(cluster, chunk)
+        pickles[chunk] = spec_pickles["n"]
+        assert cluster.specs_sent == sent + 1
+        assert _wait_released(client, cluster) == []
+        assert cluster._specs == {}
+    # the client pickles the spec a fixed number of times per call (Dask
+    # serialises a graph twice on its way out), however many chunks
+    assert pickles[1] == pickles[3] == pickles[9] <= 2
+    # the count counts: Dask's plain executor pickles it for every job
+    spec_pickles["n"] = 0
+    _plane(cluster._inner, 3)
+    assert spec_pickles["n"] >= 9
+    assert _wait_released(client, cluster) == []
+
+
+@pytest.mark.slow
+def test_each_worker_builds_one_evaluator_per_call(cluster):
+    # defined here so that they travel to the workers by value
+    def count_evaluators():
+        from lossmap.nn import engine as eng
+
+        if not hasattr(eng, "_built"):
+            base = eng.Evaluator
+            eng._built = [0]
+
+            class Counting(base):
+                def __init__(self, spec):
+                    eng._built[0] += 1
+                    super().__init__(spec)
+
+            eng.Evaluator = Counting
+        eng._built[0] = 0
+
+    def evaluators_built():
+        from lossmap.nn import engine as eng
+
+        return eng._built[0]
+
+    client = cluster._client
+    _plane(cluster, 9)  # the workers import lossmap.nn.engine
+    client.run(count_evaluators)
+    _plane(cluster, 1)  # 81 jobs
+    built = client.run(evaluators_built)
+    assert len(built) == 2
+    assert all(n <= 1 for n in built.values()), built
+    assert sum(built.values()) >= 1
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("chunk", [1, 2, 4, 9])
+def test_cluster_surface_equals_in_process(cluster, chunk, one_torch_thread):
+    there = _plane(cluster, chunk)
+    # the same jobs in this process: identical to the last bit
+    inline = _plane(_Inline(), chunk)
+    # grouped into full engine passes (the default): equal up to rounding,
+    # since the number of points per vmap pass changes the summation
+    grouped = _plane(None, chunk)
+    for f in ("loss", "accuracy"):
+        np.testing.assert_array_equal(there.field(f), inline.field(f))
+        np.testing.assert_allclose(
+            there.field(f), grouped.field(f), rtol=1e-6, atol=1e-7
+        )
+    assert not np.isnan(there.loss).any()
