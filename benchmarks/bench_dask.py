@@ -29,6 +29,11 @@ idle, so the wall time per chunk can be split into the engine's own cost of
 smaller passes and the cost of dispatching a job. ``chunk_advice`` turns the
 figures into a rule for choosing chunk sizes.
 
+The dispatch floor: a tiny model (MLP 8-16-3, 96 samples) on a 16×16 grid in
+1, 16 and 256 chunks, in-process and on the cluster (interleaved), where the
+compute is negligible, so the slope is what Dask itself costs per chunk job
+(scheduling, the round trip, the client's bookkeeping and store-less write).
+
 Run: ``LOSSMAP_BENCH_THREADS=1 python -m benchmarks dask`` (about two minutes
 on a quiet machine).
 """
@@ -80,6 +85,56 @@ def _fit(rows: list[dict[str, Any]], key: str) -> dict[str, float]:
     return {
         "per_chunk_s": round(float(slope), 4),
         "intercept_s": round(float(intercept), 3),
+    }
+
+
+FLOOR_STEPS = 16
+FLOOR_CHUNKS = (16, 4, 1)
+
+
+def _floor(ex: Any) -> dict[str, Any]:
+    """Per-chunk cost of Dask with negligible compute (tiny model)."""
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(
+        torch.nn.Linear(8, 16), torch.nn.Tanh(), torch.nn.Linear(16, 3)
+    )
+    gen = torch.Generator().manual_seed(1)
+    xy = (torch.randn(96, 8, generator=gen), torch.randint(0, 3, (96,), generator=gen))
+    dirs = lnn.random_plane(net, seed=4)
+
+    def job(chunk: int, executor: Any):
+        def go() -> None:
+            lnn.plane(
+                net,
+                F.cross_entropy,
+                xy,
+                dirs,
+                steps=FLOOR_STEPS,
+                chunk=chunk,
+                executor=executor,
+                progress=False,
+            )
+
+        return go
+
+    fns = {
+        f"{m}/{c}": job(c, e)
+        for c in FLOOR_CHUNKS
+        for m, e in (("in_process", None), ("dask", ex))
+    }
+    times = interleaved(fns, ROUNDS)
+    rows = []
+    for c in FLOOR_CHUNKS:
+        row: dict[str, Any] = {"chunk": c, "n_chunks": (FLOOR_STEPS // c) ** 2}
+        for m in ("in_process", "dask"):
+            row[f"{m}_s"] = round(min(times[f"{m}/{c}"]), 4)
+        rows.append(row)
+    n, t = np.array([(r["n_chunks"], r["dask_s"]) for r in rows], dtype=float).T
+    slope = float(np.polyfit(n, t, 1)[0])
+    return {
+        "plane": f"MLP 8-16-3, 96 samples, {FLOOR_STEPS}x{FLOOR_STEPS}",
+        "runs": rows,
+        "dask_per_chunk_s": round(slope, 5),
     }
 
 
@@ -151,6 +206,7 @@ def run() -> dict[str, Any]:
         times = interleaved(fns, ROUNDS)
         dask_calls = ROUNDS * len(CHUNKS)
         specs_sent_per_call = (ex.specs_sent - specs_before) / dask_calls
+        floor = _floor(ex)
         _plane(model, xy, dirs, 1, ex)
         left = _released(ex._client)
         streams = {
@@ -203,6 +259,7 @@ def run() -> dict[str, Any]:
         "rounds": ROUNDS,
         "runs": rows,
         "fits_over_n_chunks": fits,
+        "dispatch_floor": floor,
         "task_streams": {m: {str(c): v for c, v in s.items()} for m, s in streams.items()},
         "cluster_startup_s": round(startup, 2),
         "payload_mib": round(payload / 2**20, 2),
