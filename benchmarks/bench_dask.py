@@ -34,12 +34,18 @@ The dispatch floor: a tiny model (MLP 8-16-3, 96 samples) on a 16×16 grid in
 compute is negligible, so the slope is what Dask itself costs per chunk job
 (scheduling, the round trip, the client's bookkeeping and store-less write).
 
+Worker against client: the same 81-point evaluation (one evaluator, built
+outside the timing) in this process, on a ``dask_executor`` worker, and on a
+worker with lossmap's earlier malloc setting (``MALLOC_TRIM_THRESHOLD_`` only,
+which turns glibc's sliding mmap threshold off), interleaved.
+
 Run: ``LOSSMAP_BENCH_THREADS=1 python -m benchmarks dask`` (about two minutes
 on a quiet machine).
 """
 
 from __future__ import annotations
 
+import os
 import pickle
 import statistics
 import time
@@ -138,6 +144,91 @@ def _floor(ex: Any) -> dict[str, Any]:
     }
 
 
+def _evaluate_s(spec: Any, coeffs: np.ndarray) -> float:
+    """Seconds of ``Evaluator.evaluate`` (set-up not timed); runs on workers."""
+    from lossmap.nn.engine import Evaluator
+
+    torch.set_num_threads(1)
+    with Evaluator(spec) as ev:
+        t0 = time.perf_counter()
+        ev.evaluate(coeffs)
+        return time.perf_counter() - t0
+
+
+def _malloc_env() -> list[str]:
+    return sorted(k for k in os.environ if k.startswith("MALLOC_"))
+
+
+def _worker_vs_here(model, xy, dirs, ex: Any) -> dict[str, Any]:
+    import dask
+    import distributed
+
+    from lossmap.nn._prepare import prepare
+    from lossmap.nn.options import Options
+
+    opts = Options.merge(None, {"progress": False}, caller="plane")
+    spec = prepare(model, F.cross_entropy, xy, dirs, 2, opts).spec
+    coeffs = np.random.default_rng(0).uniform(-1, 1, (STEPS**2, 2))
+    # the whole dict, so that none of dask_executor's settings leak in
+    trim_only = {
+        "MALLOC_TRIM_THRESHOLD_": 2**30,
+        **{f"{lib}_NUM_THREADS": 1 for lib in ("OMP", "MKL", "OPENBLAS")},
+    }
+    # Dask's nanny writes its pre-spawn variables into this process's
+    # environment too (dask_executor's among them), so take that one out
+    saved = os.environ.pop("MALLOC_MMAP_THRESHOLD_", None)
+    try:
+        with dask.config.set({"distributed.nanny.pre-spawn-environ": trim_only}):
+            old = distributed.LocalCluster(
+                n_workers=1,
+                threads_per_worker=1,
+                host="127.0.0.1",
+                dashboard_address="127.0.0.1:0",
+                silence_logs=40,
+            )
+    finally:
+        if saved is not None:
+            os.environ["MALLOC_MMAP_THRESHOLD_"] = saved
+    try:
+        with distributed.Client(old) as c_old:
+            env = c_old.run(_malloc_env)
+            assert list(env.values()) == [["MALLOC_TRIM_THRESHOLD_"]], env
+            c_new = ex._client
+            (worker,) = list(c_new.scheduler_info()["workers"])[:1]
+            held = {"worker": c_new.scatter(spec, workers=[worker])}
+            held["worker_trim_only"] = c_old.scatter(spec)
+            clients = {"worker": c_new, "worker_trim_only": c_old}
+
+            def on(name: str):
+                def go() -> None:
+                    c = clients[name]
+                    kw = {"workers": [worker]} if name == "worker" else {}
+                    c.submit(_evaluate_s, held[name], coeffs, pure=False, **kw).result()
+
+                return go
+
+            for name in clients:  # warm-up
+                on(name)()
+            _evaluate_s(spec, coeffs)
+            fns = {
+                "in_process": lambda: _evaluate_s(spec, coeffs),
+                **{n: on(n) for n in clients},
+            }
+            times = interleaved(fns, ROUNDS)
+    finally:
+        old.close()
+    med = {k: statistics.median(v) for k, v in times.items()}
+    return {
+        "points": STEPS**2,
+        "evaluate_s": {k: [round(t, 3) for t in v] for k, v in times.items()},
+        "median_s": {k: round(v, 3) for k, v in med.items()},
+        "worker_over_in_process": round(med["worker"] / med["in_process"], 2),
+        "trim_only_over_in_process": round(
+            med["worker_trim_only"] / med["in_process"], 2
+        ),
+    }
+
+
 def _task_stream(client: Any, fn) -> dict[str, float]:
     """Seconds the workers spent per action on ``run_chunk`` jobs during ``fn``,
     and the seconds they sat idle (2 workers × wall − compute)."""
@@ -154,7 +245,9 @@ def _task_stream(client: Any, fn) -> dict[str, float]:
             continue
         jobs += 1
         for ss in task["startstops"]:
-            spent[ss["action"]] = spent.get(ss["action"], 0.0) + ss["stop"] - ss["start"]
+            spent[ss["action"]] = (
+                spent.get(ss["action"], 0.0) + ss["stop"] - ss["start"]
+            )
     out = {"jobs": jobs, "wall_s": round(wall, 3)}
     out.update({f"{k}_s": round(v, 3) for k, v in spent.items()})
     out["idle_s"] = round(2 * wall - spent.get("compute", 0.0), 3)
@@ -207,12 +300,14 @@ def run() -> dict[str, Any]:
         dask_calls = ROUNDS * len(CHUNKS)
         specs_sent_per_call = (ex.specs_sent - specs_before) / dask_calls
         floor = _floor(ex)
+        malloc = _worker_vs_here(model, xy, dirs, ex)
         _plane(model, xy, dirs, 1, ex)
         left = _released(ex._client)
         streams = {
             m: {
                 c: _task_stream(
-                    ex._client, lambda m=m, c=c: _plane(model, xy, dirs, c, executors[m])
+                    ex._client,
+                    lambda m=m, c=c: _plane(model, xy, dirs, c, executors[m]),
                 )
                 for c in CHUNKS
             }
@@ -260,7 +355,10 @@ def run() -> dict[str, Any]:
         "runs": rows,
         "fits_over_n_chunks": fits,
         "dispatch_floor": floor,
-        "task_streams": {m: {str(c): v for c, v in s.items()} for m, s in streams.items()},
+        "worker_vs_in_process": malloc,
+        "task_streams": {
+            m: {str(c): v for c, v in s.items()} for m, s in streams.items()
+        },
         "cluster_startup_s": round(startup, 2),
         "payload_mib": round(payload / 2**20, 2),
         "specs_sent_per_call": specs_sent_per_call,

@@ -23,6 +23,29 @@ Where chunks are written
     is the same to the last bit. If the client dies, rerunning the same call
     with the same store computes only the missing (or damaged) chunks.
 
+What travels
+    Each chunk is one job, ``run_chunk(spec, index, coeffs)``. The spec (the
+    model, data, centre and directions) goes to the cluster once per call, as
+    a task of its own whose result every job of the call takes; each worker
+    receives it once and builds its evaluator once, then reuses both for its
+    later chunks. When the call's last job is done the spec is released. If
+    every worker holding it dies, the scheduler computes the spec task again
+    (it keeps it, unlike data sent with ``Client.scatter``).
+
+Choosing a chunk size
+    ``chunk=`` is grid points per axis (a plane's chunk holds ``chunk²``
+    points). A chunk job costs a few milliseconds of the cluster's time
+    beyond its compute (about 6 ms of wall time per job on a 2-worker local
+    cluster, measured in ``benchmarks/README.md``, "Dask"; more across a
+    network), and each call pays once for sending the spec and building the
+    evaluators. With ``t_point`` the seconds per grid point on one worker
+    thread (time a small plane in-process with one torch thread) and
+    ``t_chunk`` the overhead per job, chunks of at least
+    ``10 · n_workers · t_chunk / t_point`` points keep the overhead under
+    about 10 %; keep also at least 4 chunks per worker (so all stay busy to
+    the end and a lost worker costs little) and, with a store, chunks of at
+    most a few minutes (a chunk is the unit of resumption).
+
 Security
     A local cluster listens on 127.0.0.1 only, and with ``dashboard=False`` (the
     default) no HTTP server is left listening at all. A Dask scheduler runs
@@ -66,6 +89,12 @@ __all__ = ["dask_executor"]
 # (64 KiB) makes every large tensor free/allocate a round trip to the kernel;
 # measured on a 4.7 M-parameter MLP it raised the time per chunk by ~25 %.
 _MALLOC_TRIM_THRESHOLD = 2**30
+# Setting any malloc threshold turns off glibc's sliding mmap threshold, so
+# every allocation above 128 KiB (each weight and activation tensor) became a
+# fresh mmap, page-faulted in and unmapped again: a worker evaluated a W1-like
+# plane 1.7-2x slower than the same evaluator in the client process. Fixed at
+# the ceiling the sliding threshold reaches by itself (32 MiB on 64-bit).
+_MALLOC_MMAP_THRESHOLD = 32 * 2**20
 
 
 def _hold(spec: Any) -> Any:
@@ -271,6 +300,9 @@ def dask_executor(
     environ = {
         "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": (
             _MALLOC_TRIM_THRESHOLD
+        ),
+        "distributed.nanny.pre-spawn-environ.MALLOC_MMAP_THRESHOLD_": (
+            _MALLOC_MMAP_THRESHOLD
         ),
         "distributed.nanny.pre-spawn-environ.OMP_NUM_THREADS": threads,
         "distributed.nanny.pre-spawn-environ.MKL_NUM_THREADS": threads,

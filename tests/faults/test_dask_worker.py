@@ -63,6 +63,17 @@ def test_killed_worker_run_completes_identically(tmp_path, record, job_module):
         np.testing.assert_allclose(result.field(f), here.field(f), rtol=1e-6)
     assert GridStore.attach(store).verify() == []
     record(
+        "dask_only_worker",
+        {
+            "faults": 1,
+            "workers": 1,
+            "chunks_done_at_kill": seen["chunks_at_kill"],
+            "chunks": 49,
+            "specs_sent_by_client": 1,
+            "points_lost": int(np.isnan(result.loss).sum()),
+        },
+    )
+    record(
         "dask_worker",
         {
             "faults": 1,
@@ -76,7 +87,7 @@ def test_killed_worker_run_completes_identically(tmp_path, record, job_module):
 
 
 @pytest.mark.slow
-def test_only_worker_killed_the_spec_task_is_recomputed(tmp_path, job_module):
+def test_only_worker_killed_the_spec_task_is_recomputed(tmp_path, record, job_module):
     """The call's spec lives on the cluster as a task: when the one worker
     holding it dies, Dask computes it again on the replacement worker (data
     merely scattered would be lost, and the run with it)."""
@@ -107,3 +118,14 @@ def test_only_worker_killed_the_spec_task_is_recomputed(tmp_path, job_module):
     for f in ("loss", "accuracy"):
         np.testing.assert_allclose(result.field(f), here.field(f), rtol=1e-6)
     assert GridStore.attach(store).verify() == []
+    record(
+        "dask_only_worker",
+        {
+            "faults": 1,
+            "workers": 1,
+            "chunks_done_at_kill": seen["chunks_at_kill"],
+            "chunks": 49,
+            "specs_sent_by_client": 1,
+            "points_lost": int(np.isnan(result.loss).sum()),
+        },
+    )
