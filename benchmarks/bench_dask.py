@@ -39,8 +39,8 @@ outside the timing) in this process, on a ``dask_executor`` worker, and on a
 worker with lossmap's earlier malloc setting (``MALLOC_TRIM_THRESHOLD_`` only,
 which turns glibc's sliding mmap threshold off), interleaved.
 
-Run: ``LOSSMAP_BENCH_THREADS=1 python -m benchmarks dask`` (about two minutes
-on a quiet machine).
+Run: ``LOSSMAP_BENCH_THREADS=1 python -m benchmarks dask`` (about four minutes
+on a lightly loaded 2-core machine).
 """
 
 from __future__ import annotations

@@ -34,13 +34,13 @@ What travels
 
 Choosing a chunk size
     ``chunk=`` is grid points per axis (a plane's chunk holds ``chunk²``
-    points). A chunk job costs a few milliseconds of the cluster's time
-    beyond its compute (about 6 ms of wall time per job on a 2-worker local
-    cluster, measured in ``benchmarks/README.md``, "Dask"; more across a
-    network), and each call pays once for sending the spec and building the
-    evaluators. With ``t_point`` the seconds per grid point on one worker
-    thread (time a small plane in-process with one torch thread) and
-    ``t_chunk`` the overhead per job, chunks of at least
+    points). A chunk job costs a few milliseconds beyond its compute (4-7 ms
+    of wall time per job on a 2-worker local cluster, measured in
+    ``benchmarks/README.md``, "Dask"; more across a network), and each call
+    pays once for sending the spec and building the evaluators. With
+    ``t_point`` the seconds per grid point on one worker thread (time a small
+    plane in-process with one torch thread) and ``t_chunk`` the overhead per
+    job, chunks of at least
     ``10 · n_workers · t_chunk / t_point`` points keep the overhead under
     about 10 %; keep also at least 4 chunks per worker (so all stay busy to
     the end and a lost worker costs little) and, with a store, chunks of at
