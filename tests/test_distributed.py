@@ -125,6 +125,24 @@ def test_dashboard_off_leaves_no_http_server():
 
 
 @pytest.mark.slow
+def test_local_cluster_leaves_the_client_environment_as_it_was(monkeypatch):
+    import os
+
+    keys = ("MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_", "OMP_NUM_THREADS")
+    for key in keys:
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("PYTHONHASHSEED", "1")
+    with dask_executor(n_workers=1) as ex:
+        ex._client.run(os.getpid)
+        # Dask's nanny wrote its pre-spawn variables into this process too
+        assert os.environ["MALLOC_MMAP_THRESHOLD_"] == str(2**25)
+        assert os.environ["PYTHONHASHSEED"] == "6640"
+    for key in keys:
+        assert key not in os.environ
+    assert os.environ["PYTHONHASHSEED"] == "1"
+
+
+@pytest.mark.slow
 def test_temporary_tls_credentials_on_a_local_cluster():
     pytest.importorskip("cryptography", reason="Security.temporary needs it")
     net, loss_fn, data = _problem()

@@ -72,6 +72,7 @@ Security
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import warnings
@@ -245,6 +246,26 @@ def _check_security(security: Any, address: str | None) -> Any:
 
 
 @contextmanager
+def _environ_restored(keys: set[str]) -> Iterator[None]:
+    """Put ``keys`` of this process's environment back as they were.
+
+    A local cluster's nannies write their pre-spawn variables (the malloc
+    thresholds, ``OMP_NUM_THREADS``, ``PYTHONHASHSEED``) into the client's
+    own environment before starting a worker; left there, every process the
+    user starts afterwards would inherit them (one OpenMP thread, say).
+    """
+    before = {k: os.environ.get(k) for k in keys}
+    try:
+        yield
+    finally:
+        for key, value in before.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@contextmanager
 def dask_executor(
     address: str | None = None,
     *,
@@ -311,7 +332,14 @@ def dask_executor(
     if not dashboard:
         environ["distributed.scheduler.http.routes"] = []
         environ["distributed.worker.http.routes"] = []
-    with dask.config.set(environ):
+    with (
+        dask.config.set(environ),
+        _environ_restored(
+            {*dask.config.get("distributed.nanny.pre-spawn-environ"), "PYTHONHASHSEED"}
+            if address is None
+            else set()
+        ),
+    ):
         cluster = None
         if address is None:
             cluster = distributed.LocalCluster(
