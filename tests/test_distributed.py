@@ -288,3 +288,13 @@ def test_cluster_surface_equals_in_process(cluster, chunk, one_torch_thread):
             there.field(f), grouped.field(f), rtol=1e-6, atol=1e-7
         )
     assert not np.isnan(there.loss).any()
+
+
+@pytest.mark.slow
+def test_other_jobs_pass_through(cluster):
+    # anything that is not an EngineSpec travels as Dask sends it
+    assert cluster.submit(sum, [1, 2]).result() == 3
+    assert list(cluster.map(pow, [2, 3], [2, 2])) == [4, 9]
+    sent = cluster.specs_sent
+    assert cluster.submit(len, b"abc").result() == 3
+    assert cluster.specs_sent == sent

@@ -93,7 +93,7 @@ _MALLOC_TRIM_THRESHOLD = 2**30
 # Setting any malloc threshold turns off glibc's sliding mmap threshold, so
 # every allocation above 128 KiB (each weight and activation tensor) became a
 # fresh mmap, page-faulted in and unmapped again: a worker evaluated a W1-like
-# plane 1.7-2x slower than the same evaluator in the client process. Fixed at
+# plane 1.5-1.7x slower than the same evaluator in the client process. Fixed at
 # the ceiling the sliding threshold reaches by itself (32 MiB on 64-bit).
 _MALLOC_MMAP_THRESHOLD = 32 * 2**20
 
