@@ -34,7 +34,7 @@ What travels
 
 Choosing a chunk size
     ``chunk=`` is grid points per axis (a plane's chunk holds ``chunk²``
-    points). A chunk job costs a few milliseconds beyond its compute (4-7 ms
+    points). A chunk job costs a few milliseconds beyond its compute (4-9 ms
     of wall time per job on a 2-worker local cluster, measured in
     ``benchmarks/README.md``, "Dask"; more across a network), and each call
     pays once for sending the spec and building the evaluators. With
