@@ -23,6 +23,29 @@ Where chunks are written
     is the same to the last bit. If the client dies, rerunning the same call
     with the same store computes only the missing (or damaged) chunks.
 
+What travels
+    Each chunk is one job, ``run_chunk(spec, index, coeffs)``. The spec (the
+    model, data, centre and directions) goes to the cluster once per call, as
+    a task of its own whose result every job of the call takes; each worker
+    receives it once and builds its evaluator once, then reuses both for its
+    later chunks. When the call's last job is done the spec is released. If
+    every worker holding it dies, the scheduler computes the spec task again
+    (it keeps it, unlike data sent with ``Client.scatter``).
+
+Choosing a chunk size
+    ``chunk=`` is grid points per axis (a plane's chunk holds ``chunk²``
+    points). A chunk job costs a few milliseconds beyond its compute (4-9 ms
+    of wall time per job on a 2-worker local cluster, measured in
+    ``benchmarks/README.md``, "Dask"; more across a network), and each call
+    pays once for sending the spec and building the evaluators. With
+    ``t_point`` the seconds per grid point on one worker thread (time a small
+    plane in-process with one torch thread) and ``t_chunk`` the overhead per
+    job, chunks of at least
+    ``10 · n_workers · t_chunk / t_point`` points keep the overhead under
+    about 10 %; keep also at least 4 chunks per worker (so all stay busy to
+    the end and a lost worker costs little) and, with a store, chunks of at
+    most a few minutes (a chunk is the unit of resumption).
+
 Security
     A local cluster listens on 127.0.0.1 only, and with ``dashboard=False`` (the
     default) no HTTP server is left listening at all. A Dask scheduler runs
@@ -49,8 +72,12 @@ Security
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from concurrent.futures import Executor
+import os
+import sys
+import threading
+import warnings
+from collections.abc import Callable, Iterator
+from concurrent.futures import Executor, Future
 from contextlib import contextmanager
 from typing import Any
 
@@ -63,6 +90,89 @@ __all__ = ["dask_executor"]
 # (64 KiB) makes every large tensor free/allocate a round trip to the kernel;
 # measured on a 4.7 M-parameter MLP it raised the time per chunk by ~25 %.
 _MALLOC_TRIM_THRESHOLD = 2**30
+# Setting any malloc threshold turns off glibc's sliding mmap threshold, so
+# every allocation above 128 KiB (each weight and activation tensor) became a
+# fresh mmap, page-faulted in and unmapped again: a worker evaluated a W1-like
+# plane 1.5-1.7x slower than the same evaluator in the client process. Fixed at
+# the ceiling the sliding threshold reaches by itself (32 MiB on 64-bit).
+_MALLOC_MMAP_THRESHOLD = 32 * 2**20
+
+
+def _hold(spec: Any) -> Any:
+    """The task that keeps one call's evaluation spec on the cluster."""
+    return spec
+
+
+class _ClusterExecutor(Executor):
+    """Dask's ``ClientExecutor`` that ships each evaluation spec once per call.
+
+    A chunk job is ``run_chunk(spec, index, coeffs)``. Sent as it is, every
+    job would carry the whole :class:`~lossmap.nn.engine.EngineSpec` (model,
+    data, centre, directions). Here the first job of a call puts the spec on
+    the cluster as a task of its own (``_hold(spec)``), and every job of the
+    call takes that task's result as its argument: the client pickles and
+    sends the spec once, each worker receives it once (from the scheduler or
+    a peer) and passes the same object to every chunk, so its cached
+    evaluator (keyed by ``spec.token``) is reused. Unlike scattered data, the
+    spec task can be recomputed if every worker holding it dies. The spec is
+    released when the last job that uses it has finished.
+    """
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self._inner = client.get_executor()
+        self._lock = threading.Lock()
+        #: spec token -> [the spec task's Dask future, jobs not yet finished]
+        self._specs: dict[str, list[Any]] = {}
+        #: specs sent to the cluster so far (one per call; read by the tests)
+        self.specs_sent = 0
+
+    def _share(self, value: Any, tokens: list[str]) -> Any:
+        engine = sys.modules.get("lossmap.nn.engine")
+        if engine is None or not isinstance(value, engine.EngineSpec):
+            return value
+        token = value.token
+        with self._lock:
+            entry = self._specs.get(token)
+            if entry is None:
+                with warnings.catch_warnings():
+                    # the spec goes into the graph once, as Dask advises
+                    warnings.filterwarnings("ignore", "Sending large graph")
+                    held = self._client.submit(
+                        _hold, value, key=f"lossmap-spec-{token}-{self.specs_sent}"
+                    )
+                entry = self._specs[token] = [held, 0]
+                self.specs_sent += 1
+            entry[1] += 1
+        tokens.append(token)
+        return entry[0]
+
+    def _release(self, token: str) -> None:
+        with self._lock:
+            entry = self._specs.get(token)
+            if entry is not None:
+                entry[1] -= 1
+                if entry[1] <= 0:  # dropping the future releases the task
+                    del self._specs[token]
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future:
+        tokens: list[str] = []
+        try:
+            args = tuple(self._share(a, tokens) for a in args)
+            kwargs = {k: self._share(v, tokens) for k, v in kwargs.items()}
+            future = self._inner.submit(fn, *args, **kwargs)
+        except BaseException:
+            for token in tokens:
+                self._release(token)
+            raise
+        for token in tokens:
+            future.add_done_callback(lambda _f, token=token: self._release(token))
+        return future
+
+    def shutdown(self, wait: bool = True, **kwargs: Any) -> None:
+        self._inner.shutdown(wait=wait)
+        with self._lock:
+            self._specs.clear()
 
 
 def _require_dask() -> Any:
@@ -136,6 +246,26 @@ def _check_security(security: Any, address: str | None) -> Any:
 
 
 @contextmanager
+def _environ_restored(keys: set[str]) -> Iterator[None]:
+    """Put ``keys`` of this process's environment back as they were.
+
+    A local cluster's nannies write their pre-spawn variables (the malloc
+    thresholds, ``OMP_NUM_THREADS``, ``PYTHONHASHSEED``) into the client's
+    own environment before starting a worker; left there, every process the
+    user starts afterwards would inherit them (one OpenMP thread, say).
+    """
+    before = {k: os.environ.get(k) for k in keys}
+    try:
+        yield
+    finally:
+        for key, value in before.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@contextmanager
 def dask_executor(
     address: str | None = None,
     *,
@@ -192,6 +322,9 @@ def dask_executor(
         "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": (
             _MALLOC_TRIM_THRESHOLD
         ),
+        "distributed.nanny.pre-spawn-environ.MALLOC_MMAP_THRESHOLD_": (
+            _MALLOC_MMAP_THRESHOLD
+        ),
         "distributed.nanny.pre-spawn-environ.OMP_NUM_THREADS": threads,
         "distributed.nanny.pre-spawn-environ.MKL_NUM_THREADS": threads,
         "distributed.nanny.pre-spawn-environ.OPENBLAS_NUM_THREADS": threads,
@@ -199,7 +332,14 @@ def dask_executor(
     if not dashboard:
         environ["distributed.scheduler.http.routes"] = []
         environ["distributed.worker.http.routes"] = []
-    with dask.config.set(environ):
+    with (
+        dask.config.set(environ),
+        _environ_restored(
+            {*dask.config.get("distributed.nanny.pre-spawn-environ"), "PYTHONHASHSEED"}
+            if address is None
+            else set()
+        ),
+    ):
         cluster = None
         if address is None:
             cluster = distributed.LocalCluster(
@@ -224,7 +364,7 @@ def dask_executor(
                 client.register_plugin(_torch_threads_plugin(threads_per_worker))
                 if cluster is not None and not dashboard:
                     client.register_plugin(_no_http_plugin())
-                executor = client.get_executor()
+                executor = _ClusterExecutor(client)
                 try:
                     yield executor
                 finally:

@@ -73,3 +73,49 @@ def test_killed_worker_run_completes_identically(tmp_path, record, job_module):
             "bit_identical": True,
         },
     )
+
+
+@pytest.mark.slow
+def test_only_worker_killed_the_spec_task_is_recomputed(tmp_path, record, job_module):
+    """The call's spec lives on the cluster as a task: when the one worker
+    holding it dies, Dask computes it again on the replacement worker (data
+    merely scattered would be lost, and the run with it)."""
+    job = job_module
+    here = job.run(tmp_path / "here.zarr")
+    with dask_executor(n_workers=1) as ex:
+        client = ex._client
+        job.run(tmp_path / "warm.zarr", executor=ex)  # imports in the worker
+        (victim,) = client.run(os.getpid).values()
+        store = tmp_path / "p.zarr"
+        seen = {}
+
+        def killer():
+            deadline = time.monotonic() + 120
+            while _done(store) < 2 and time.monotonic() < deadline:
+                time.sleep(0.002)
+            seen["chunks_at_kill"] = _done(store)
+            os.kill(victim, signal.SIGKILL)
+
+        thread = threading.Thread(target=killer)
+        thread.start()
+        result = job.run(store, executor=ex)
+        thread.join()
+        after = client.run(os.getpid)
+        sent = ex.specs_sent - 1  # the warm-up call sent one
+    assert sent == 1  # once per call, however the worker fared
+    assert victim not in after.values()
+    assert seen["chunks_at_kill"] < 49, "the run ended before the kill"
+    for f in ("loss", "accuracy"):
+        np.testing.assert_allclose(result.field(f), here.field(f), rtol=1e-6)
+    assert GridStore.attach(store).verify() == []
+    record(
+        "dask_only_worker",
+        {
+            "faults": 1,
+            "workers": 1,
+            "chunks_done_at_kill": seen["chunks_at_kill"],
+            "chunks": 49,
+            "specs_sent_by_client": sent,
+            "points_lost": int(np.isnan(result.loss).sum()),
+        },
+    )
