@@ -217,6 +217,7 @@ class CurvatureOperator:
         if self.bn == "recompute" and _bn.has_batchnorm(self._work):
             self._recompute_statistics()
         self._settled: str | None = None
+        self._held = False
         if self._work is not model:
             # a private copy: set its flags once; nothing needs restoring
             _bn.configure(_bn.ModelGuard(self._work), self._work, self._mode())
@@ -289,6 +290,21 @@ class CurvatureOperator:
                 yield
         finally:
             guard.restore()
+
+    @contextlib.contextmanager
+    def session(self) -> Iterator[None]:
+        """Hold the products' configuration (model flags, attention kernel)
+        across many products: an algorithm enters it once instead of once per
+        product (:func:`lossmap.nn.curvature._protocol.session`). Re-entrant."""
+        if self._held:
+            yield
+            return
+        with self._configured():
+            self._held = True
+            try:
+                yield
+            finally:
+                self._held = False
 
     def _totals(self) -> None:
         """One pass over the data: each term's total count (the coefficients
@@ -396,12 +412,16 @@ class CurvatureOperator:
             raise ValueError(
                 f"`V` must have shape (b, {self.dim}), got {tuple(V.shape)}"
             )
-        V = V.to(dtype=self.dtype, device=self.device)
+        if V.dtype != self.dtype or V.device != self.device:
+            V = V.to(dtype=self.dtype, device=self.device)
         b = V.shape[0]
-        total = torch.zeros((b, self.dim), dtype=self.dtype, device=self.device)
-        with self._configured():
-            for t in range(len(self.tiles)):
-                total.add_(self._apply(self._state(t), V))
+        with contextlib.nullcontext() if self._held else self._configured():
+            if len(self.tiles) == 1:
+                total = self._apply(self._state(0), V)
+            else:
+                total = torch.zeros((b, self.dim), dtype=self.dtype, device=self.device)
+                for t in range(len(self.tiles)):
+                    total.add_(self._apply(self._state(t), V))
         self.products += b + self._extra
         self._extra = 0
         return total
@@ -433,6 +453,9 @@ class CurvatureOperator:
         return self.flatten([o.detach() for o in out], lead=1)
 
     def _looped(self, state: Any, V: torch.Tensor) -> torch.Tensor:
+        if V.shape[0] == 1:
+            out = self._tile_product(state, self.split(V[0]), False)
+            return self.flatten([o.detach() for o in out])[None]
         rows = [
             self.flatten(
                 [o.detach() for o in self._tile_product(state, self.split(v), False)]

@@ -41,13 +41,14 @@ import numpy as np
 import torch
 
 from lossmap._validation import check_choice, check_float, check_int
-from lossmap.nn.curvature._protocol import count, matmat
+from lossmap.nn.curvature._protocol import count, held, matmat
 
 __all__ = ["WHICH", "Eigen", "default_tol", "eigenvalues", "lanczos_edges"]
 
 WHICH = ("largest", "smallest", "magnitude")
 #: Tolerance is at least this many machine epsilons (relative to ‖M‖).
 EPS_FACTOR = 100.0
+TINY = float(np.finfo(float).tiny)
 #: Basis memory cap when choosing the default number of steps.
 BASIS_BYTES = 1 << 30
 
@@ -154,6 +155,17 @@ def _orthonormal_rows(
     return torch.stack(rows), fresh
 
 
+def _eigh(T: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Eigen-decomposition of the small projected matrix, by torch's LAPACK.
+
+    NumPy's OpenBLAS would start its own thread pool, whose threads keep
+    spinning after each call and take the cores the products run on (on a
+    2-core machine that made every step after it several times slower).
+    """
+    lam, S = torch.linalg.eigh(torch.from_numpy(np.ascontiguousarray(T)))
+    return lam.numpy(), S.numpy()
+
+
 def _gaps(lam: np.ndarray) -> np.ndarray:
     """Distance from each Ritz value to the nearest other one (inf if alone)."""
     if lam.size < 2:
@@ -175,7 +187,7 @@ def _value_errors(res: np.ndarray, gap: np.ndarray) -> np.ndarray:
     can still be far from the eigenvalues.
     """
     with np.errstate(divide="ignore", invalid="ignore"):
-        temple = np.where(gap > 0, res**2 / gap, np.inf)
+        temple = np.where(np.isfinite(gap) & (gap > 0), res**2 / gap, np.inf)
     return np.minimum(res, temple)
 
 
@@ -196,6 +208,7 @@ def _next_block(
     return _orthonormal_rows(W, Q, gen, tiny)
 
 
+@held
 def lanczos_edges(
     op: Any,
     wanted: dict[str, int],
@@ -272,9 +285,9 @@ def lanczos_edges(
         full = m >= max_iter or m >= n
         if m >= kmax and (full or m - checked >= max(1, checked // 50)):
             checked = m
-            lam, S = np.linalg.eigh(T[:m, :m])
+            lam, S = _eigh(T[:m, :m])
             norm = float(np.max(np.abs(lam)))
-            threshold = tol * max(norm, np.finfo(float).tiny)
+            threshold = tol * max(norm, TINY)
             last = S[m - b : m]
             G = (W @ W.T).double().cpu().numpy()
             res = np.sqrt(np.maximum(np.einsum("bi,bc,ci->i", last, G, last), 0))
@@ -293,14 +306,14 @@ def lanczos_edges(
                     break
                 strict *= 0.1  # explicit residuals (verify) disagreed: go on
         norm_now = float(np.max(np.abs(np.diag(T[:m, :m])))) if m else 0.0
-        tiny = EPS_FACTOR * eps * max(norm_now, np.finfo(float).tiny)
+        tiny = EPS_FACTOR * eps * max(norm_now, TINY)
         nxt = min(p, max_iter - m, n - m)
         Qb, fresh = _next_block(W[:nxt], Q[:m], gen, tiny)
         restarts += fresh
         if Qb.shape[0] == 0:  # the whole space is spanned: M Q = Q T exactly
-            lam, S = np.linalg.eigh(T[:m, :m])
+            lam, S = _eigh(T[:m, :m])
             norm = float(np.max(np.abs(lam)))
-            threshold = tol * max(norm, np.finfo(float).tiny)
+            threshold = tol * max(norm, TINY)
             res = np.zeros(m)
             result = _finish(
                 op, Q[:m], lam, S, res, res, wanted, threshold, rtol, m,
