@@ -27,10 +27,10 @@ curvature matrix of a mean loss ``L(θ) = (1/N) Σₙ ℓ(f(xₙ; θ), yₙ)``:
   ``scaled_dot_product_attention``, whose double backward exists;
 * products on a batch of vectors: ``matmat(V)`` with ``V`` of shape
   ``(b, dim)`` computes ``b`` products in one backward pass per tile
-  (``is_grads_batched``) when that is faster than a loop — the first batch is
-  run both ways and timed (on a CPU, batching pays for small models and
-  costs a little on larger ones) — and loops when an operation has no
-  batching rule;
+  (``is_grads_batched``) when that is faster than a loop — the first batch's
+  first rows (at most ``MEASURE_ROWS``) are run both ways and timed (on a
+  CPU, batching pays for small models and costs a little on larger ones) —
+  and loops when an operation has no batching rule;
 * the count of matrix-vector products computed (:attr:`products`, including
   the one measuring pass).
 
@@ -63,6 +63,9 @@ from lossmap.nn import batch as nb
 
 __all__ = ["CurvatureOperator"]
 
+#: Rows of the first batch that are multiplied both ways (batched, looped) to
+#: choose between them; they count as extra products.
+MEASURE_ROWS = 8
 #: Keep every tile's graph when (samples × selected parameters) is below this
 #: (a proxy for the memory the graphs need: about 8 bytes per entry and layer).
 KEEP_GRAPH_WORK = 2e8
@@ -432,15 +435,18 @@ class CurvatureOperator:
         if V.shape[0] == 1 or self._batched is False:
             return self._looped(state, V)
         try:
-            if self._batched is None:  # measure both ways once
+            if self._batched is None:  # measure both ways once, on a few rows
+                probe = V[:MEASURE_ROWS]
                 t0 = time.perf_counter()
-                out = self._batched_product(state, V)
+                out = self._batched_product(state, probe)
                 t1 = time.perf_counter()
-                self._looped(state, V)
+                self._looped(state, probe)
                 t2 = time.perf_counter()
-                self._extra += V.shape[0]
+                self._extra += probe.shape[0]
                 self._batched = (t1 - t0) <= (t2 - t1)
-                return out
+                if probe.shape[0] == V.shape[0]:
+                    return out
+                return torch.cat([out, self._apply(state, V[MEASURE_ROWS:])])
             return self._batched_product(state, V)
         except RuntimeError:
             self._batched = False  # no batching rule here: loop from now on

@@ -83,7 +83,8 @@ class Eigen:
         Times the Krylov space closed and a new random vector was drawn.
     errors : ndarray (k,)
         Estimated error of each value, ``min(r, r² / gap)`` with the gap to
-        the nearest other Ritz value (Kato-Temple; an estimate).
+        the nearest other Ritz value (Kato-Temple; an estimate), and never
+        below the products' rounding ``eps · ‖M‖``.
     rtol : float or None
         The relative accuracy asked of the values, if any.
     """
@@ -291,7 +292,8 @@ def lanczos_edges(
             last = S[m - b : m]
             G = (W @ W.T).double().cpu().numpy()
             res = np.sqrt(np.maximum(np.einsum("bi,bc,ci->i", last, G, last), 0))
-            errors = _value_errors(res, _gaps(lam))
+            # no value is known better than the products' rounding, eps·‖M‖
+            errors = np.maximum(_value_errors(res, _gaps(lam)), eps * norm)
             ok = all(
                 _met(res[i], errors[i], lam[i], threshold * strict, rtol)
                 for wh, k in wanted.items()
@@ -299,8 +301,18 @@ def lanczos_edges(
             )
             if ok or full:
                 result = _finish(
-                    op, Q[:m], lam, S, res, errors, wanted, threshold, rtol, m,
-                    restarts, verify,
+                    op,
+                    Q[:m],
+                    lam,
+                    S,
+                    res,
+                    errors,
+                    wanted,
+                    threshold,
+                    rtol,
+                    m,
+                    restarts,
+                    verify,
                 )
                 if full or all(r.converged for r in result.values()):
                     break
@@ -316,8 +328,18 @@ def lanczos_edges(
             threshold = tol * max(norm, TINY)
             res = np.zeros(m)
             result = _finish(
-                op, Q[:m], lam, S, res, res, wanted, threshold, rtol, m,
-                restarts, verify,
+                op,
+                Q[:m],
+                lam,
+                S,
+                res,
+                res,
+                wanted,
+                threshold,
+                rtol,
+                m,
+                restarts,
+                verify,
             )
             break
     used = count(op) - before
@@ -373,7 +395,10 @@ def _finish(
             lam_t = torch.as_tensor(vals, dtype=op.dtype, device=op.device)
             r = torch.linalg.vector_norm(MV - lam_t[:, None] * vecs, dim=1)
             r = r.double().cpu().numpy()
-            e = _value_errors(r, _gaps(lam)[idx])
+            e = np.maximum(
+                _value_errors(r, _gaps(lam)[idx]),
+                np.max(np.abs(lam)) * float(torch.finfo(op.dtype).eps),
+            )
         out[wh] = Eigen(
             vals.copy(),
             vecs,
