@@ -148,8 +148,10 @@ class _Counted:
     """Counts PyHessian's Hessian-vector products (it does not report them)."""
 
     def __init__(self) -> None:
-        import pyhessian.hessian as ph
+        import importlib
 
+        # the package's ``hessian`` attribute is the class; the module is here
+        ph = importlib.import_module("pyhessian.hessian")
         self.module, self.inner, self.count = ph, ph.hessian_vector_product, 0
 
         def counted(*args: Any) -> Any:

@@ -27,10 +27,11 @@ curvature matrix of a mean loss ``L(θ) = (1/N) Σₙ ℓ(f(xₙ; θ), yₙ)``:
   ``scaled_dot_product_attention``, whose double backward exists;
 * products on a batch of vectors: ``matmat(V)`` with ``V`` of shape
   ``(b, dim)`` computes ``b`` products in one backward pass per tile
-  (``is_grads_batched``) when that is faster than a loop — the first batch's
-  first rows (at most ``MEASURE_ROWS``) are run both ways and timed (on a
-  CPU, batching pays for small models and costs a little on larger ones) —
-  and loops when an operation has no batching rule;
+  (``is_grads_batched``) when that is faster than a loop — the first batch
+  is run batched and its first rows (at most ``MEASURE_ROWS``) also one by
+  one, and the times per vector compared (on a CPU, batching pays for small
+  models and costs on convolutions) — and loops when an operation has no
+  batching rule;
 * the count of matrix-vector products computed (:attr:`products`, including
   the one measuring pass).
 
@@ -63,8 +64,8 @@ from lossmap.nn import batch as nb
 
 __all__ = ["CurvatureOperator"]
 
-#: Rows of the first batch that are multiplied both ways (batched, looped) to
-#: choose between them; they count as extra products.
+#: Rows of the first batch that are also multiplied one by one, to choose
+#: between batched and looped products; they count as extra products.
 MEASURE_ROWS = 8
 #: Keep every tile's graph when (samples × selected parameters) is below this
 #: (a proxy for the memory the graphs need: about 8 bytes per entry and layer).
@@ -435,18 +436,19 @@ class CurvatureOperator:
         if V.shape[0] == 1 or self._batched is False:
             return self._looped(state, V)
         try:
-            if self._batched is None:  # measure both ways once, on a few rows
+            if self._batched is None:  # measure both ways once
+                # batched on the whole batch (its cost per vector depends on
+                # the batch size), looped on its first rows (it does not)
                 probe = V[:MEASURE_ROWS]
                 t0 = time.perf_counter()
-                out = self._batched_product(state, probe)
+                out = self._batched_product(state, V)
                 t1 = time.perf_counter()
                 self._looped(state, probe)
                 t2 = time.perf_counter()
                 self._extra += probe.shape[0]
-                self._batched = (t1 - t0) <= (t2 - t1)
-                if probe.shape[0] == V.shape[0]:
-                    return out
-                return torch.cat([out, self._apply(state, V[MEASURE_ROWS:])])
+                per_batched = (t1 - t0) / V.shape[0]
+                self._batched = per_batched <= (t2 - t1) / probe.shape[0]
+                return out
             return self._batched_product(state, V)
         except RuntimeError:
             self._batched = False  # no batching rule here: loop from now on
