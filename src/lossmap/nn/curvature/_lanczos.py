@@ -273,11 +273,11 @@ def lanczos_edges(
         Q[m : m + b] = Qb
         W = matmat(op, Qb)
         basis = Q[: m + b]
-        C = basis @ W.T
-        W = W - C.T @ basis
-        C2 = basis @ W.T
-        W = W - C2.T @ basis
-        col = (C + C2).double().cpu().numpy()
+        C = torch.mm(basis, W.T)
+        W = torch.addmm(W, C.T, basis, alpha=-1)
+        C2 = torch.mm(basis, W.T)
+        W = torch.addmm(W, C2.T, basis, alpha=-1)
+        col = C.add_(C2).to(torch.float64).cpu().numpy()
         T[: m + b, m : m + b] = col
         T[m : m + b, :m] = col[:m].T
         diag = T[m : m + b, m : m + b]
@@ -290,7 +290,7 @@ def lanczos_edges(
             norm = float(np.max(np.abs(lam)))
             threshold = tol * max(norm, TINY)
             last = S[m - b : m]
-            G = (W @ W.T).double().cpu().numpy()
+            G = torch.mm(W, W.T).to(torch.float64).cpu().numpy()
             res = np.sqrt(np.maximum(np.einsum("bi,bc,ci->i", last, G, last), 0))
             # no value is known better than the products' rounding, eps·‖M‖
             errors = np.maximum(_value_errors(res, _gaps(lam)), eps * norm)
