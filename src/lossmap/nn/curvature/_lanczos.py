@@ -112,12 +112,13 @@ class Eigen:
 
 
 def _pick(lam: np.ndarray, which: str, k: int) -> np.ndarray:
-    order = {
-        "largest": np.argsort(-lam, kind="stable"),
-        "smallest": np.argsort(lam, kind="stable"),
-        "magnitude": np.argsort(-np.abs(lam), kind="stable"),
-    }[which]
-    return order[:k]
+    if which == "largest":
+        key = -lam
+    elif which == "smallest":
+        key = lam
+    else:
+        key = -np.abs(lam)
+    return np.argsort(key, kind="stable")[:k]
 
 
 def _orthonormal_rows(
@@ -294,11 +295,11 @@ def lanczos_edges(
             res = np.sqrt(np.maximum(np.einsum("bi,bc,ci->i", last, G, last), 0))
             # no value is known better than the products' rounding, eps·‖M‖
             errors = np.maximum(_value_errors(res, _gaps(lam)), eps * norm)
-            ok = all(
-                _met(res[i], errors[i], lam[i], threshold * strict, rtol)
-                for wh, k in wanted.items()
-                for i in _pick(lam, wh, k)
-            )
+            idx = np.concatenate([_pick(lam, wh, k) for wh, k in wanted.items()])
+            met = res[idx] <= threshold * strict
+            if rtol is not None:
+                met |= errors[idx] <= rtol * np.abs(lam[idx])
+            ok = bool(met.all())
             if ok or full:
                 result = _finish(
                     op,
@@ -359,13 +360,6 @@ def lanczos_edges(
         )
         for wh, r in result.items()
     }
-
-
-def _met(
-    res: float, err: float, value: float, threshold: float, rtol: float | None
-) -> bool:
-    """A pair meets the residual threshold, or ``rtol`` on its value."""
-    return bool(res <= threshold or (rtol is not None and err <= rtol * abs(value)))
 
 
 def _finish(
