@@ -294,6 +294,8 @@ def _one(name: str, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict:
                     "rtol=1e-3": _lossmap_top(model, x, y, k, rtol=1e-3),
                     "rtol=3e-3": _lossmap_top(model, x, y, k, rtol=3e-3),
                     "tol=1e-2": _lossmap_top(model, x, y, k, tol=1e-2),
+                    # the default: residuals to 100 machine epsilons (float32)
+                    "default tol": _lossmap_top(model, x, y, k),
                     # one start vector instead of the default block of k:
                     # fewer products, but blind to repeated eigenvalues
                     **(
