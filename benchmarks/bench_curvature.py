@@ -135,9 +135,9 @@ def _compare(
     return out
 
 
-def _lossmap_top(model, x, y, k=1, **kw):
+def _lossmap_top(model, x, y, k=1, dtype=None, **kw):
     def run(seed):
-        op = HessianOperator(model, F.cross_entropy, (x, y))
+        op = HessianOperator(model, F.cross_entropy, (x, y), dtype=dtype)
         e = eigenvalues(op, k, seed=seed, **kw)
         return e.values, {"products": e.products, "converged": e.converged}
 
@@ -296,6 +296,11 @@ def _one(name: str, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict:
                     "tol=1e-2": _lossmap_top(model, x, y, k, tol=1e-2),
                     # the default: residuals to 100 machine epsilons (float32)
                     "default tol": _lossmap_top(model, x, y, k),
+                    # products in float64 on the float32 model: past the
+                    # float32 floor that limits every library's products
+                    "default tol, float64 products": _lossmap_top(
+                        model, x, y, k, dtype=torch.float64
+                    ),
                     # one start vector instead of the default block of k:
                     # fewer products, but blind to repeated eigenvalues
                     **(

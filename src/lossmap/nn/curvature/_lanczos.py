@@ -168,6 +168,16 @@ def _eigh(T: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return lam.numpy(), S.numpy()
 
 
+def _work_dtype(op: Any) -> torch.dtype:
+    """The basis's dtype: float64 on a CPU (the orthogonalisation and the
+    projected matrix then carry no rounding beyond the products', as in
+    ARPACK driving a float32 operator), else the operator's."""
+    dev = torch.device(op.device) if op.device is not None else torch.device("cpu")
+    if dev.type == "cpu" and op.dtype in (torch.float32, torch.float16, torch.bfloat16):
+        return torch.float64
+    return op.dtype
+
+
 def _gaps(lam: np.ndarray) -> np.ndarray:
     """Distance from each Ritz value to the nearest other one (inf if alone)."""
     if lam.size < 2:
@@ -253,26 +263,27 @@ def lanczos_edges(
     if rtol is not None:
         rtol = check_float("rtol", rtol, minimum=0.0, strict_min=True)
     eps = torch.finfo(op.dtype).eps
+    work = _work_dtype(op)
     tol = max(tol, EPS_FACTOR * eps)
     p = check_int("block", min(kmax, 8) if block is None else block, minimum=1)
     p = min(p, n)
     if max_iter is None:
-        item = torch.empty((), dtype=op.dtype).element_size()
+        item = torch.empty((), dtype=work).element_size()
         cap = max(kmax + p, BASIS_BYTES // max(1, n * item))
         max_iter = min(n, max(300, 10 * kmax), cap)
     max_iter = check_int("max_iter", max_iter, minimum=kmax, maximum=n)
     gen = torch.Generator(device="cpu").manual_seed(int(seed))
     before = count(op)
-    Q = torch.empty((max_iter, n), dtype=op.dtype, device=op.device)
+    Q = torch.empty((max_iter, n), dtype=work, device=op.device)
     T = np.zeros((max_iter, max_iter))
     start = torch.randn(min(p, max_iter), n, generator=gen, dtype=torch.float64)
-    Qb, _ = _orthonormal_rows(start.to(op.dtype).to(op.device), Q[:0], gen, 1e-3)
+    Qb, _ = _orthonormal_rows(start.to(work).to(op.device), Q[:0], gen, 1e-3)
     m, restarts, strict, checked = 0, 0, 1.0, 0
     result: dict[str, Eigen] | None = None
     while True:
         b = Qb.shape[0]
         Q[m : m + b] = Qb
-        W = matmat(op, Qb)
+        W = matmat(op, Qb.to(op.dtype)).to(work)
         basis = Q[: m + b]
         C = torch.mm(basis, W.T)
         W = torch.addmm(W, C.T, basis, alpha=-1)
@@ -379,9 +390,10 @@ def _finish(
     out = {}
     for wh, k in wanted.items():
         idx = _pick(lam, wh, k)
-        Y = torch.as_tensor(S[:, idx], dtype=op.dtype, device=op.device)
+        Y = torch.as_tensor(S[:, idx], dtype=Q.dtype, device=op.device)
         vecs = (Q.T @ Y).T
         vecs = vecs / torch.linalg.vector_norm(vecs, dim=1, keepdim=True)
+        vecs = vecs.to(op.dtype)
         vals = lam[idx]
         r, e = res[idx], errors[idx]
         if verify:
