@@ -15,14 +15,16 @@ copy, data pass, the gradient graph at the first product), PyHessian's
 curvlinops' ``HessianLinearOperator``. Each method runs once untimed first.
 All libraries run on one thread. lossmap is asked for what the question is
 (``rtol=1e-3``: the eigenvalue to 1e-3) and, for comparison, at a looser
-``rtol`` and at a residual tolerance; PyHessian's ``tol`` (relative change
-between power iterations) and eigsh's ``tol`` are swept over a finer grid.
+``rtol``, at a residual tolerance, at its default tolerance, with float64
+products, and (top five) with ``block=1``; PyHessian's ``tol`` (relative
+change between power iterations) and eigsh's ``tol`` are swept over a finer
+grid.
 Products are counted for lossmap (``Eigen.products``) and PyHessian (a
 counter around its ``hessian_vector_product``); ``s_per_product`` times one
 product of each library on each model.
 
-``python -m benchmarks curvature`` (about six minutes on a busy 2-vCPU
-machine).
+``LOSSMAP_BENCH_THREADS=1 python -m benchmarks curvature`` (3–6 minutes on
+the shared 2-vCPU machine).
 """
 
 from __future__ import annotations
