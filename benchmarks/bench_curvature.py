@@ -5,14 +5,26 @@ one full batch, float32): an MLP 64-32-10 (2,410 parameters) and a CNN
 (810 parameters). The exact answers come from the dense float64 Hessian
 (``eigvalsh``, ``trace``). Questions: the top eigenvalue, the top five, and
 the trace, each to 1e-3 relative error. Each method runs at several settings
-and three seeds (one for settings without randomness); a setting *reaches*
+and three seeds (one for settings without randomness), interleaved: for each
+seed every library runs each of its settings in turn. A setting *reaches*
 1e-3 when its worst relative error over the seeds (and over the five values)
-is at most 1e-3, and the figure is the fastest such setting's mean time
-(operator construction included). Each method runs once untimed first. All
-libraries run on one thread.
+is at most 1e-3, and the figure is the fastest such setting's mean time.
+Set-up is counted for every library: lossmap's ``HessianOperator`` (working
+copy, data pass, the gradient graph at the first product), PyHessian's
+``hessian(...)`` (forward and ``backward(create_graph=True)``) and
+curvlinops' ``HessianLinearOperator``. Each method runs once untimed first.
+All libraries run on one thread. lossmap is asked for what the question is
+(``rtol=1e-3``: the eigenvalue to 1e-3) and, for comparison, at a looser
+``rtol``, at a residual tolerance, at its default tolerance, with float64
+products, and (top five) with ``block=1``; PyHessian's ``tol`` (relative
+change between power iterations) and eigsh's ``tol`` are swept over a finer
+grid.
+Products are counted for lossmap (``Eigen.products``) and PyHessian (a
+counter around its ``hessian_vector_product``); ``s_per_product`` times one
+product of each library on each model.
 
-``python -m benchmarks curvature`` (about six minutes on a busy 2-vCPU
-machine).
+``LOSSMAP_BENCH_THREADS=1 python -m benchmarks curvature`` (3–6 minutes on
+the shared 2-vCPU machine).
 """
 
 from __future__ import annotations
@@ -77,57 +89,105 @@ def _error(value: Any, exact: Any) -> float:
     return float(np.max(np.abs(np.sort(v)[::-1] - e) / np.abs(e)))
 
 
-def _sweep(
-    settings: dict[str, Any], exact: Any, deterministic: tuple[str, ...] = ()
-) -> dict[str, Any]:
-    """Run every setting for every seed (once when it uses no randomness);
-    the fastest setting whose worst error reaches TARGET. Each method runs
+def _compare(
+    methods: dict[str, dict[str, Any]],
+    exact: Any,
+    deterministic: tuple[str, ...] = (),
+) -> dict[str, dict[str, Any]]:
+    """Every library's settings, interleaved: for each seed, each library in
+    turn runs each of its settings (settings without randomness run for the
+    first seed only), so a change of machine load falls on all of them. A
+    setting *reaches* 1e-3 when its worst error over the seeds is at most
+    TARGET; a library's figure is its fastest such setting. Each library runs
     once untimed first, so no one pays for first-call costs."""
-    first = next(iter(settings.values()))
-    first(0)
-    rows = []
-    for label, fn in settings.items():
-        times, errors, extra = [], [], None
-        for seed in SEEDS[:1] if label in deterministic else SEEDS:
-            dt, (value, extra) = _timed(lambda fn=fn, seed=seed: fn(seed))
-            times.append(dt)
-            errors.append(_error(value, exact))
-        rows.append(
+    for settings in methods.values():
+        next(iter(settings.values()))(0)
+    times: dict[tuple[str, str], list[float]] = {}
+    errors: dict[tuple[str, str], list[float]] = {}
+    extras: dict[tuple[str, str], Any] = {}
+    for seed in SEEDS:
+        for lib, settings in methods.items():
+            for label, fn in settings.items():
+                if seed != SEEDS[0] and label in deterministic:
+                    continue
+                dt, (value, extra) = _timed(lambda fn=fn, seed=seed: fn(seed))
+                times.setdefault((lib, label), []).append(dt)
+                errors.setdefault((lib, label), []).append(_error(value, exact))
+                extras[(lib, label)] = extra
+    out = {}
+    for lib, settings in methods.items():
+        rows = [
             {
                 "setting": label,
-                "mean_s": round(float(np.mean(times)), 4),
-                "worst_rel_error": float(max(errors)),
-                "median_rel_error": float(np.median(errors)),
-                "extra": extra,
+                "mean_s": round(float(np.mean(times[(lib, label)])), 4),
+                "worst_rel_error": float(max(errors[(lib, label)])),
+                "median_rel_error": float(np.median(errors[(lib, label)])),
+                "extra": extras[(lib, label)],
             }
-        )
-    ok = [r for r in rows if r["worst_rel_error"] <= TARGET]
-    best = min(ok, key=lambda r: r["mean_s"]) if ok else None
-    return {
-        "runs": rows,
-        "time_to_1e-3_s": best["mean_s"] if best else None,
-        "best_setting": best["setting"] if best else None,
-        "best_error_any": float(min(r["worst_rel_error"] for r in rows)),
-    }
+            for label in settings
+        ]
+        ok = [r for r in rows if r["worst_rel_error"] <= TARGET]
+        best = min(ok, key=lambda r: r["mean_s"]) if ok else None
+        out[lib] = {
+            "runs": rows,
+            "time_to_1e-3_s": best["mean_s"] if best else None,
+            "best_setting": best["setting"] if best else None,
+            "best_error_any": float(min(r["worst_rel_error"] for r in rows)),
+        }
+    return out
 
 
-def _lossmap_top(model, x, y, tol, k=1):
+def _lossmap_top(model, x, y, k=1, dtype=None, **kw):
     def run(seed):
-        op = HessianOperator(model, F.cross_entropy, (x, y))
-        e = eigenvalues(op, k, tol=tol, seed=seed)
+        op = HessianOperator(model, F.cross_entropy, (x, y), dtype=dtype)
+        e = eigenvalues(op, k, seed=seed, **kw)
         return e.values, {"products": e.products, "converged": e.converged}
 
     return run
 
 
+class _Counted:
+    """Counts PyHessian's Hessian-vector products (it does not report them)."""
+
+    def __init__(self) -> None:
+        import importlib
+
+        # the package's ``hessian`` attribute is the class; the module is here
+        ph = importlib.import_module("pyhessian.hessian")
+        self.module, self.inner, self.count = ph, ph.hessian_vector_product, 0
+
+        def counted(*args: Any) -> Any:
+            self.count += 1
+            return self.inner(*args)
+
+        ph.hessian_vector_product = counted
+
+    def take(self) -> int:
+        n, self.count = self.count, 0
+        return n
+
+
+_PH_COUNT: _Counted | None = None
+
+
+def _ph_products() -> int:
+    global _PH_COUNT
+    if _PH_COUNT is None:
+        _PH_COUNT = _Counted()
+    return _PH_COUNT.take()
+
+
 def _pyhessian_top(model, x, y, tol, k=1):
     from pyhessian import hessian
 
+    _ph_products()
+
     def run(seed):
         torch.manual_seed(seed)
+        _ph_products()
         h = hessian(model, nn.CrossEntropyLoss(), data=(x, y), cuda=False)
         vals, _ = h.eigenvalues(maxIter=500, tol=tol, top_n=k)
-        return vals, None
+        return vals, {"products": _ph_products()}
 
     return run
 
@@ -185,6 +245,37 @@ def _curvlinops_trace(model, x, y, fn_name, m):
     return run
 
 
+def _per_product(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict:
+    """Seconds per Hessian-vector product on the benchmark model, each
+    library's own way (graph kept where the library keeps it), interleaved in
+    rounds; lossmap also 64 vectors per call (its block/probe path)."""
+    from pyhessian import hessian
+    from pyhessian.utils import hessian_vector_product
+
+    op = HessianOperator(model, F.cross_entropy, (x, y))
+    v = torch.randn(op.dim, generator=torch.Generator().manual_seed(0))
+    V = torch.randn(64, op.dim, generator=torch.Generator().manual_seed(1))
+    h = hessian(model, nn.CrossEntropyLoss(), data=(x, y), cuda=False)
+    vs = [t.clone() for t in op.split(v)]
+    A = _curvlinops_op(model, x, y)
+    fns = {
+        "lossmap": (lambda: op.matvec(v), 1),
+        "lossmap_64_per_call": (lambda: op.matmat(V), 64),
+        "pyhessian": (lambda: hessian_vector_product(h.gradsH, h.params, vs), 1),
+        "curvlinops": (lambda: A @ v, 1),
+    }
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    for f, _ in fns.values():
+        f()
+    for _ in range(5):
+        for key, (f, per) in fns.items():
+            reps = 10 if per == 1 else 1
+            dt, _ = _timed(lambda f=f, reps=reps: [f() for _ in range(reps)])
+            times[key].append(dt / reps / per)
+    model.zero_grad(set_to_none=True)
+    return {k: round(float(np.median(t)), 6) for k, t in times.items()}
+
+
 def _one(name: str, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict:
     print(f"   {name}", flush=True)
     _train(model, x, y)
@@ -199,30 +290,46 @@ def _one(name: str, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict:
     top = {}
     for k in (1, 5):
         ex = lam[::-1][:k]
-        top[f"top{k}"] = {
-            "lossmap": _sweep(
-                {f"tol={t:g}": _lossmap_top(model, x, y, t, k) for t in (1e-2, 1e-3)},
-                ex,
-            ),
-            "pyhessian": _sweep(
-                {
-                    f"tol={t:g}": _pyhessian_top(model, x, y, t, k)
-                    for t in (1e-3, 1e-4, 1e-5)
-                },
-                ex,
-            ),
-            "curvlinops+eigsh": _sweep(
-                {
-                    f"tol={t:g}": _curvlinops_top(model, x, y, t, k)
-                    for t in (1e-2, 1e-3)
-                },
-                ex,
-            ),
-        }
-    exact_label = f"exact from unit vectors ({dim})"
-    trace = {
-        "lossmap": _sweep(
+        top[f"top{k}"] = _compare(
             {
+                "lossmap": {
+                    "rtol=1e-3": _lossmap_top(model, x, y, k, rtol=1e-3),
+                    "rtol=3e-3": _lossmap_top(model, x, y, k, rtol=3e-3),
+                    "tol=1e-2": _lossmap_top(model, x, y, k, tol=1e-2),
+                    # the default: residuals to 100 machine epsilons (float32)
+                    "default tol": _lossmap_top(model, x, y, k),
+                    # products in float64 on the float32 model: past the
+                    # float32 floor that limits every library's products
+                    "default tol, float64 products": _lossmap_top(
+                        model, x, y, k, dtype=torch.float64
+                    ),
+                    # one start vector instead of the default block of k:
+                    # fewer products, but blind to repeated eigenvalues
+                    **(
+                        {
+                            "rtol=1e-3 block=1": _lossmap_top(
+                                model, x, y, k, rtol=1e-3, block=1
+                            )
+                        }
+                        if k > 1
+                        else {}
+                    ),
+                },
+                "pyhessian": {
+                    f"tol={t:g}": _pyhessian_top(model, x, y, t, k)
+                    for t in (1e-3, 3e-4, 1e-4, 3e-5, 1e-5)
+                },
+                "curvlinops+eigsh": {
+                    f"tol={t:g}": _curvlinops_top(model, x, y, t, k)
+                    for t in (1e-1, 1e-2, 1e-3)
+                },
+            },
+            ex,
+        )
+    exact_label = f"exact from unit vectors ({dim})"
+    trace = _compare(
+        {
+            "lossmap": {
                 "hutch++ sketch 256 + 256": _lossmap_trace(
                     model, x, y, hutchpp, sketch=256, probes=256, batch=64
                 ),
@@ -231,18 +338,16 @@ def _one(name: str, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict:
                 ),
                 exact_label: _lossmap_trace(model, x, y, hutchpp, sketch=dim, batch=64),
             },
-            exact_trace,
-            deterministic=(exact_label,),
-        ),
-        "pyhessian": _sweep(
-            {"hutchinson 800 probes": _pyhessian_trace(model, x, y, 800)},
-            exact_trace,
-        ),
-        "curvlinops": _sweep(
-            {"hutchpp_trace 768": _curvlinops_trace(model, x, y, "hutchpp_trace", 768)},
-            exact_trace,
-        ),
-    }
+            "pyhessian": {"hutchinson 800 probes": _pyhessian_trace(model, x, y, 800)},
+            "curvlinops": {
+                "hutchpp_trace 768": _curvlinops_trace(
+                    model, x, y, "hutchpp_trace", 768
+                )
+            },
+        },
+        exact_trace,
+        deterministic=(exact_label,),
+    )
     # PyHessian's Hutchinson would need about (σ / (1e-3 · tr))² probes for a
     # standard error of 1e-3 · tr; its time per probe gives the time.
     ph = trace["pyhessian"]["runs"][0]
@@ -256,6 +361,7 @@ def _one(name: str, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict:
         "exact_top": exact_top,
         "exact_trace": exact_trace,
         "dense_float64_s": round(t_dense, 2),
+        "s_per_product": _per_product(model, x, y),
         "top_eigenvalues": top,
         "trace": trace,
     }

@@ -287,9 +287,15 @@ def test_unconverged_is_reported():
     e = eigenvalues(op, 3, max_iter=4, block=1)
     assert len(e.values) == 3
     assert not e.converged
-    # 4 steps, 3 residual checks, and 3 more for timing batched vs looped
-    assert e.products == op.products == 4 + 3 + 3
+    # 4 steps; the residuals come from the Lanczos relation, no product
+    assert e.products == op.products == 4
     assert e.iterations == 4
+    # verify=True: 3 explicit residual products, and 3 more for timing
+    # batched against looped on the first block
+    op = HessianOperator(model, F.cross_entropy, (x, y))
+    v = eigenvalues(op, 3, max_iter=4, block=1, verify=True)
+    assert v.products == op.products == 4 + 3 + 3
+    np.testing.assert_allclose(v.residuals, e.residuals, rtol=1e-6)
 
 
 def test_both_ends_from_one_run_and_products_counted():

@@ -27,9 +27,10 @@ curvature matrix of a mean loss ``L(θ) = (1/N) Σₙ ℓ(f(xₙ; θ), yₙ)``:
   ``scaled_dot_product_attention``, whose double backward exists;
 * products on a batch of vectors: ``matmat(V)`` with ``V`` of shape
   ``(b, dim)`` computes ``b`` products in one backward pass per tile
-  (``is_grads_batched``) when that is faster than a loop — the first batch is
-  run both ways and timed (on a CPU, batching pays for small models and
-  costs a little on larger ones) — and loops when an operation has no
+  (``is_grads_batched``) when that is faster than a loop — the first batch
+  is run batched and its first rows (at most ``MEASURE_ROWS``) also one by
+  one, and the times per vector compared (on a CPU, batching pays for small
+  models and costs on convolutions) — and loops when an operation has no
   batching rule;
 * the count of matrix-vector products computed (:attr:`products`, including
   the one measuring pass).
@@ -63,6 +64,9 @@ from lossmap.nn import batch as nb
 
 __all__ = ["CurvatureOperator"]
 
+#: Rows of the first batch that are also multiplied one by one, to choose
+#: between batched and looped products; they count as extra products.
+MEASURE_ROWS = 8
 #: Keep every tile's graph when (samples × selected parameters) is below this
 #: (a proxy for the memory the graphs need: about 8 bytes per entry and layer).
 KEEP_GRAPH_WORK = 2e8
@@ -217,6 +221,7 @@ class CurvatureOperator:
         if self.bn == "recompute" and _bn.has_batchnorm(self._work):
             self._recompute_statistics()
         self._settled: str | None = None
+        self._held = False
         if self._work is not model:
             # a private copy: set its flags once; nothing needs restoring
             _bn.configure(_bn.ModelGuard(self._work), self._work, self._mode())
@@ -289,6 +294,21 @@ class CurvatureOperator:
                 yield
         finally:
             guard.restore()
+
+    @contextlib.contextmanager
+    def session(self) -> Iterator[None]:
+        """Hold the products' configuration (model flags, attention kernel)
+        across many products: an algorithm enters it once instead of once per
+        product (:func:`lossmap.nn.curvature._protocol.session`). Re-entrant."""
+        if self._held:
+            yield
+            return
+        with self._configured():
+            self._held = True
+            try:
+                yield
+            finally:
+                self._held = False
 
     def _totals(self) -> None:
         """One pass over the data: each term's total count (the coefficients
@@ -396,12 +416,16 @@ class CurvatureOperator:
             raise ValueError(
                 f"`V` must have shape (b, {self.dim}), got {tuple(V.shape)}"
             )
-        V = V.to(dtype=self.dtype, device=self.device)
+        if V.dtype != self.dtype or V.device != self.device:
+            V = V.to(dtype=self.dtype, device=self.device)
         b = V.shape[0]
-        total = torch.zeros((b, self.dim), dtype=self.dtype, device=self.device)
-        with self._configured():
-            for t in range(len(self.tiles)):
-                total.add_(self._apply(self._state(t), V))
+        with contextlib.nullcontext() if self._held else self._configured():
+            if len(self.tiles) == 1:
+                total = self._apply(self._state(0), V)
+            else:
+                total = torch.zeros((b, self.dim), dtype=self.dtype, device=self.device)
+                for t in range(len(self.tiles)):
+                    total.add_(self._apply(self._state(t), V))
         self.products += b + self._extra
         self._extra = 0
         return total
@@ -413,13 +437,17 @@ class CurvatureOperator:
             return self._looped(state, V)
         try:
             if self._batched is None:  # measure both ways once
+                # batched on the whole batch (its cost per vector depends on
+                # the batch size), looped on its first rows (it does not)
+                probe = V[:MEASURE_ROWS]
                 t0 = time.perf_counter()
                 out = self._batched_product(state, V)
                 t1 = time.perf_counter()
-                self._looped(state, V)
+                self._looped(state, probe)
                 t2 = time.perf_counter()
-                self._extra += V.shape[0]
-                self._batched = (t1 - t0) <= (t2 - t1)
+                self._extra += probe.shape[0]
+                per_batched = (t1 - t0) / V.shape[0]
+                self._batched = per_batched <= (t2 - t1) / probe.shape[0]
                 return out
             return self._batched_product(state, V)
         except RuntimeError:
@@ -433,6 +461,9 @@ class CurvatureOperator:
         return self.flatten([o.detach() for o in out], lead=1)
 
     def _looped(self, state: Any, V: torch.Tensor) -> torch.Tensor:
+        if V.shape[0] == 1:
+            out = self._tile_product(state, self.split(V[0]), False)
+            return self.flatten([o.detach() for o in out])[None]
         rows = [
             self.flatten(
                 [o.detach() for o in self._tile_product(state, self.split(v), False)]

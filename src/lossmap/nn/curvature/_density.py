@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from lossmap._validation import check_float, check_int
-from lossmap.nn.curvature._protocol import count, matmat
+from lossmap.nn.curvature._protocol import count, held, matmat
 
 __all__ = ["Density", "slq"]
 
@@ -114,6 +114,7 @@ def _block_lanczos_paths(
     return alpha, beta, length
 
 
+@held
 def slq(
     op: Any,
     *,

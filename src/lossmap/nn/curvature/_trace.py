@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from lossmap._validation import check_float, check_int
-from lossmap.nn.curvature._protocol import count, matmat
+from lossmap.nn.curvature._protocol import count, held, matmat
 
 __all__ = ["Trace", "hutchinson", "hutchpp"]
 
@@ -101,6 +101,7 @@ def _checked(
     return probes, target_se, min(min_probes, probes), batch, seed
 
 
+@held
 def hutchinson(
     op: Any,
     *,
@@ -148,6 +149,7 @@ def hutchinson(
     )
 
 
+@held
 def hutchpp(
     op: Any,
     *,
