@@ -267,8 +267,11 @@ def test_density_with_several_probes_and_their_spread(work, capsys):
     # float32 products: the two runs agree to rounding, relative to the range
     scale = float(np.ptp(api.grid))
     np.testing.assert_allclose(d["grid"], api.grid, rtol=1e-5, atol=1e-6 * scale)
-    np.testing.assert_allclose(d["density"], api.density, rtol=1e-5, atol=1e-8)
-    np.testing.assert_allclose(d["spread"], api.spread, rtol=1e-5, atol=1e-8)
+    # a node moved by float32 rounding (1e-7) moves the steep flanks of its
+    # Gaussian by more than that: compare against the density's own scale
+    peak = float(np.max(api.density))
+    np.testing.assert_allclose(d["density"], api.density, rtol=1e-5, atol=1e-4 * peak)
+    np.testing.assert_allclose(d["spread"], api.spread, rtol=1e-5, atol=1e-4 * peak)
     assert d["probes"] == 3
     assert d["steps"] == 20
     assert d["products"] >= 60
