@@ -179,3 +179,14 @@ def test_bad_spectrum_arguments(setup):
         hessian_trace(op, probes=1)
     with pytest.raises(ValueError, match=r"`v` must have shape \(45,\)"):
         op.matvec(torch.zeros(3, dtype=torch.float64))
+
+
+def test_top_eigenvalues_rtol_is_passed_through(setup):
+    model, x, y = setup
+    lam = torch.linalg.eigvalsh(exact_hessian(model, x, y)).numpy()[::-1]
+    op = HessianOperator(model, F.cross_entropy, (x, y))
+    loose = top_eigenvalues(op, 1, rtol=1e-3)
+    tight = top_eigenvalues(op, 1)
+    assert abs(loose.values[0] - lam[0]) <= 1e-3 * abs(lam[0])
+    assert loose.rtol == 1e-3
+    assert loose.products <= tight.products

@@ -46,13 +46,17 @@ def top_eigenvalues(
     iterations: int | None = None,
     seed: int = 0,
     tol: float | None = None,
+    rtol: float | None = None,
 ) -> Eigen:
     """The ``k`` extreme eigenpairs; ``iterations`` caps the Lanczos steps.
 
     See :func:`lossmap.nn.curvature.eigenvalues` (always ``k`` pairs; the
-    convergence test is scaled to the dtype and the operator's norm).
+    convergence test is scaled to the dtype and the operator's norm; ``rtol``
+    stops once each eigenvalue's error estimate is at most ``rtol·|λ|``).
     """
-    return eigenvalues(op, k, which=which, tol=tol, max_iter=iterations, seed=seed)
+    return eigenvalues(
+        op, k, which=which, tol=tol, rtol=rtol, max_iter=iterations, seed=seed
+    )
 
 
 def hessian_trace(
