@@ -420,7 +420,7 @@ class Evaluator:
                         acc.copy_(y0)
                     for j in range(1, self.m):
                         acc.add_(ys[j], alpha=scalars[j])
-                else:  # under vmap: one batched (k, m) @ (m, ...) product
+                else:  # one coefficient vector (sizing a pass): a small product
                     acc = y0 + torch.tensordot(coef, ys, dims=1)
                 args.append(acc)
             if moved or fixed or self.run_buffers:
