@@ -30,7 +30,8 @@ import functools
 import os
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import fx, nn
@@ -175,82 +176,75 @@ def tanh_form() -> str:
     return "expm1" if mkl and _cpu.cpu_info().vendor != "GenuineIntel" else "torch"
 
 
-_TANH_TARGETS = {torch.tanh, nn.functional.tanh}
-_RELU_TARGETS = {torch.relu, nn.functional.relu}
+#: An activation as fx records it: (functions, tensor method, module type).
+_TANH = ({torch.tanh, nn.functional.tanh}, "tanh", nn.Tanh)
+_RELU = ({torch.relu, nn.functional.relu}, "relu", nn.ReLU)
 #: Modules whose output is a fresh tensor nothing else holds.
 _FRESH_MODULES = (nn.Linear, nn.modules.conv._ConvNd, nn.modules.batchnorm._BatchNorm)
 
 
-def _relu_in_place(gm: fx.GraphModule) -> int:
-    """Make ``relu`` in-place where its input is a fresh tensor used only by it
-    (an affine placeholder, which the engine fills afresh at every point, or
-    the output of a Linear, convolution or BatchNorm layer); return how many.
-    Saves one allocation and one pass over memory per activation."""
-    count = 0
-    for node in list(gm.graph.nodes):
-        relu = (
-            (node.op == "call_function" and node.target in _RELU_TARGETS)
-            or (node.op == "call_method" and node.target == "relu")
-            or (
-                node.op == "call_module"
-                and type(gm.get_submodule(str(node.target))) is nn.ReLU
-            )
+def _calls(gm: fx.GraphModule, node: fx.Node, kind: tuple) -> bool:
+    """``node`` applies the activation ``kind`` to one argument, nothing else."""
+    functions, method, module = kind
+    hit = (
+        (node.op == "call_function" and node.target in functions)
+        or (node.op == "call_method" and node.target == method)
+        or (
+            node.op == "call_module"
+            and type(gm.get_submodule(str(node.target))) is module
         )
-        if not relu or len(node.args) != 1 or node.kwargs.get("inplace"):
-            continue
-        src = node.args[0]
-        if not isinstance(src, fx.Node) or len(src.users) != 1:
-            continue
-        fresh = (src.op == "placeholder" and src.name.startswith("affine_")) or (
-            src.op == "call_module"
-            and isinstance(gm.get_submodule(str(src.target)), _FRESH_MODULES)
-        )
-        if fresh:
-            node.op, node.target, node.kwargs = "call_function", torch.relu_, {}
-            count += 1
-    if count:
-        gm.graph.eliminate_dead_code()
-        gm.recompile()
-    return count
+    )
+    return hit and len(node.args) == 1 and not node.kwargs.get("inplace")
 
 
-def _rewrite_tanh(gm: fx.GraphModule) -> int:
-    """Replace every ``tanh`` in ``gm`` by :func:`expm1_tanh`; return how many."""
-    count = 0
+def _fresh(gm: fx.GraphModule, node: Any) -> bool:
+    """A tensor only one node reads and nobody else holds: an affine
+    placeholder (the engine fills it afresh at every point) or the output of a
+    Linear, convolution or BatchNorm layer."""
+    if not isinstance(node, fx.Node) or len(node.users) != 1:
+        return False
+    return (node.op == "placeholder" and node.name.startswith("affine_")) or (
+        node.op == "call_module"
+        and isinstance(gm.get_submodule(str(node.target)), _FRESH_MODULES)
+    )
+
+
+def rewrite_graph(gm: fx.GraphModule) -> dict:
+    """The per-point rewrites, in place; returns what changed (empty if nothing).
+
+    ``tanh`` becomes :func:`expm1_tanh` where :func:`tanh_form` says so, and
+    ``relu`` becomes ``relu_`` where its input is fresh (one allocation and one
+    pass over memory fewer per activation). Both keep the values.
+    """
+    fast_tanh = tanh_form() == "expm1"
+    tanh = relu = 0
     for node in list(gm.graph.nodes):
-        hit = (
-            (node.op == "call_function" and node.target in _TANH_TARGETS)
-            or (node.op == "call_method" and node.target == "tanh")
-            or (
-                node.op == "call_module"
-                and type(gm.get_submodule(str(node.target))) is nn.Tanh
-            )
-        )
-        if hit and len(node.args) == 1 and not node.kwargs:
+        if fast_tanh and _calls(gm, node, _TANH) and not node.kwargs:
             node.op, node.target = "call_function", expm1_tanh
-            count += 1
-    if count:
+            tanh += 1
+        elif _calls(gm, node, _RELU) and _fresh(gm, node.args[0]):
+            node.op, node.target, node.kwargs = "call_function", torch.relu_, {}
+            relu += 1
+    info: dict = {}
+    if relu:
+        info["in_place_relu"] = relu
+    if tanh:
+        info["tanh"] = f"expm1 form ({tanh} calls; {_TANH_ENV})"
+    if info:
         gm.graph.eliminate_dead_code()
         gm.recompile()
-    return count
+    return info
 
 
 def rewrite(model: nn.Module) -> tuple[fx.GraphModule, dict] | None:
-    """``model`` traced with the per-point rewrites (in-place ``relu`` on fresh
-    values, ``tanh`` in its fast form where that applies), or None when it
+    """``model`` traced with :func:`rewrite_graph`'s rewrites, or None when it
     cannot be traced or nothing changes. For models with nothing to cache."""
     try:
         gm = trace(model)
     except Exception:
         return None
-    tanh = _rewrite_tanh(gm) if tanh_form() == "expm1" else 0
-    relu = _relu_in_place(gm)
-    if not (tanh or relu):
-        return None
-    info = {"in_place_relu": relu}
-    if tanh:
-        info["tanh"] = f"expm1 form ({tanh} calls; {_TANH_ENV})"
-    return gm, info
+    info = rewrite_graph(gm)
+    return (gm, info) if info else None
 
 
 @dataclass
@@ -266,8 +260,8 @@ class Split:
     rest: fx.GraphModule
     n_frontier: int
     affine: tuple[tuple[str, bool], ...]  # (module path, has bias)
-    #: ``tanh`` calls in ``rest`` computed by :func:`expm1_tanh`.
-    expm1_tanh: int = 0
+    #: What :func:`rewrite_graph` changed in ``rest``.
+    rewrites: dict = field(default_factory=dict)
 
     def rest_names(self) -> set[str]:
         return {n for n, _ in self.rest.named_parameters()} | {
@@ -280,13 +274,11 @@ class Split:
         }
 
     def describe(self) -> dict:
-        info = {
+        return {
             "cached_values": self.n_frontier,
             "affine_layers": [p for p, _ in self.affine],
+            **self.rewrites,
         }
-        if self.expm1_tanh:
-            info["tanh"] = f"expm1 form ({self.expm1_tanh} calls; {_TANH_ENV})"
-        return info
 
 
 def _owns_moved(target: str, moved: set[str]) -> bool:
@@ -364,13 +356,12 @@ def build_split(
             continue
         env[node] = rg.node_copy(node, lambda n: env[n])
     rest = fx.GraphModule(gm, rg)
-    fast = _rewrite_tanh(rest) if tanh_form() == "expm1" else 0
-    _relu_in_place(rest)
+    rewrites = rewrite_graph(rest)
     info = tuple(
         (str(a.target), gm.get_submodule(str(a.target)).bias is not None)
         for a in affine_nodes
     )
-    return Split(prefix, rest, len(frontier), info, fast)
+    return Split(prefix, rest, len(frontier), info, rewrites)
 
 
 def affine_parts(
