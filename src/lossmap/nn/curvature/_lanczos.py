@@ -301,34 +301,29 @@ def lanczos_edges(
         full = m >= max_iter or m >= n
         if m >= kmax and (full or m - checked >= max(1, checked // 50)):
             checked = m
-            lam, S = _eigh(T[:m, :m])
-            norm = float(np.max(np.abs(lam)))
-            threshold = tol * max(norm, TINY)
-            last = S[m - b : m]
             G = torch.mm(W, W.T).to(torch.float64).cpu().numpy()
-            res = np.sqrt(np.maximum(np.einsum("bi,bc,ci->i", last, G, last), 0))
-            # no value is known better than the products' rounding, eps·‖M‖
-            errors = np.maximum(_value_errors(res, _gaps(lam)), eps * norm)
-            idx = np.concatenate([_pick(lam, wh, k) for wh, k in wanted.items()])
-            met = res[idx] <= threshold * strict
-            if rtol is not None:
-                met |= errors[idx] <= rtol * np.abs(lam[idx])
-            ok = bool(met.all())
-            if ok or full:
-                result = _finish(
-                    op,
-                    Q[:m],
-                    lam,
-                    S,
-                    res,
-                    errors,
-                    wanted,
-                    threshold,
-                    rtol,
-                    m,
-                    restarts,
-                    verify,
-                )
+
+            def block_residuals(S: np.ndarray, G=G, b=b, m=m) -> np.ndarray:
+                last = S[m - b : m]
+                quad = np.einsum("bi,bc,ci->i", last, G, last)
+                return np.sqrt(np.maximum(quad, 0))
+
+            found = _check(
+                op,
+                Q[:m],
+                T[:m, :m],
+                block_residuals,
+                wanted,
+                tol,
+                rtol,
+                eps,
+                strict,
+                restarts,
+                verify,
+                force=full,
+            )
+            if found is not None:
+                result = found
                 if full or all(r.converged for r in result.values()):
                     break
                 strict *= 0.1  # explicit residuals (verify) disagreed: go on
@@ -338,23 +333,19 @@ def lanczos_edges(
         Qb, fresh = _next_block(W[:nxt], Q[:m], gen, tiny)
         restarts += fresh
         if Qb.shape[0] == 0:  # the whole space is spanned: M Q = Q T exactly
-            lam, S = _eigh(T[:m, :m])
-            norm = float(np.max(np.abs(lam)))
-            threshold = tol * max(norm, TINY)
-            res = np.zeros(m)
-            result = _finish(
+            result = _check(
                 op,
                 Q[:m],
-                lam,
-                S,
-                res,
-                res,
+                T[:m, :m],
+                None,
                 wanted,
-                threshold,
+                tol,
                 rtol,
-                m,
+                eps,
+                1.0,
                 restarts,
                 verify,
+                force=True,
             )
             break
     return _counted(result, count(op) - before, rtol)
@@ -424,32 +415,23 @@ def _single(
         full = m >= max_iter or m >= n
         if m >= kmax and (full or m - checked >= max(1, checked // 50)):
             checked = m
-            lam, S = _eigh(T[:m, :m])
-            norm = float(np.max(np.abs(lam)))
-            threshold = tol * max(norm, TINY)
-            res = beta * np.abs(S[m - 1])
-            errors = np.maximum(_value_errors(res, _gaps(lam)), eps * norm)
-            idx = np.concatenate([_pick(lam, wh, k) for wh, k in wanted.items()])
-            met = res[idx] <= threshold * strict
-            if rtol is not None:
-                met |= errors[idx] <= rtol * np.abs(lam[idx])
-            if bool(met.all()) or full:
-                result = _finish(
-                    op,
-                    Q[:m],
-                    lam,
-                    S,
-                    res,
-                    errors,
-                    wanted,
-                    threshold,
-                    rtol,
-                    m,
-                    restarts,
-                    verify,
-                )
-                if full or all(r.converged for r in result.values()):
-                    return result
+            found = _check(
+                op,
+                Q[:m],
+                T[:m, :m],
+                lambda S, m=m, beta=beta: beta * np.abs(S[m - 1]),
+                wanted,
+                tol,
+                rtol,
+                eps,
+                strict,
+                restarts,
+                verify,
+                force=full,
+            )
+            if found is not None:
+                if full or all(r.converged for r in found.values()):
+                    return found
                 strict *= 0.1  # explicit residuals (verify) disagreed: go on
         tiny = EPS_FACTOR * eps * max(diag, TINY)
         if beta > tiny:
@@ -458,25 +440,66 @@ def _single(
         Qb, fresh = _orthonormal_rows(w[None], Q[:m], gen, tiny)
         restarts += fresh
         if Qb.shape[0] == 0:  # the whole space is spanned: M Q = Q T exactly
-            lam, S = _eigh(T[:m, :m])
-            norm = float(np.max(np.abs(lam)))
-            threshold = tol * max(norm, TINY)
-            res = np.zeros(m)
-            return _finish(
+            return _check(
                 op,
                 Q[:m],
-                lam,
-                S,
-                res,
-                res,
+                T[:m, :m],
+                None,
                 wanted,
-                threshold,
+                tol,
                 rtol,
-                m,
+                eps,
+                1.0,
                 restarts,
                 verify,
+                force=True,
             )
         q = Qb[0]
+
+
+def _check(
+    op: Any,
+    Q: torch.Tensor,
+    T: np.ndarray,
+    residuals: Any,
+    wanted: dict[str, int],
+    tol: float,
+    rtol: float | None,
+    eps: float,
+    strict: float,
+    restarts: int,
+    verify: bool,
+    *,
+    force: bool,
+) -> dict[str, Eigen] | None:
+    """The Ritz pairs of ``T`` as the result, if every wanted pair passes its
+    test (or ``force``), else None.
+
+    ``residuals(S)`` gives each pair's residual norm from the eigenvectors
+    ``S`` of ``T``; None means the Krylov space is closed (``M Q = Q T``
+    exactly: residuals and errors zero). A pair passes when its residual is
+    at most ``strict · tol · ‖T‖``, or with ``rtol`` when its error estimate
+    is at most ``rtol · |λ|``; no error is reported below ``eps · ‖T‖``.
+    """
+    lam, S = _eigh(T)
+    norm = float(np.max(np.abs(lam)))
+    threshold = tol * max(norm, TINY)
+    if residuals is None:
+        res = errors = np.zeros(T.shape[0])
+    else:
+        res = residuals(S)
+        errors = np.maximum(_value_errors(res, _gaps(lam)), eps * norm)
+    if not force:
+        idx = np.concatenate([_pick(lam, wh, k) for wh, k in wanted.items()])
+        met = res[idx] <= threshold * strict
+        if rtol is not None:
+            met |= errors[idx] <= rtol * np.abs(lam[idx])
+        if not met.all():
+            return None
+    steps = T.shape[0]
+    return _finish(
+        op, Q, lam, S, res, errors, wanted, threshold, rtol, steps, restarts, verify
+    )
 
 
 def _finish(
