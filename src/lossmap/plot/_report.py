@@ -245,38 +245,26 @@ def spectrum_figure(result: Mapping[str, Any]) -> Any:
             name="eigenvalue density",
             line={"color": "#2a6fdb"},
         )
-    eig = result.get("eigenvalues") or []
-    if eig:
-        top = max(dens["density"]) if dens else 1.0
-        fig.add_scatter(
-            x=eig,
-            y=[0.5 * top] * len(eig),
-            mode="markers",
-            marker={
-                "symbol": "line-ns-open",
-                "size": 26,
-                "color": "#e0201b",
-                "line": {"width": 2},
-            },
-            name="top eigenvalues (Lanczos)",
-            hovertemplate="λ = %{x:.5g}<extra></extra>",
-        )
-    low = (result.get("bottom") or {}).get("eigenvalues") or []
-    if low:
-        top = max(dens["density"]) if dens else 1.0
-        fig.add_scatter(
-            x=low,
-            y=[0.5 * top] * len(low),
-            mode="markers",
-            marker={
-                "symbol": "line-ns-open",
-                "size": 26,
-                "color": "#7b2cbf",
-                "line": {"width": 2},
-            },
-            name="bottom eigenvalues (Lanczos)",
-            hovertemplate="λ = %{x:.5g}<extra></extra>",
-        )
+    top = max(dens["density"]) if dens else 1.0
+    marks = (
+        (result.get("eigenvalues") or [], "#e0201b", "top"),
+        ((result.get("bottom") or {}).get("eigenvalues") or [], "#7b2cbf", "bottom"),
+    )
+    for values, color, end in marks:
+        if values:
+            fig.add_scatter(
+                x=values,
+                y=[0.5 * top] * len(values),
+                mode="markers",
+                marker={
+                    "symbol": "line-ns-open",
+                    "size": 26,
+                    "color": color,
+                    "line": {"width": 2},
+                },
+                name=f"{end} eigenvalues (Lanczos)",
+                hovertemplate="λ = %{x:.5g}<extra></extra>",
+            )
     fig.update_layout(
         template="plotly_white",
         title={"text": f"{_matrix_words(result)} eigenvalue spectrum", "x": 0.02},
