@@ -28,6 +28,25 @@ def _done(store):
     )
 
 
+def _run_killing(job, store, ex, victim):
+    """Run the job into ``store`` on ``ex``, SIGKILL ``victim`` once 2 chunks
+    are stored; the surface and ``{"chunks_at_kill": n}``."""
+    seen = {}
+
+    def killer():
+        deadline = time.monotonic() + 120
+        while _done(store) < 2 and time.monotonic() < deadline:
+            time.sleep(0.002)
+        seen["chunks_at_kill"] = _done(store)
+        os.kill(victim, signal.SIGKILL)
+
+    thread = threading.Thread(target=killer)
+    thread.start()
+    result = job.run(store, executor=ex)
+    thread.join()
+    return result, seen
+
+
 @pytest.mark.slow
 def test_killed_worker_run_completes_identically(tmp_path, record, job_module):
     job = job_module
@@ -38,19 +57,7 @@ def test_killed_worker_run_completes_identically(tmp_path, record, job_module):
         pids = client.run(os.getpid)
         victim = sorted(pids.values())[0]
         store = tmp_path / "p.zarr"
-        seen = {}
-
-        def killer():
-            deadline = time.monotonic() + 120
-            while _done(store) < 2 and time.monotonic() < deadline:
-                time.sleep(0.002)
-            seen["chunks_at_kill"] = _done(store)
-            os.kill(victim, signal.SIGKILL)
-
-        thread = threading.Thread(target=killer)
-        thread.start()
-        result = job.run(store, executor=ex)
-        thread.join()
+        result, seen = _run_killing(job, store, ex, victim)
         deadline = time.monotonic() + 60
         while len(client.scheduler_info()["workers"]) < 2:
             assert time.monotonic() < deadline, "the killed worker was not replaced"
@@ -87,19 +94,7 @@ def test_only_worker_killed_the_spec_task_is_recomputed(tmp_path, record, job_mo
         job.run(tmp_path / "warm.zarr", executor=ex)  # imports in the worker
         (victim,) = client.run(os.getpid).values()
         store = tmp_path / "p.zarr"
-        seen = {}
-
-        def killer():
-            deadline = time.monotonic() + 120
-            while _done(store) < 2 and time.monotonic() < deadline:
-                time.sleep(0.002)
-            seen["chunks_at_kill"] = _done(store)
-            os.kill(victim, signal.SIGKILL)
-
-        thread = threading.Thread(target=killer)
-        thread.start()
-        result = job.run(store, executor=ex)
-        thread.join()
+        result, seen = _run_killing(job, store, ex, victim)
         after = client.run(os.getpid)
         sent = ex.specs_sent - 1  # the warm-up call sent one
     assert sent == 1  # once per call, however the worker fared
