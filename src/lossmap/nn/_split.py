@@ -236,12 +236,23 @@ def rewrite_graph(gm: fx.GraphModule) -> dict:
     return info
 
 
-def rewrite(model: nn.Module) -> tuple[fx.GraphModule, dict] | None:
-    """``model`` traced with :func:`rewrite_graph`'s rewrites, or None when it
-    cannot be traced or nothing changes. For models with nothing to cache."""
+def traced(model: nn.Module) -> fx.GraphModule | None:
+    """``model`` as a GraphModule (traced unless it is one), or None when
+    ``torch.fx`` cannot trace it."""
+    if isinstance(model, fx.GraphModule):
+        return model
     try:
-        gm = trace(model)
+        return trace(model)
     except Exception:
+        return None
+
+
+def rewrite(model: nn.Module) -> tuple[fx.GraphModule, dict] | None:
+    """``model`` traced (see :func:`traced`; a GraphModule is rewritten in
+    place) with :func:`rewrite_graph`'s rewrites, or None when it cannot be
+    traced or nothing changes. For models with nothing to cache."""
+    gm = traced(model)
+    if gm is None:
         return None
     info = rewrite_graph(gm)
     return (gm, info) if info else None
@@ -288,10 +299,10 @@ def _owns_moved(target: str, moved: set[str]) -> bool:
 def build_split(
     model: nn.Module, moved: set[str], *, n_directions: int = 2, affine: bool = True
 ) -> Split | None:
-    """Cut ``model`` (a working copy) or return None if nothing can be cached."""
-    try:
-        gm = trace(model)
-    except Exception:
+    """Cut ``model`` (a working copy, or its trace: see :func:`traced`; left
+    unchanged) or return None if nothing can be cached."""
+    gm = traced(model)
+    if gm is None:
         return None
     nodes = list(gm.graph.nodes)
     if sum(n.op == "placeholder" for n in nodes) != 1:

@@ -49,6 +49,7 @@ from lossmap.nn._split import (
     build_split,
     forward_passes,
     rewrite,
+    traced,
 )
 from lossmap.nn.batch import ROWS_IMAGES, Batch, Data, Objective, tolerance
 
@@ -242,12 +243,13 @@ class Evaluator:
         """Choose the split, the runner and the strategy."""
         self.split: Split | None = None
         self.cached: list[tuple[list[torch.Tensor], list[tuple]]] = []
-        if not plain and self.spec.bn != "recompute" and self.single:
-            self._try_split()
-        runner = self.split.rest if self.split is not None else self.work
         self.rewritten: dict | None = None
-        if self.split is None and not plain:
-            found = rewrite(self.work)
+        gm = None if plain else traced(self.work)  # traced once for both uses
+        if gm is not None and self.spec.bn != "recompute" and self.single:
+            self._try_split(gm)
+        runner = self.split.rest if self.split is not None else self.work
+        if self.split is None and gm is not None:
+            found = rewrite(gm)
             if found is not None:
                 runner, self.rewritten = found
         self.runner = runner
@@ -326,8 +328,8 @@ class Evaluator:
             self.fallback = f"optimisations off ({reason})"
             self._configure(plain=True)
 
-    def _try_split(self) -> None:
-        split = build_split(self.work, self.moved, n_directions=self.m)
+    def _try_split(self, gm: Any) -> None:
+        split = build_split(gm, self.moved, n_directions=self.m)
         if split is None:
             return
         names = split.prefix_names()
