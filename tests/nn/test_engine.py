@@ -122,8 +122,9 @@ ENGINE_CASES = [
 ]
 
 
+@pytest.mark.parametrize("rows", [1, 16, None])  # None: the engine's own tiles
 @pytest.mark.parametrize(("factory", "kind", "strategy"), ENGINE_CASES)
-def test_engine_matches_per_point_reference(factory, kind, strategy):
+def test_engine_matches_per_point_reference(factory, kind, strategy, rows):
     net = _prepared(factory, kind)
     x, y = _data("cnn" if kind == "cnn" else "mlp")
     d1, d2 = lnn.random_plane(net, seed=1)
@@ -134,7 +135,7 @@ def test_engine_matches_per_point_reference(factory, kind, strategy):
         (d1, d2),
         steps=(4, 3),
         span=0.8,
-        batch_size=16,
+        batch_size=rows,
         strategy=strategy,
         progress=False,
     )

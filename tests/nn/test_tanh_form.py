@@ -117,3 +117,20 @@ def test_plane_with_either_form_matches_loading_the_weights(form, dtype, strateg
     tol = 1e-12 if dtype == "float64" else 1e-5
     for surface in surfaces.values():
         np.testing.assert_allclose(surface.loss, ref, rtol=tol, atol=tol)
+
+
+def test_rewritten_model_on_an_executor_matches_in_process(form):
+    from concurrent.futures import ThreadPoolExecutor
+
+    form("expm1")
+    torch.manual_seed(0)
+    net = Neurons()
+    g = torch.Generator().manual_seed(3)
+    x, y = torch.randn(29, 70, generator=g), torch.randint(0, 3, (29,), generator=g)
+    d = lnn.random_plane(net, seed=4)
+    kw = dict(steps=5, progress=False, batch_size=6)
+    here = lnn.plane(net, F.cross_entropy, (x, y), d, **kw)
+    with ThreadPoolExecutor(2) as pool:
+        there = lnn.plane(net, F.cross_entropy, (x, y), d, executor=pool, chunk=2, **kw)
+    assert there.metadata["engine"]["split"]["tanh"].startswith("expm1 form")
+    np.testing.assert_allclose(there.loss, here.loss, rtol=1e-6, atol=1e-7)
