@@ -446,6 +446,19 @@ def _controls(page):
     )
 
 
+def _settled(page, pause=400, limit=60):
+    """The controls once two reads ``pause`` ms apart (and the address) agree:
+    a slow server can still be applying the last change when a fixed wait ends."""
+    state = (_controls(page), page.url)
+    for _ in range(limit):
+        page.wait_for_timeout(pause)
+        now = (_controls(page), page.url)
+        if now == state:
+            return now[0]
+        state = now
+    return state[0]
+
+
 def test_the_url_holds_the_whole_state(explorer, browser, live_server, artifacts):
     page, ui = explorer.page, explorer
     page.locator("#preset").click()
@@ -463,8 +476,7 @@ def test_the_url_holds_the_whole_state(explorer, browser, live_server, artifacts
     page.locator("#overlays label", has_text="downhill arrows").click()
     page.wait_for_timeout(600)
     ui.click_data("landscape", 0.8, 0.4)
-    page.wait_for_timeout(800)
-    before = _controls(page)
+    before = _settled(page)  # the click's readout and address, not a moment before
     url = page.url
     assert "?s=" in url
     other = browser.new_page(viewport={"width": 1500, "height": 1000})
