@@ -15,6 +15,7 @@ import time
 
 import numpy as np
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from lossmap import optim, toy
 from lossmap.explorer import teaching
@@ -575,17 +576,26 @@ def test_dragging_a_data_point_moves_it(explorer, artifacts):
         " return [r.left + fl._size.l + fl.xaxis.d2p(a),"
         " r.top + fl._size.t + fl.yaxis.d2p(b)]; }"
     )
-    a = page.evaluate(to_page, [x0, y0])
-    b = page.evaluate(to_page, [1.5, -0.2])
-    page.mouse.move(*a)
-    page.mouse.down()
-    for k in range(1, 6):
-        page.mouse.move(a[0] + (b[0] - a[0]) * k / 5, a[1] + (b[1] - a[1]) * k / 5)
-    page.mouse.up()
-    page.wait_for_function(
+    edited = (
         "() => document.querySelector('#landscape .gtitle').textContent"
         ".includes('(edited)')"
     )
+    # a drag made while the page is still wiring its handlers is lost: drag
+    # again (from the same place) until the edit arrives, three tries at most
+    for attempt in range(3):
+        a = page.evaluate(to_page, [x0, y0])
+        b = page.evaluate(to_page, [1.5, -0.2])
+        page.mouse.move(*a)
+        page.mouse.down()
+        for k in range(1, 6):
+            page.mouse.move(a[0] + (b[0] - a[0]) * k / 5, a[1] + (b[1] - a[1]) * k / 5)
+        page.mouse.up()
+        try:
+            page.wait_for_function(edited, timeout=20_000)
+            break
+        except PlaywrightTimeout:
+            if attempt == 2:
+                raise
     page.wait_for_timeout(300)
     data = ui.trace("fit", "data")
     assert len(data["x"]) == 2
