@@ -1,4 +1,5 @@
-"""tanh computed as expm1(2x)/(expm1(2x)+2) where torch's own tanh is slow."""
+"""tanh computed by NumPy's SIMD loop or as expm1(2x)/(expm1(2x)+2) where
+torch's own tanh is slow."""
 
 from __future__ import annotations
 
@@ -23,20 +24,25 @@ def form(monkeypatch):
     _split.tanh_form.cache_clear()
 
 
+FAST = {"expm1": _split.expm1_tanh, "numpy": _split.numpy_tanh}
+
+
+@pytest.mark.parametrize("name", sorted(FAST))
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_expm1_tanh_is_as_accurate_as_tanh(dtype):
+def test_fast_tanh_is_as_accurate_as_tanh(name, dtype):
     mag = torch.logspace(-30, 3, 20_000, dtype=torch.float64)
     x = torch.cat([mag, -mag, torch.zeros(1, dtype=torch.float64)])
-    exact = np.tanh(x.numpy())  # float64 reference from NumPy
-    got = _split.expm1_tanh(x.to(dtype)).double().numpy()
+    exact = np.tanh(x.numpy().astype(np.longdouble))  # extended precision
+    got = FAST[name](x.to(dtype)).double().numpy()
     eps = torch.finfo(dtype).eps
     rel = np.abs(got - exact) / np.maximum(np.abs(exact), np.finfo(np.float64).tiny)
     assert rel.max() <= 4 * eps
 
 
-def test_expm1_tanh_special_values():
+@pytest.mark.parametrize("name", sorted(FAST))
+def test_fast_tanh_special_values(name):
     x = torch.tensor([float("nan"), float("inf"), -float("inf"), -0.0, 1e30, -1e30])
-    got = _split.expm1_tanh(x)
+    got = FAST[name](x)
     assert torch.isnan(got[0])
     assert got[1:3].tolist() == [1.0, -1.0]
     assert got[3].item() == 0.0
@@ -48,14 +54,57 @@ def test_form_follows_the_machine_and_the_override(form, monkeypatch):
     form("")
     intel = _cpu.cpu_info().vendor == "GenuineIntel"
     mkl = torch.backends.mkl.is_available()
-    assert _split.tanh_form() == ("expm1" if mkl and not intel else "torch")
-    form("torch")
-    assert _split.tanh_form() == "torch"
-    form("expm1")
-    assert _split.tanh_form() == "expm1"
+    if not mkl or intel:
+        assert _split.tanh_form() == "torch"
+    else:
+        want = "numpy" if _split._numpy_tanh_vectorised() else "expm1"
+        assert _split.tanh_form() == want
+    for value in ("torch", "expm1", "numpy"):
+        form(value)
+        assert _split.tanh_form() == value
     form("fast")
-    with pytest.raises(ValueError, match="LOSSMAP_TANH must be 'torch' or 'expm1'"):
+    with pytest.raises(
+        ValueError, match="LOSSMAP_TANH must be one of 'torch', 'expm1', 'numpy'"
+    ):
         _split.tanh_form()
+
+
+def test_numpy_dispatch_is_read_from_numpy(monkeypatch):
+    from numpy.lib import introspect
+
+    info = introspect.opt_func_info(func_name="^tanh$")["tanh"]
+    simd = all(not info[k]["current"].startswith("baseline") for k in ("ff", "dd"))
+    assert _split._numpy_tanh_vectorised() == simd
+
+    def baseline(func_name=None, signature=None):
+        return {"tanh": {k: {"current": "baseline(X86_V2)"} for k in ("ff", "dd")}}
+
+    monkeypatch.setattr(introspect, "opt_func_info", baseline)
+    assert not _split._numpy_tanh_vectorised()
+
+    def broken(func_name=None, signature=None):
+        raise AttributeError("no such function")
+
+    monkeypatch.setattr(introspect, "opt_func_info", broken)
+    assert not _split._numpy_tanh_vectorised()  # unknown: never assumed
+
+
+def test_numpy_tanh_under_vmap_autograd_and_other_dtypes():
+    from torch.func import vmap
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(64, 5, 3, generator=g) * 3
+    exact = torch.from_numpy(np.tanh(x.numpy()))
+    assert torch.equal(_split.numpy_tanh(x), exact)
+    assert torch.equal(vmap(_split.numpy_tanh)(x), exact)
+    # a non-contiguous batched view: the batch dimension is kept in place
+    t = vmap(lambda r: _split.numpy_tanh(r.T), in_dims=1)(x)
+    assert torch.equal(t, exact.permute(1, 2, 0))
+    a = torch.randn(6, 3, dtype=torch.float64, generator=g, requires_grad=True)
+    assert torch.autograd.gradcheck(_split.numpy_tanh, (a,))
+    assert torch.autograd.gradgradcheck(_split.numpy_tanh, (a,))
+    b = x.bfloat16()  # not NumPy's: torch's own tanh
+    assert torch.equal(_split.numpy_tanh(b), torch.tanh(b))
 
 
 class Neurons(torch.nn.Module):
@@ -83,7 +132,7 @@ def test_plane_with_either_form_matches_loading_the_weights(form, dtype, strateg
     x, y = torch.randn(37, 70, generator=g), torch.randint(0, 3, (37,), generator=g)
     d = lnn.random_plane(net, seed=2)
     surfaces = {}
-    for value in ("torch", "expm1"):
+    for value in ("torch", "expm1", "numpy"):
         form(value)
         surfaces[value] = lnn.plane(
             net,
@@ -96,8 +145,9 @@ def test_plane_with_either_form_matches_loading_the_weights(form, dtype, strateg
             strategy=strategy,
             batch_size=10,
         )
-    split = surfaces["expm1"].metadata["engine"]["split"]
-    assert split["tanh"].startswith("expm1 form (3 calls")
+    for value in ("expm1", "numpy"):
+        split = surfaces[value].metadata["engine"]["split"]
+        assert split["tanh"].startswith(f"{value} form (3 calls")
     assert "tanh" not in surfaces["torch"].metadata["engine"]["split"]
     wdt = getattr(torch, dtype)
     ref_net = Neurons().to(wdt)
@@ -119,10 +169,11 @@ def test_plane_with_either_form_matches_loading_the_weights(form, dtype, strateg
         np.testing.assert_allclose(surface.loss, ref, rtol=tol, atol=tol)
 
 
-def test_rewritten_model_on_an_executor_matches_in_process(form):
+@pytest.mark.parametrize("value", ["expm1", "numpy"])
+def test_rewritten_model_on_an_executor_matches_in_process(form, value):
     from concurrent.futures import ThreadPoolExecutor
 
-    form("expm1")
+    form(value)
     torch.manual_seed(0)
     net = Neurons()
     g = torch.Generator().manual_seed(3)
@@ -132,5 +183,5 @@ def test_rewritten_model_on_an_executor_matches_in_process(form):
     here = lnn.plane(net, F.cross_entropy, (x, y), d, **kw)
     with ThreadPoolExecutor(2) as pool:
         there = lnn.plane(net, F.cross_entropy, (x, y), d, executor=pool, chunk=2, **kw)
-    assert there.metadata["engine"]["split"]["tanh"].startswith("expm1 form")
+    assert there.metadata["engine"]["split"]["tanh"].startswith(f"{value} form")
     np.testing.assert_allclose(there.loss, here.loss, rtol=1e-6, atol=1e-7)
