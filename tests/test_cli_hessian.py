@@ -93,7 +93,7 @@ def test_top_and_bottom_against_the_dense_hessian_json_and_report(work, capsys):
     assert r["loss"] == pytest.approx(
         float(F.cross_entropy(model(x), y).detach()), rel=1e-5
     )
-    assert r["lanczos"]["products"] == r["products"] > r["lanczos"]["iterations"]
+    assert r["lanczos"]["products"] == r["products"] == r["lanczos"]["iterations"]
     assert "trace" not in r
     assert "density" not in r
     assert "blocks" not in r

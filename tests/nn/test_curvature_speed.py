@@ -16,7 +16,6 @@ from torch import nn
 from torch.func import functional_call
 
 from lossmap.nn.curvature import HessianOperator, eigenvalues, hutchpp, lanczos_edges
-from lossmap.nn.curvature._base import MEASURE_ROWS
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -72,9 +71,8 @@ def test_rtol_reaches_the_asked_accuracy_with_fewer_products(dtype, k):
         assert np.all(fast.errors <= 1e-3 * np.abs(fast.values))
         assert np.all(err <= fast.errors + 1e-12)
         assert fast.products < tight.products
-        # no product beyond the basis, but for the block's measuring pass
-        # (batched against looped) on the first block of k vectors
-        assert fast.products == fast.iterations + (k if k > 1 else 0)
+        # no product beyond the basis
+        assert fast.products == fast.iterations
         np.testing.assert_allclose(tight.values, lam, rtol=1e-5)
 
 
@@ -148,14 +146,51 @@ def test_a_session_configures_once_and_leaves_the_model_alone():
     assert len(entered) == 2
 
 
-def test_first_batch_measures_only_a_few_rows():
+def test_batching_is_chosen_from_the_model_never_from_a_timing():
+    """Batched products unless the model has a convolution (on a CPU); the
+    same call gives bit-identical products every time, and the count is
+    exactly the vectors multiplied."""
     model, (x, y) = _net(torch.float64), _data(torch.float64)
     op = HessianOperator(model, F.cross_entropy, (x, y))
-    V = torch.randn(3 * MEASURE_ROWS, op.dim, dtype=torch.float64)
+    assert op._batched is True
+    V = torch.randn(24, op.dim, dtype=torch.float64)
     out = op.matmat(V)
-    assert op.products == V.shape[0] + MEASURE_ROWS
+    assert op.products == V.shape[0]
     M = op.dense()
     torch.testing.assert_close(out, V @ M.T, rtol=1e-10, atol=1e-12)
-    before = op.products
-    op.matmat(V)
-    assert op.products == before + V.shape[0]
+    again = HessianOperator(model, F.cross_entropy, (x, y)).matmat(V)
+    assert torch.equal(again, out)
+
+    conv = torch.nn.Sequential(
+        torch.nn.Conv2d(1, 2, 3), torch.nn.Flatten(), torch.nn.Linear(8, 3)
+    ).double()
+    xi = torch.randn(10, 1, 4, 4, dtype=torch.float64)
+    yi = torch.randint(0, 3, (10,))
+    cop = HessianOperator(conv, F.cross_entropy, (xi, yi))
+    assert cop._batched is False
+    W = torch.randn(5, cop.dim, dtype=torch.float64)
+    got = cop.matmat(W)
+    assert cop.products == 5
+    torch.testing.assert_close(got, W @ cop.dense().T, rtol=1e-10, atol=1e-12)
+    assert torch.equal(HessianOperator(conv, F.cross_entropy, (xi, yi)).matmat(W), got)
+
+
+def test_a_batched_pass_that_torch_loops_switches_to_the_loop(monkeypatch):
+    import warnings
+
+    model, (x, y) = _net(torch.float64), _data(torch.float64)
+    op = HessianOperator(model, F.cross_entropy, (x, y))
+    inner = op._tile_product
+
+    def slow(state, parts, batched):
+        if batched:
+            warnings.warn("There is a performance drop ...", stacklevel=2)
+        return inner(state, parts, batched)
+
+    monkeypatch.setattr(op, "_tile_product", slow)
+    V = torch.randn(3, op.dim, dtype=torch.float64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the note is not passed on
+        first = op.matmat(V)
+    assert op._batched is False
+    torch.testing.assert_close(op.matmat(V), first, rtol=1e-10, atol=1e-12)

@@ -73,7 +73,7 @@ class Eigen:
         Lanczos steps taken.
     products : int
         Matrix-vector products used (the basis size, plus one per pair with
-        ``verify=True``, plus any measuring pass of the operator).
+        ``verify=True``).
     tolerance : float
         Absolute residual threshold the pairs were tested against.
     norm : float
