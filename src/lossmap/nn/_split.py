@@ -167,19 +167,13 @@ def _numpy_tanh_kernel(x: torch.Tensor) -> torch.Tensor:
     return torch.from_numpy(np.tanh(src.numpy()))
 
 
-@torch.library.custom_op("lossmap::numpy_tanh", mutates_args=())
-def _numpy_tanh_op(x: torch.Tensor) -> torch.Tensor:
-    return _numpy_tanh_kernel(x)
-
-
-@_numpy_tanh_op.register_fake
-def _(x: torch.Tensor) -> torch.Tensor:
+def _numpy_tanh_meta(x: torch.Tensor) -> torch.Tensor:
     return torch.empty_like(x, memory_format=torch.contiguous_format)
 
 
 def _numpy_tanh_vmap(info: Any, in_dims: tuple, x: torch.Tensor) -> tuple:
     # elementwise: the batched tensor is computed whole, its batch dim kept
-    return _numpy_tanh_op(x), in_dims[0]
+    return torch.ops.lossmap.numpy_tanh(x), in_dims[0]
 
 
 def _numpy_tanh_backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
@@ -191,8 +185,28 @@ def _numpy_tanh_save(ctx: Any, inputs: tuple, output: torch.Tensor) -> None:
     ctx.save_for_backward(output)
 
 
-torch.library.register_vmap(_numpy_tanh_op, _numpy_tanh_vmap)
-_numpy_tanh_op.register_autograd(_numpy_tanh_backward, setup_context=_numpy_tanh_save)
+def _define_numpy_tanh() -> torch.library.Library | None:
+    """Register ``lossmap::numpy_tanh`` (CPU kernel, ``vmap`` rule,
+    derivative) once per process. Defined with ``torch.library.Library``
+    rather than ``custom_op``, whose first call imports ``torch._dynamo``
+    (about 1.5 s)."""
+    if hasattr(torch.ops.lossmap, "numpy_tanh"):
+        return None
+    lib = torch.library.Library("lossmap", "FRAGMENT")
+    lib.define("numpy_tanh(Tensor x) -> Tensor")
+    lib.impl("numpy_tanh", _numpy_tanh_kernel, "CPU")
+    lib.impl("numpy_tanh", _numpy_tanh_meta, "Meta")
+    torch.library.register_vmap("lossmap::numpy_tanh", _numpy_tanh_vmap, lib=lib)
+    torch.library.register_autograd(
+        "lossmap::numpy_tanh",
+        _numpy_tanh_backward,
+        setup_context=_numpy_tanh_save,
+        lib=lib,
+    )
+    return lib
+
+
+_NUMPY_TANH_LIB = _define_numpy_tanh()
 
 
 def numpy_tanh(x: torch.Tensor) -> torch.Tensor:
@@ -206,7 +220,7 @@ def numpy_tanh(x: torch.Tensor) -> torch.Tensor:
     """
     if x.device.type != "cpu" or x.dtype not in (torch.float32, torch.float64):
         return torch.tanh(x)
-    return _numpy_tanh_op(x)
+    return torch.ops.lossmap.numpy_tanh(x)
 
 
 def _numpy_tanh_vectorised() -> bool:
