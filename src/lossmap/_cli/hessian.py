@@ -434,8 +434,11 @@ def _matrix_part(
 
 
 def _eigen_part(op: _Counted, o: dict[str, Any]) -> dict[str, Any]:
-    """``--top``/``--bottom``: ``lanczos``, the top's ``eigenvalues``,
-    ``residuals`` and ``converged`` (as before ``--bottom`` came), ``bottom``."""
+    """``--top``/``--bottom``: the largest and smallest eigenvalues.
+
+    The entries are ``lanczos``, then the top's ``eigenvalues``, ``residuals``
+    and ``converged`` (where they were before ``--bottom`` came), ``bottom``.
+    """
     from lossmap.nn import curvature as C
 
     top, bottom = min(o["top"], op.dim), min(o["bottom"], op.dim)
