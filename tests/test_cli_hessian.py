@@ -437,7 +437,7 @@ def test_bad_keys_in_an_experiment_file_name_the_option(work, capsys):
 
 
 def test_help_lists_the_librarys_names(capsys):
-    from lossmap._cli.network import TRACE_METHODS
+    from lossmap._cli.hessian import TRACE_METHODS
 
     assert main(["hessian", "--help"]) == 0
     text = " ".join(capsys.readouterr().out.split())
