@@ -450,9 +450,7 @@ def register(app: Any) -> None:
             current = teaching.default_start(settings)
         fig = teaching.landscape_view(settings, current=current, view=view)
         meta = dict(fig.layout.meta or {})
-        # the point it was drawn at: the page redoes a figure whose point
-        # moved while it was computed (lossmap.js, figure)
-        meta.update(key=settings.key(), view=view, stamp=_stamp(), point=list(current))
+        meta.update(key=settings.key(), view=view, stamp=_stamp())
         fig.update_layout(meta=meta)
         if view == "2d":
             fig.update_layout(dragmode=False)
@@ -480,11 +478,10 @@ def register(app: Any) -> None:
         Input("problem-spec", "data"),
     )
     app.clientside_callback(
-        "function(f, r, p) { return window.dash_clientside.lossmap.figure(f, r, p); }",
+        "function(f, r) { return window.dash_clientside.lossmap.figure(f, r); }",
         Output("landscape", "id"),
         Input("landscape", "figure"),
         State("runs", "data"),
-        State("point", "data"),
     )
     app.clientside_callback(
         "function(cd) { return window.dash_clientside.lossmap.click3d(cd); }",
@@ -531,7 +528,6 @@ def register(app: Any) -> None:
             )
             # a new stamp: the page redraws its paths once this is drawn
             patch["layout"]["meta"]["stamp"] = _stamp()
-            patch["layout"]["meta"]["point"] = [w, b]
         if isinstance(settings, ProblemSettings):
             return (
                 teaching.fit_view(settings, (w, b)),

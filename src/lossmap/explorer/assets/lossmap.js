@@ -208,7 +208,6 @@
 
   /** Everything that follows the current point, now; the server later. */
   L.setPoint = function (w, b, confirm) {
-    state.pointSeq = (state.pointSeq || 0) + 1;
     moveMarker(w, b);
     showFit(w, b);
     if (confirm && window.dash_clientside && window.dash_clientside.set_props) {
@@ -643,12 +642,10 @@
         if (spec && spec.colors) state.colors = spec.colors;
         return window.dash_clientside.no_update;
       },
-      figure: function (fig, stored, point) {
+      figure: function (fig, stored) {
         // once this figure is drawn (its stamp is on the graph): listeners,
         // then the paths (a new figure from the server has none)
         const want = fig && fig.layout && fig.layout.meta && fig.layout.meta.stamp;
-        const drawnAt = fig && fig.layout && fig.layout.meta && fig.layout.meta.point;
-        const seq = state.pointSeq;
         let tries = 0;
         const wait = function () {
           const gd = plot("landscape");
@@ -660,14 +657,6 @@
           setTimeout(function () {
             L.attach();
             L.drawRuns(state.latestRuns !== undefined ? state.latestRuns : stored, fig);
-            // a figure asked for before the point moved (a click while the
-            // server computed it) shows the marker and the curvature at the
-            // old point: move the marker and have the server redo the rest
-            if (Array.isArray(point) && Array.isArray(drawnAt) &&
-                state.pointSeq === seq &&
-                (point[0] !== drawnAt[0] || point[1] !== drawnAt[1])) {
-              L.setPoint(point[0], point[1], true);
-            }
           }, 30);
         };
         wait();
