@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -95,17 +96,174 @@ _DATA_TO_PAGE = """
 """
 
 
-def traces(page: Any, graph: str) -> list[dict[str, Any]]:
-    """Every trace of the graph ``#graph`` (name, type, x, y, text, z)."""
-    return page.evaluate(_READ_TRACES, f"#{graph}")
+_DASH_IDLE = """
+() => {
+  const s = window.store && window.store.getState && window.store.getState();
+  if (!s || !s.callbacks) return false;
+  const c = s.callbacks;
+  return ['requested', 'prioritized', 'blocked', 'executing', 'watched',
+          'executed', 'stored'].every((k) => !c[k] || c[k].length === 0);
+}
+"""
+
+# What a test can see of the page, cheaply: every graph's traces (name, uid,
+# length, sums and ends of x/y), its title and meta stamp, and the texts that
+# callbacks write. Two equal prints a moment apart: nothing is being drawn.
+_FINGERPRINT = """
+() => {
+  const sum = (a) => {
+    if (!a || a.length === undefined) return null;
+    let s = 0, n = 0;
+    for (let i = 0; i < a.length; i++) {
+      const v = Number(a[i]);
+      if (isFinite(v)) { s += v; n += 1; }
+    }
+    return [a.length, n, s];
+  };
+  const graphs = [...document.querySelectorAll('.js-plotly-plot')].map((gd) => {
+    const host = gd.closest('[id]');
+    const t = gd.querySelector('.gtitle');
+    return [host && host.id, t && t.textContent,
+            gd.layout && gd.layout.meta && gd.layout.meta.stamp,
+            (gd._fullData || []).map((d) => [d.name, d.uid, d.type,
+              sum(d.x), sum(d.y), d.visible])];
+  });
+  const text = (id) => { const e = document.getElementById(id);
+                         return e ? e.innerText : null; };
+  const land = document.getElementById('landscape');
+  return JSON.stringify([graphs, ['readout', 'run-status', 'run-message',
+    'message', 'step-label', 'critical-points', 'research-meta', 'play'].map(text),
+    land && land.dataset.animated, location.href]);
+}
+"""
 
 
-def trace(page: Any, graph: str, name_start: str) -> dict[str, Any]:
-    """The first trace whose name starts with ``name_start``."""
-    for t in traces(page, graph):
-        if str(t["name"]).startswith(name_start):
-            return t
-    raise AssertionError(f"no trace named {name_start!r}* in #{graph}")
+def wait_until(
+    page: Any,
+    probe: Any,
+    describe: Any,
+    timeout_ms: float = BROWSER_TIMEOUT_MS,
+    every_ms: float = 100,
+) -> Any:
+    """Call ``probe()`` until it returns something truthy and return that;
+    after ``timeout_ms`` raise an AssertionError saying ``describe()``."""
+    deadline = time.monotonic() + timeout_ms / 1000
+    while True:
+        got = probe()
+        if got:
+            return got
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{describe()} (waited {timeout_ms / 1000:.0f} s)")
+        page.wait_for_timeout(every_ms)
+
+
+def dash_idle(page: Any) -> bool:
+    """No Dash callback requested, running or waiting to be applied."""
+    return bool(page.evaluate(_DASH_IDLE))
+
+
+def settled(
+    page: Any,
+    read: Any = None,
+    pause_ms: float = 300,
+    timeout_ms: float = BROWSER_TIMEOUT_MS,
+) -> Any:
+    """``read()`` once the page is quiet: no Dash callback pending at two
+    reads ``pause_ms`` apart, and both reads (and the page's graphs, texts and
+    address) agree. A fixed wait can end while a slow server is still applying
+    the last change; this does not. Without ``read``, just waits."""
+
+    def snap() -> Any:
+        return (
+            dash_idle(page),
+            page.evaluate(_FINGERPRINT),
+            read() if read is not None else None,
+        )
+
+    last = [snap()]
+
+    def probe() -> Any:
+        now = snap()
+        before, last[0] = last[0], now
+        if now[0] and before[0] and now[1:] == before[1:]:
+            return [now]
+        return None
+
+    def describe() -> str:
+        idle, _, value = last[0]
+        return f"the page did not settle (Dash idle: {idle}; last read: {value!r})"
+
+    return wait_until(page, probe, describe, timeout_ms, every_ms=pause_ms)[0][2]
+
+
+def traces(
+    page: Any,
+    graph: str,
+    count: int | None = None,
+    where: Any = None,
+    timeout_ms: float = BROWSER_TIMEOUT_MS,
+) -> list[dict[str, Any]]:
+    """The traces of the graph ``#graph`` (name, type, x, y, text, z), those
+    for which ``where(trace)`` holds if given. With ``count``, waits (up to
+    ``timeout_ms``) until exactly that many are there."""
+    seen: list[Any] = [[]]
+
+    def read() -> list[dict[str, Any]]:
+        ts = page.evaluate(_READ_TRACES, f"#{graph}") or []
+        seen[0] = ts
+        return [t for t in ts if where is None or _holds(where, t)]
+
+    if count is None:
+        return read()
+    return wait_until(
+        page,
+        lambda: (lambda ts: [ts] if len(ts) == count else None)(read()),
+        lambda: (
+            f"#{graph} has not {count} trace(s)"
+            + (" matching the condition" if where is not None else "")
+            + f"; traces present: {[t['name'] for t in seen[0]]}"
+        ),
+        timeout_ms,
+    )[0]
+
+
+def _holds(where: Any, t: dict[str, Any]) -> bool:
+    try:
+        return bool(where(t))
+    except (IndexError, KeyError, TypeError, ValueError):
+        return False  # a trace not (yet) shaped as the condition expects
+
+
+def trace(
+    page: Any,
+    graph: str,
+    name_start: str,
+    where: Any = None,
+    timeout_ms: float = BROWSER_TIMEOUT_MS,
+) -> dict[str, Any]:
+    """The first trace whose name starts with ``name_start`` (and for which
+    ``where(trace)`` holds, if given), waiting up to ``timeout_ms`` for one."""
+    seen: list[Any] = [[]]
+
+    def probe() -> Any:
+        seen[0] = page.evaluate(_READ_TRACES, f"#{graph}") or []
+        for t in seen[0]:
+            if str(t["name"]).startswith(name_start) and (
+                where is None or _holds(where, t)
+            ):
+                return t
+        return None
+
+    return wait_until(
+        page,
+        probe,
+        lambda: (
+            f"no trace named {name_start!r}*"
+            + (" matching the condition" if where is not None else "")
+            + f" in #{graph}; traces present: {[t['name'] for t in seen[0]]}"
+        ),
+        timeout_ms,
+    )
 
 
 def click_data(page: Any, graph: str, a: float, b: float) -> None:
@@ -132,11 +290,22 @@ class UI:
     def __init__(self, page: Any) -> None:
         self.page = page
 
-    def traces(self, graph: str) -> list[dict[str, Any]]:
-        return traces(self.page, graph)
+    def traces(
+        self, graph: str, count: int | None = None, where: Any = None
+    ) -> list[dict[str, Any]]:
+        return traces(self.page, graph, count=count, where=where)
 
-    def trace(self, graph: str, name_start: str) -> dict[str, Any]:
-        return trace(self.page, graph, name_start)
+    def trace(self, graph: str, name_start: str, where: Any = None) -> dict[str, Any]:
+        return trace(self.page, graph, name_start, where=where)
+
+    def settled(self, read: Any = None, pause_ms: float = 300) -> Any:
+        return settled(self.page, read, pause_ms)
+
+    def dash_idle(self) -> bool:
+        return dash_idle(self.page)
+
+    def wait_until(self, probe: Any, describe: Any) -> Any:
+        return wait_until(self.page, probe, describe)
 
     def click_data(self, graph: str, a: float, b: float) -> None:
         click_data(self.page, graph, a, b)
@@ -185,7 +354,22 @@ def open_explorer(page: Any, url: str) -> UI:
         "() => { const g = document.querySelector('#fit .js-plotly-plot');"
         " return g && g._fullData && g._fullData.length === 3; }"
     )
+    # the page's own script is wired (pointer handlers, the problem's data)
+    # and every callback of the first render has answered: a click or a drag
+    # made earlier can be lost, or answered by a late first callback
+    page.wait_for_function(
+        "() => document.getElementById('landscape').dataset.lossmapAttached"
+        " && document.getElementById('fit').dataset.lossmapAttached"
+        " && window.lossmap && window.lossmap.state.spec"
+    )
+    settled(page)
     return UI(page)
+
+
+@pytest.fixture
+def settle() -> Any:
+    """:func:`settled`, for pages other than the test's ``page``."""
+    return settled
 
 
 @pytest.fixture

@@ -58,6 +58,7 @@ def test_checkpoint_map_opens_with_points_title_and_words(
         "() => { const g = document.querySelector('#research-graph .js-plotly-plot');"
         " return g && g._fullData && g._fullData.some(t => t.name === 'checkpoints'); }"
     )
+    ui.settled()  # the words about the map come from another callback
     # only the map is listed: the other JSON is not a checkpoint map
     page.locator("#store").click()
     page.get_by_role("option").first.wait_for()

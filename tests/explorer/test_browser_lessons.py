@@ -15,7 +15,6 @@ import time
 
 import numpy as np
 import pytest
-from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from lossmap import optim, toy
 from lossmap.explorer import teaching
@@ -71,6 +70,8 @@ def test_typed_1e_3_runs_the_rosenbrock_race(explorer, artifacts):
     beta.fill("0.99")  # off any step
     beta.press("Enter")
     explorer.set_number("opt-steps", "400")
+    # every settings change answered: a late 'clear runs' would wipe the run
+    explorer.settled()
     page.click("#run")
     _wait_status(page, 2)
     status = page.inner_text("#run-status")
@@ -126,6 +127,7 @@ def test_eight_long_runs_animate_over_a_heatmap_that_stays(explorer, artifacts):
         box = explorer.hyper_box(o)
         box.fill("0.001")
         box.press("Enter")
+    explorer.settled()
     page.click("#run")
     # loading feedback: the button is disabled and says so while running
     page.wait_for_function("() => document.querySelector('#run').disabled")
@@ -140,22 +142,23 @@ def test_eight_long_runs_animate_over_a_heatmap_that_stays(explorer, artifacts):
         if st["state"] != "playing":
             break
         seen.append(st)
-        page.wait_for_timeout(150)
+        page.wait_for_timeout(150)  # deliberate: moments of the animation
     played = time.perf_counter() - t0
     assert len(seen) >= 3  # several moments of the animation were looked at
     for st in seen:
         assert st["image"]
         assert st["visible"]
         assert st["contours"]
+    page.wait_for_function("() => !document.querySelector('#run').disabled")
     assert not page.locator("#run").is_disabled()
     # one response carries the runs; frames carry nothing (the page slices)
     assert sizes
     assert max(sizes) < 1_000_000
-    paths = [
-        t
-        for t in explorer.traces("landscape")
-        if str(t["name"]).startswith(tuple(teaching.optimizer_names()))
-    ]
+    paths = explorer.traces(
+        "landscape",
+        count=8,
+        where=lambda t: str(t["name"]).startswith(tuple(teaching.optimizer_names())),
+    )
     assert len(paths) == 8
     assert max(len(p["x"]) for p in paths) == 2001
     colours = page.evaluate(
@@ -181,8 +184,7 @@ def test_phone_layout_stacks_full_width_without_console_errors(
     errors = []
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     page.on("pageerror", lambda e: errors.append(str(e)))
-    opener(page, live_server.url)
-    page.wait_for_timeout(800)
+    opener(page, live_server.url).settled()
     for sel in ("#controls", "#landscape-panel", "#fit-panel", "#loss-curves"):
         box = page.locator(sel).bounding_box()
         assert box["width"] >= 0.9 * 390 - 1, (sel, box)
@@ -200,8 +202,7 @@ def test_laptop_layout_shows_landscape_fit_and_run_without_scrolling(
     page = browser.new_page(viewport={"width": 1280, "height": 720})
     errors = []
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    opener(page, live_server.url)
-    page.wait_for_timeout(500)
+    opener(page, live_server.url).settled()
     for sel in ("#landscape .js-plotly-plot", "#fit .js-plotly-plot", "#run"):
         box = page.locator(sel).bounding_box()
         assert box["y"] >= 0, sel
@@ -237,38 +238,40 @@ def test_fit_axis_is_fixed_and_drag_moves_the_fit_instantly(explorer, artifacts)
     page.wait_for_function(
         "(o) => document.querySelector('#readout').innerText !== o", arg=before
     )
-    page.wait_for_timeout(400)
-    after = page.evaluate(
-        "() => document.querySelector('#fit .js-plotly-plot')._fullLayout.yaxis.range"
+    # the server's fit for the click has been drawn (the page's own came first)
+    after = explorer.settled(
+        lambda: page.evaluate(
+            "() => document.querySelector('#fit .js-plotly-plot')"
+            "._fullLayout.yaxis.range"
+        )
     )
     assert after == pytest.approx(yrange)
     # drag from one point to another: the fit follows every step, in the page
     a = page.evaluate(_DATA_TO_PAGE, [-1.0, -1.0])
     b = page.evaluate(_DATA_TO_PAGE, [1.5, 0.5])
     page.evaluate("() => { window.lossmap.state.updates = 0; }")
+    fit_w = "() => document.querySelector('#fit .js-plotly-plot').dataset.w"
     page.mouse.move(*a)
     page.mouse.down()
     ws = []
     for k in range(1, 11):
+        shown = page.evaluate(fit_w)
         page.mouse.move(a[0] + (b[0] - a[0]) * k / 10, a[1] + (b[1] - a[1]) * k / 10)
-        page.wait_for_timeout(40)
-        ws.append(
-            float(
-                page.evaluate(
-                    "() => document.querySelector('#fit .js-plotly-plot').dataset.w"
-                )
-            )
+        # the page draws a move at its next frame: wait for that frame (a
+        # fixed 40 ms is not a frame on a busy machine), then read the fit
+        page.wait_for_function(
+            f"(old) => ({fit_w})() !== old", arg=shown, polling="raf"
         )
+        ws.append(float(page.evaluate(fit_w)))
     page.mouse.up()
     assert len(set(ws)) >= 8  # the fit moved with the pointer
     assert page.evaluate("() => window.lossmap.state.updates") >= 8
     # the browser's readout and curve, then the server's, agree with Python
-    page.wait_for_timeout(300)
     page.wait_for_function(
         "() => { const t = document.querySelector('#fit .gtitle');"
         " return t && t.textContent.startsWith('w = 1.5'); }"
     )
-    w, bb, loss = ui.readout()
+    w, bb, loss = ui.settled(ui.readout)
     assert w == pytest.approx(1.5, abs=0.03)
     assert bb == pytest.approx(0.5, abs=0.03)
     assert loss == pytest.approx(float(prob.loss(w, bb)), rel=2e-3)
@@ -327,19 +330,31 @@ def test_play_pause_and_step_slider_move_point_and_fit(explorer, artifacts):
     page.wait_for_function(
         "() => document.querySelector('#step-label').innerText.startsWith('step 10 ')"
     )
+    # the step's point confirmed by the server (200 ms later) and drawn
+    ui.settled()
     cur = ui.trace("landscape", "current")
     path = ui.trace("landscape", "gd")
     assert len(path["x"]) == 11
-    page.wait_for_timeout(500)
     fit_w = float(
         page.evaluate("() => document.querySelector('#fit .js-plotly-plot').dataset.w")
     )
     assert fit_w == pytest.approx(ref.params[10, 0], rel=1e-6)
     assert cur["x"][0] == pytest.approx(ref.params[10, 0], rel=1e-6)
-    # play again from there, pause half way
+    # play again from there, pause half way. Deliberately about time: the
+    # pause must land while the animation (~2 s) plays. On a busy machine it
+    # may end first, and the second click then starts a new play: that try
+    # says nothing about pausing, so pause that play (three tries at most).
+    playing = "() => window.lossmap.state.playing"
     page.click("#play")
-    page.wait_for_timeout(300)
-    page.click("#play")
+    page.wait_for_function(playing)
+    for attempt in range(3):
+        token = page.evaluate("() => window.lossmap.state.playToken")
+        page.click("#play")
+        # the click's callback has run (it is a Dash clientside callback)
+        ui.wait_until(ui.dash_idle, lambda: "the play callback did not run")
+        replayed = page.evaluate("() => window.lossmap.state.playToken") != token
+        if not replayed or attempt == 2:
+            break
     label = page.inner_text("#step-label")
     assert "pause" not in page.inner_text("#play")
     page.screenshot(path=artifacts / "lesson-4-scrubbed.png", full_page=True)
@@ -362,8 +377,12 @@ def test_overlays_explain_the_long_valley(explorer, artifacts):
     page.wait_for_function(
         "() => document.querySelector('#readout').innerText.includes('κ')"
     )
+    # the readout (one callback) can be there before the landscape (another)
     arrows = ui.trace("landscape", "downhill")
     assert len(arrows["x"]) >= 3 * 160
+    # every overlay's landscape answered before the click (a late one would
+    # be drawn for the point it was asked at)
+    ui.settled()
     ui.click_data("landscape", 1.0, 1.0)
     page.wait_for_function(
         "() => { const t = document.querySelector('#fit .gtitle');"
@@ -372,18 +391,19 @@ def test_overlays_explain_the_long_valley(explorer, artifacts):
     page.wait_for_function(
         "() => document.querySelector('#readout').innerText.includes('κ')"
     )
+    # the server's answer for the click: readout and the landscape's patch
+    text = ui.settled(lambda: page.inner_text("#readout"))
     w, b, _ = ui.readout()
     s = ProblemSettings(
         "line", "sloped-line-through-origin", "mse", 0.5, 0.0, ((-1, 3), (-2, 2))
     )
     curv = overlays.curvature_at(s, (w, b))
-    assert f"κ = {curv.condition:.3g}" in page.inner_text("#readout")
-    page.wait_for_timeout(500)
+    assert f"κ = {curv.condition:.3g}" in text
     eigen = ui.trace("landscape", "Hessian")
     mid = (eigen["x"][0] + eigen["x"][1]) / 2, (eigen["y"][0] + eigen["y"][1]) / 2
     assert mid == pytest.approx((w, b), abs=1e-3)
     assert page.locator("#slices-panel").is_visible()
-    assert len(ui.traces("slices")) == 2
+    assert len(ui.traces("slices", count=2)) == 2
     dots = ui.trace("residual-loss", "the data's residuals")
     assert len(dots["x"]) == len(toy.dataset("sloped-line-through-origin").x)
     page.screenshot(path=artifacts / "lesson-5-overlays.png", full_page=True)
@@ -397,7 +417,8 @@ def test_editing_the_data_moves_theta_star(explorer, artifacts):
         "() => document.querySelector('#landscape .gtitle').textContent"
         ".includes('(edited)')"
     )
-    page.wait_for_timeout(300)
+    # the landscape (θ*) and the fit panel (its data) come from two callbacks
+    ui.settled()
     star1 = ui.trace("landscape", "θ*")
     assert (star1["x"][0], star1["y"][0]) != (star0["x"][0], star0["y"][0])
     data = ui.trace("fit", "data")
@@ -447,20 +468,9 @@ def _controls(page):
     )
 
 
-def _settled(page, pause=400, limit=60):
-    """The controls once two reads ``pause`` ms apart (and the address) agree:
-    a slow server can still be applying the last change when a fixed wait ends."""
-    state = (_controls(page), page.url)
-    for _ in range(limit):
-        page.wait_for_timeout(pause)
-        now = (_controls(page), page.url)
-        if now == state:
-            return now[0]
-        state = now
-    return state[0]
-
-
-def test_the_url_holds_the_whole_state(explorer, browser, live_server, artifacts):
+def test_the_url_holds_the_whole_state(
+    explorer, browser, live_server, artifacts, settle
+):
     page, ui = explorer.page, explorer
     page.locator("#preset").click()
     page.get_by_role("option", name="noisy-line", exact=True).click()
@@ -475,9 +485,10 @@ def test_the_url_holds_the_whole_state(explorer, browser, live_server, artifacts
     ui.choose_optimizers({"gd": "1e-3", "adam": "0.02"})
     ui.set_number("opt-steps", "150")
     page.locator("#overlays label", has_text="downhill arrows").click()
-    page.wait_for_timeout(600)
+    ui.settled()  # the landscape with its arrows is drawn: click on that one
     ui.click_data("landscape", 0.8, 0.4)
-    before = _settled(page)  # the click's readout and address, not a moment before
+    # the click's readout and address, not a moment before
+    before = explorer.settled(lambda: _controls(page))
     url = page.url
     assert "?s=" in url
     other = browser.new_page(viewport={"width": 1500, "height": 1000})
@@ -492,13 +503,12 @@ def test_the_url_holds_the_whole_state(explorer, browser, live_server, artifacts
         "(r) => document.querySelector('#readout').innerText.split('\\n')[0] === r",
         arg=before["readout"],
     )
-    other.wait_for_timeout(500)
-    after = _controls(other)
+    after = settle(other, lambda: _controls(other))
     assert after == before
     other.screenshot(path=artifacts / "lesson-7-restored-from-link.png")
     # the copy-link button copies this very address
     other.click("#copy-link")
-    other.wait_for_timeout(300)
+    settle(other)  # the copy's callback has run
     other.close()
 
 
@@ -513,7 +523,7 @@ def test_lesson_presets_set_up_the_three_tasks(explorer, artifacts):
     page.wait_for_function(
         "() => document.querySelector('#readout').innerText.includes('κ')"
     )
-    state = _controls(page)
+    state = explorer.settled(lambda: _controls(page))
     assert state["overlays"] == ["arrows", "curvature"]
     assert state["opts"] == ["gd", "momentum"]
     assert state["steps"] == "200"
@@ -523,7 +533,7 @@ def test_lesson_presets_set_up_the_three_tasks(explorer, artifacts):
 def test_hover_option_moves_the_point(explorer):
     page, ui = explorer.page, explorer
     page.locator("#overlays label", has_text="hover moves").click()
-    page.wait_for_timeout(300)
+    ui.settled()  # the landscape redrawn for the new overlays: hover over that
     a = page.evaluate(_DATA_TO_PAGE, [0.5, 0.5])
     page.mouse.move(*a)
     page.mouse.move(a[0] + 5, a[1] + 5)
@@ -531,7 +541,7 @@ def test_hover_option_moves_the_point(explorer):
         "() => { const t = document.querySelector('#fit .gtitle');"
         " return t && t.textContent.startsWith('w = 0.5'); }"
     )
-    w, b, loss = ui.readout()
+    w, b, loss = ui.settled(ui.readout)  # the page's, then the server's
     assert w == pytest.approx(0.5, abs=0.1)
     prob = toy.problem("line", "two-points", "mse")
     assert loss == pytest.approx(float(prob.loss(w, b)), rel=2e-3)
@@ -549,12 +559,13 @@ def test_3d_paths_sit_on_the_surface_and_stay_in_the_grid(explorer, artifacts):
         " return g && g._fullData[0].type === 'surface'"
         " && g._fullData.some((t) => t.uid === 'path-0' && t.x.length > 1); }"
     )
-    page.wait_for_timeout(500)
-    gd = page.evaluate(
-        "() => { const g = document.querySelector('#landscape .js-plotly-plot');"
-        " const t = g._fullData.find((t) => t.uid === 'path-0');"
-        " return {x: Array.from(t.x), y: Array.from(t.y), z: Array.from(t.z),"
-        " range: g._fullLayout.scene.xaxis.range}; }"
+    gd = ui.settled(
+        lambda: page.evaluate(
+            "() => { const g = document.querySelector('#landscape .js-plotly-plot');"
+            " const t = g._fullData.find((t) => t.uid === 'path-0');"
+            " return {x: Array.from(t.x), y: Array.from(t.y), z: Array.from(t.z),"
+            " range: g._fullLayout.scene.xaxis.range}; }"
+        )
     )
     prob = toy.problem("line", "two-points", "mse")
     # linear height: z is the loss itself, at the path's points
@@ -580,23 +591,17 @@ def test_dragging_a_data_point_moves_it(explorer, artifacts):
         "() => document.querySelector('#landscape .gtitle').textContent"
         ".includes('(edited)')"
     )
-    # a drag made while the page is still wiring its handlers is lost: drag
-    # again (from the same place) until the edit arrives, three tries at most
-    for attempt in range(3):
-        a = page.evaluate(to_page, [x0, y0])
-        b = page.evaluate(to_page, [1.5, -0.2])
-        page.mouse.move(*a)
-        page.mouse.down()
-        for k in range(1, 6):
-            page.mouse.move(a[0] + (b[0] - a[0]) * k / 5, a[1] + (b[1] - a[1]) * k / 5)
-        page.mouse.up()
-        try:
-            page.wait_for_function(edited, timeout=20_000)
-            break
-        except PlaywrightTimeout:
-            if attempt == 2:
-                raise
-    page.wait_for_timeout(300)
+    # the page's handlers are wired (``explorer`` waits for that): one drag
+    a = page.evaluate(to_page, [x0, y0])
+    b = page.evaluate(to_page, [1.5, -0.2])
+    page.mouse.move(*a)
+    page.mouse.down()
+    for k in range(1, 6):
+        page.mouse.move(a[0] + (b[0] - a[0]) * k / 5, a[1] + (b[1] - a[1]) * k / 5)
+    page.mouse.up()
+    page.wait_for_function(edited)
+    # the landscape (its title, θ*) and the fit panel come from two callbacks
+    ui.settled()
     data = ui.trace("fit", "data")
     assert len(data["x"]) == 2
     assert data["x"][1] == pytest.approx(1.5, abs=0.05)
@@ -626,6 +631,8 @@ def test_runs_follow_a_data_edit(explorer):
         "() => { const a = document.getElementById('landscape').dataset.animated;"
         " return a && a !== 'playing' && Number(a) > 1000; }"
     )
+    # the fit panel (the edited data) comes from another callback than the runs
+    ui.settled()
     data = ui.trace("fit", "data")
     prob = toy.problem("line", (np.array(data["x"]), np.array(data["y"])), "mse")
     path = ui.trace("landscape", "gd")

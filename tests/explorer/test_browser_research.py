@@ -71,7 +71,8 @@ def store_root(tmp_path_factory):
     return root
 
 
-def _open_research(page, url):
+def _open_research(ui, url):
+    page = ui.page
     page.set_default_timeout(60_000)
     page.goto(url)
     page.wait_for_selector("#landscape .js-plotly-plot")
@@ -80,6 +81,8 @@ def _open_research(page, url):
         "() => { const g = document.querySelector('#research-graph .js-plotly-plot');"
         " return g && g._fullData && g._fullData.length > 0; }"
     )
+    # the words about the store come from another callback than the graph
+    ui.settled()
 
 
 def test_saved_plane_opens_with_trajectory_and_metadata(
@@ -88,7 +91,7 @@ def test_saved_plane_opens_with_trajectory_and_metadata(
     from lossmap import io
     from lossmap.plot._plotly import color_scale
 
-    _open_research(page, research_server.url)
+    _open_research(ui, research_server.url)
     stored = io.load(store_root / "pca-plane.zarr")
     heat = ui.trace("research-graph", "loss")
     np.testing.assert_allclose(
@@ -130,7 +133,7 @@ def test_saved_plane_opens_with_trajectory_and_metadata(
 def test_saved_line_opens_as_a_curve(page, ui, research_server, store_root, artifacts):
     from lossmap import io
 
-    _open_research(page, research_server.url)
+    _open_research(ui, research_server.url)
     page.locator("#store").click()
     page.get_by_text("runs/random-line.zarr").click()
     page.wait_for_function(
@@ -141,6 +144,7 @@ def test_saved_line_opens_as_a_curve(page, ui, research_server, store_root, arti
         "() => document.querySelector('#research-graph .js-plotly-plot')"
         "._fullData[0].type === 'scatter'"
     )
+    ui.settled()
     stored = io.load(store_root / "runs" / "random-line.zarr")
     curve = ui.traces("research-graph")[0]
     np.testing.assert_allclose(curve["y"], stored.loss, rtol=1e-12)
@@ -155,7 +159,9 @@ def test_saved_line_opens_as_a_curve(page, ui, research_server, store_root, arti
     )
     xtitle = page.locator("#research-graph .g-xtitle").text_content()
     assert xtitle.startswith("direction 1: random, seed 1")
-    marks = next(t for t in ui.traces("research-graph") if t["name"] == "marked points")
+    marks = ui.trace(
+        "research-graph", "marked points", where=lambda t: t["name"] == "marked points"
+    )
     assert marks["x"] == [0.0]
     # log ticks carry their values
     ticks = page.locator("#research-graph .ytick text").all_text_contents()

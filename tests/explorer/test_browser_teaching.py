@@ -102,6 +102,8 @@ def test_click_sets_point_and_fit_follows(explorer, artifacts):
         " return t && t.textContent.startsWith(wb); }",
         arg=f"w = {w:.3f}, b = {b:.3f}",
     )
+    # the page drew the click at once; the server's fit for it follows
+    ui.settled()
     curve = ui.trace("fit", "prediction")
     x = np.array(curve["x"])
     cur = ui.trace("landscape", "current")  # the exact point (the readout rounds)
@@ -117,12 +119,7 @@ def test_click_sets_point_and_fit_follows(explorer, artifacts):
         assert segs[3 * i] == pytest.approx(prob.data.y[i])
         assert segs[3 * i + 1] == pytest.approx(pred[i])
     # the current-point marker moved there too
-    page.wait_for_function(
-        "(w) => { const gd = document.querySelector('#landscape .js-plotly-plot');"
-        " const t = gd._fullData[5]; return Math.abs(t.x[0] - w) < 1e-4; }",
-        arg=w,
-    )
-    cur = ui.trace("landscape", "current")
+    cur = ui.trace("landscape", "current", where=lambda t: abs(t["x"][0] - w) < 1e-4)
     assert (cur["x"][0], cur["y"][0]) == pytest.approx((w, b), abs=1e-4)
     page.screenshot(path=artifacts / "explorer-2-clicked.png", full_page=True)
 
@@ -194,7 +191,7 @@ def test_two_optimizers_draw_two_paths(explorer, artifacts):
     assert status.count("\n") == 1
     assert "gd" in status
     assert "adam" in status
-    curves = [t for t in ui.traces("loss-curves") if t["type"] == "scatter"]
+    curves = ui.traces("loss-curves", count=2, where=lambda t: t["type"] == "scatter")
     assert len(curves) == 2
     page.screenshot(path=artifacts / "explorer-4-two-paths.png", full_page=True)
 
@@ -227,6 +224,7 @@ def test_bad_values_show_a_message_and_server_keeps_serving(explorer, artifacts)
     # the server still answers: a good value brings the landscape back
     _set_number(page, "grid-steps", "101")
     page.wait_for_function("() => document.querySelector('#message').innerText === ''")
+    ui.settled()  # the good grid's landscape is drawn
     choose_optimizers(page, {"gd": "-3"})
     page.click("#run")
     page.wait_for_function(
@@ -254,9 +252,8 @@ def test_3d_view_and_logistic_model(explorer, artifacts):
         "() => { const g = document.querySelector('#landscape .js-plotly-plot');"
         " return g && g._fullData && g._fullData[0].type === 'surface'; }"
     )
-    page.wait_for_timeout(500)
     # the 3-D view keeps the markers: θ*, start and current point
-    names = [t["name"] for t in ui.traces("landscape")]
+    names = ui.settled(lambda: [t["name"] for t in ui.traces("landscape")])
     assert names[1:4] == ["θ* (minimum)", "start θ₀", "current point"]
     page.screenshot(path=artifacts / "explorer-8-3d.png", full_page=True)
 
@@ -274,6 +271,8 @@ def test_test_surface_mode_marks_critical_points(explorer, artifacts):
         "() => document.querySelector('#landscape .gtitle').textContent"
         " === 'Himmelblau'"
     )
+    # the list of critical points and the panels come from other callbacks
+    ui.settled()
     f = functions.get("himmelblau")
     expected = critical_points(f, f.region)
     mins = ui.trace("landscape", "minimum")

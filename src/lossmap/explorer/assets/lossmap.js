@@ -534,6 +534,17 @@
     if (host && state.runs) host.dataset.animated = String(state.runs.id);
   };
 
+  /** Enable the play button through Dash: React ignores clicks on a button
+   *  whose *prop* says disabled, whatever the DOM attribute says. */
+  function enablePlay(on) {
+    const pb = document.getElementById("play");
+    if (!pb || pb.disabled === !on) return;
+    if (window.dash_clientside && window.dash_clientside.set_props) {
+      window.dash_clientside.set_props("play", {disabled: !on});
+    }
+    pb.disabled = !on;
+  }
+
   /** Put the runs onto the landscape (path traces found by uid). */
   L.drawRuns = function (stored, fig) {
     const gd = plot("landscape");
@@ -549,7 +560,7 @@
     if (!valid) {
       state.runs = null; state.maxStep = 0;
       if (old.length) window.Plotly.deleteTraces(gd, old);
-      const pb = document.getElementById("play"); if (pb) pb.disabled = true;
+      enablePlay(false);
       return true;
     }
     const runs = stored.runs.map(function (r) {
@@ -567,7 +578,7 @@
     state.maxStep = Math.max.apply(null, runs.map(function (r) { return r.n - 1; }));
     if (old.length) window.Plotly.deleteTraces(gd, old);
     window.Plotly.addTraces(gd, pathTraces(gd, runs));
-    const pb = document.getElementById("play"); if (pb) pb.disabled = false;
+    enablePlay(true);
     if (fresh) {
       state.drawnRun = stored.id;
       state.step = 0;
