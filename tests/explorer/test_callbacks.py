@@ -171,7 +171,9 @@ def _post(client, output, outputs, inputs, state=(), changed=None):
         "outputs": outputs,
         "inputs": [{"id": i, "property": p, "value": v} for i, p, v in inputs],
         "state": [{"id": i, "property": p, "value": v} for i, p, v in state],
-        "changedPropIds": changed or [f"{inputs[0][0]}.{inputs[0][1]}"],
+        "changedPropIds": (
+            changed if changed is not None else [f"{inputs[0][0]}.{inputs[0][1]}"]
+        ),
     }
     return c.post(
         "/_dash-update-component",
@@ -320,3 +322,63 @@ def test_create_app_refuses_missing_store_root(tmp_path):
 
     with pytest.raises(FileNotFoundError, match="does not exist"):
         create_app(store_root=tmp_path / "nope")
+
+
+def test_first_defaults_call_waits_for_a_shared_link(client):
+    """Opening a shared link, the first `defaults` call (made with the layout's
+    values) must not answer: its `point` and `pending` could land after
+    `restore` handed the link's state over and replace the link's point with a
+    default (seen in the browser under load). Without a link, or with a broken
+    one, it answers; and it never erases a `pending` it did not use."""
+    from lossmap.explorer.share import LESSONS, encode_state
+
+    app, _ = client
+    key = next(
+        k for k in app.callback_map if "range0-min.value" in k and "pending" in k
+    )
+    spec = app.callback_map[key]
+    outputs = [
+        {"id": o.split(".")[0], "property": o.split(".")[1]}
+        if not o.startswith("{")
+        else None
+        for o in key.strip(".").split("...")
+    ]
+    hyper_out = [
+        {"id": {"type": "opt-hyper", "name": n, "key": k}, "property": "value"}
+        for n, hyper in teaching.default_hyper(_settings()).items()
+        for k in hyper
+    ]
+    outputs = [hyper_out if o is None else o for o in outputs]
+    link = "?" + encode_state(LESSONS[next(iter(LESSONS))][1]).lstrip("?")
+
+    def first_call(search, pending=None, changed=()):
+        inputs = [
+            ("mode", "value", "problem"),
+            ("preset", "value", "two-points"),
+            ("function", "value", "rosenbrock"),
+            ("pending", "data", pending),
+        ]
+        return _post(
+            client,
+            key,
+            outputs,
+            inputs,
+            state=[("url", "search", search)],
+            changed=list(changed),
+        )
+
+    assert len(spec["inputs"]) == 4
+    assert first_call(link).status_code == 204  # restore answers instead
+    plain = first_call("")
+    assert plain.status_code == 200, plain.data[:300]
+    resp = plain.get_json()["response"]
+    assert resp["point"]["data"] == list(teaching.default_start(_settings()))
+    assert "pending" not in resp  # nothing to use up: left as it is
+    broken = first_call("?s=%%%")
+    assert broken.status_code == 200
+    # the hand-over itself is used up, and its point is the link's
+    handed = {"mode": "problem", "preset": "two-points", "point": [0.25, -0.5]}
+    used = first_call(link, pending=handed, changed=["pending.data"])
+    out = used.get_json()["response"]
+    assert out["point"]["data"] == [0.25, -0.5]
+    assert out["pending"]["data"] is None

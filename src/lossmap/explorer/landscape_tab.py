@@ -182,6 +182,16 @@ def _pending_for(pending: Any, mode: Any, preset: Any, function: Any) -> Any:
     return pending
 
 
+def _carries_state(search: Any) -> bool:
+    """The page's address holds a shared state that decodes."""
+    from lossmap.explorer.share import decode_state
+
+    try:
+        return decode_state(search) is not None
+    except ValueError:  # a broken link: `restore` reports it, defaults apply
+        return False
+
+
 def register(app: Any) -> None:
     """Attach the Landscape tab's callbacks to ``app``."""
     from dash import ALL, Input, Output, State, ctx, no_update
@@ -221,17 +231,21 @@ def register(app: Any) -> None:
         names = loss_names(task)
         if task == "binary":  # BCE first
             names = tuple(sorted(names, key=lambda n: n != "bce"))
+        new_preset, new_loss = preset, loss
         if preset not in presets:  # the task changed: its defaults
-            preset = "binary-overlapping" if task == "binary" else presets[0]
-            loss = names[0]
+            new_preset = "binary-overlapping" if task == "binary" else presets[0]
+            new_loss = names[0]
         elif loss not in names:
-            loss = names[0]
+            new_loss = names[0]
         labels = loss_labels()
+        # values that stay are not written again: a write would fire every
+        # callback on them once more (the defaults, after a shared link's
+        # state had been used up, put the default point back)
         return (
             presets,
-            preset,
+            new_preset if new_preset != preset else no_update,
             [{"label": labels[k], "value": k} for k in names],
-            loss,
+            new_loss if new_loss != loss else no_update,
         )
 
     # ---- data editing: outlier, noise, click on the fit panel, reset
@@ -395,9 +409,18 @@ def register(app: Any) -> None:
         Input("preset", "value"),
         Input("function", "value"),
         Input("pending", "data"),
+        State("url", "search"),
     )
     @guarded(14, None)
-    def defaults(mode: Any, preset: Any, function: Any, pending: Any) -> Any:
+    def defaults(
+        mode: Any, preset: Any, function: Any, pending: Any, search: Any
+    ) -> Any:
+        if ctx.triggered_id is None and pending is None and _carries_state(search):
+            # the page opened from a shared link: `restore` sets every control
+            # and hands its state over in `pending`. Answering this first call
+            # (made with the layout's values) could land after that hand-over
+            # and replace the link's point with the layout's default.
+            raise PreventUpdate
         mode = check_name("mode", mode, ("problem", "function"))
         show, hide = {}, {"display": "none"}
         settings: ProblemSettings | FunctionSettings
@@ -425,9 +448,11 @@ def register(app: Any) -> None:
                     hyper[name].update(values)
         ids = ctx.outputs_list[-2]
         values = [hyper.get(o["id"]["name"], {}).get(o["id"]["key"]) for o in ids]
-        left = None if restored is not None else pending
         if pending is None and ctx.triggered_id == "pending":
             raise PreventUpdate
+        # a restored state is used up; otherwise `pending` is left as it is
+        # (writing None could erase a state `restore` has just handed over)
+        left = None if restored is not None else no_update
         return (a, b, c, d, point, names[0], names[1], *panels, panels[2], values, left)
 
     # ---- settings -> the landscape (the expensive figure; no paths)
