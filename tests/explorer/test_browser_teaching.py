@@ -244,7 +244,8 @@ def test_3d_view_and_logistic_model(explorer, artifacts):
         "() => document.querySelector('#landscape .gtitle').textContent"
         ".startsWith('binary cross-entropy')"
     )
-    fit = ui.trace("fit", "data")
+    # the fit panel follows from another callback than the landscape's title
+    fit = ui.trace("fit", "data", where=lambda t: set(t["y"]) == {0.0, 1.0})
     assert set(fit["y"]) == {0.0, 1.0}
     page.screenshot(path=artifacts / "explorer-7-logistic.png", full_page=True)
     _choose_radio(page, "view", "3-D log")
