@@ -24,7 +24,7 @@ def form(monkeypatch):
     _split.tanh_form.cache_clear()
 
 
-FAST = {"expm1": _split.expm1_tanh, "numpy": _split.numpy_tanh}
+FAST = {k: f for k, f in _split.TANH_FORMS.items() if f is not None}
 
 
 @pytest.mark.parametrize("name", sorted(FAST))
@@ -123,9 +123,12 @@ class Neurons(torch.nn.Module):
         return self.fc3(h).tanh()
 
 
+@pytest.mark.parametrize("rows", [1, 10, None])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("strategy", ["vmap", "loop"])
-def test_plane_with_either_form_matches_loading_the_weights(form, dtype, strategy):
+def test_plane_with_either_form_matches_loading_the_weights(
+    form, dtype, strategy, rows
+):
     torch.manual_seed(0)
     net = Neurons()
     g = torch.Generator().manual_seed(1)
@@ -143,7 +146,7 @@ def test_plane_with_either_form_matches_loading_the_weights(form, dtype, strateg
             progress=False,
             dtype=dtype,
             strategy=strategy,
-            batch_size=10,
+            batch_size=rows,
         )
     for value in ("expm1", "numpy"):
         split = surfaces[value].metadata["engine"]["split"]

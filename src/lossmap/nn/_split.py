@@ -236,7 +236,9 @@ def _numpy_tanh_vectorised() -> bool:
     return all(t and not t.startswith("baseline") for t in targets)
 
 
-TANH_FORMS = ("torch", "expm1", "numpy")
+#: The ways the per-point graph can compute ``tanh``: name -> the function
+#: that replaces ``torch.tanh`` (None: torch's own).
+TANH_FORMS: dict[str, Any] = {"torch": None, "expm1": expm1_tanh, "numpy": numpy_tanh}
 
 
 @functools.lru_cache(maxsize=1)
@@ -307,7 +309,7 @@ def rewrite_graph(gm: fx.GraphModule) -> dict:
     pass over memory fewer per activation). Both keep the values.
     """
     form = tanh_form()
-    fast_tanh = {"expm1": expm1_tanh, "numpy": numpy_tanh}.get(form)
+    fast_tanh = TANH_FORMS[form]
     tanh = relu = 0
     for node in list(gm.graph.nodes):
         if fast_tanh and _calls(gm, node, _TANH) and not node.kwargs:
