@@ -317,7 +317,11 @@ def _batch_sampler(landscape: Any, batch_size: int | None, seed: int | None) -> 
             f"got {type(landscape).__name__}"
         )
     n = len(landscape.data)
-    batch_size = check_int("batch_size", batch_size, minimum=1, maximum=n)
+    batch_size = check_int("batch_size", batch_size, minimum=1)
+    if batch_size > n:
+        raise ValueError(
+            f"`batch_size` must be at most the problem's {n} samples, got {batch_size}"
+        )
     if seed is None:
         raise ValueError(
             "`seed` is required with `batch_size` (mini-batches are drawn at "
