@@ -130,63 +130,9 @@ def landscape_figure(
     values = surface.field(field)
     scale = color_scale(values, log=log)
     z = scale.z(values)
-    label = field
+    traces = [_heatmap_trace(n0, a0, n1, a1, z, scale, field, colorscale)]
+    traces += _contour_traces(a0, a1, z, scale, contours)
     names = dict(marker_names or {})
-    traces: list[dict[str, Any]] = []
-    traces.append(
-        dict(
-            type="heatmap",
-            x=a0,
-            y=a1,
-            z=z.T.astype(np.float32),
-            zmin=scale.zmin,
-            zmax=scale.zmax,
-            colorscale=colorscale,
-            colorbar={
-                # the title runs along the bar: a narrow page keeps its width
-                "title": {
-                    "text": label + (" (log scale)" if scale.log else ""),
-                    "side": "right",
-                },
-                "tickvals": scale.tickvals,
-                "ticktext": scale.ticktext,
-                "len": 0.9,
-                "thickness": 16,
-            },
-            hovertemplate=f"{n0}=%{{x:.3f}}<br>{n1}=%{{y:.3f}}<extra></extra>",
-            name=label,
-        )
-    )
-    xs: list[Any] = []
-    ys: list[Any] = []
-    labels: list[tuple[float, float, float]] = []
-    if contours:
-        xs, ys, labels = _contour_lines(a0, a1, z, scale.levels)
-    traces.append(
-        dict(
-            type="scatter",
-            x=xs,
-            y=ys,
-            mode="lines",
-            line={"color": "rgba(255,255,255,0.55)", "width": 1},
-            hoverinfo="skip",
-            showlegend=False,
-            name="contours",
-        )
-    )
-    traces.append(
-        dict(
-            type="scatter",
-            x=[p[0] for p in labels],
-            y=[p[1] for p in labels],
-            text=[_fmt(scale.value(p[2])) for p in labels],
-            mode="text",
-            textfont={"color": "white", "size": 11},
-            hoverinfo="skip",
-            showlegend=False,
-            name="contour labels",
-        )
-    )
     current_name = "current (w, b)" if n0 == "w" else "current point"
     for point, style, name, hover in (
         (
@@ -209,9 +155,90 @@ def landscape_figure(
         ),
     ):
         traces.append(_marker_trace(point, style, name, hover))
+    traces += _critical_traces(critical_points)
+    traces += _path_traces(paths)
+    for t, uid in zip(traces, UIDS):
+        t["uid"] = uid
+    layout = _landscape_layout(title, axis_titles or (n0, n1), a0, a1)
+    layout["meta"] = {"log": scale.log, "floor": scale.floor, "view": "2d"}
+    # built without plotly's per-property validation: 201x201 figures are
+    # rebuilt on every change of a setting
+    return go.Figure({"data": traces, "layout": layout}, _validate=False)
+
+
+def _heatmap_trace(
+    n0: str,
+    a0: Any,
+    n1: str,
+    a1: Any,
+    z: np.ndarray,
+    scale: Any,
+    label: str,
+    colors: str,
+) -> dict[str, Any]:
+    return dict(
+        type="heatmap",
+        x=a0,
+        y=a1,
+        z=z.T.astype(np.float32),
+        zmin=scale.zmin,
+        zmax=scale.zmax,
+        colorscale=colors,
+        colorbar={
+            # the title runs along the bar: a narrow page keeps its width
+            "title": {
+                "text": label + (" (log scale)" if scale.log else ""),
+                "side": "right",
+            },
+            "tickvals": scale.tickvals,
+            "ticktext": scale.ticktext,
+            "len": 0.9,
+            "thickness": 16,
+        },
+        hovertemplate=f"{n0}=%{{x:.3f}}<br>{n1}=%{{y:.3f}}<extra></extra>",
+        name=label,
+    )
+
+
+def _contour_traces(
+    a0: Any, a1: Any, z: np.ndarray, scale: Any, contours: bool
+) -> list[dict[str, Any]]:
+    """The contour lines and their labels (two traces, empty without contours)."""
+    xs: list[Any] = []
+    ys: list[Any] = []
+    labels: list[tuple[float, float, float]] = []
+    if contours:
+        xs, ys, labels = _contour_lines(a0, a1, z, scale.levels)
+    lines = dict(
+        type="scatter",
+        x=xs,
+        y=ys,
+        mode="lines",
+        line={"color": "rgba(255,255,255,0.55)", "width": 1},
+        hoverinfo="skip",
+        showlegend=False,
+        name="contours",
+    )
+    text = dict(
+        type="scatter",
+        x=[p[0] for p in labels],
+        y=[p[1] for p in labels],
+        text=[_fmt(scale.value(p[2])) for p in labels],
+        mode="text",
+        textfont={"color": "white", "size": 11},
+        hoverinfo="skip",
+        showlegend=False,
+        name="contour labels",
+    )
+    return [lines, text]
+
+
+def _critical_traces(critical_points: Iterable[Any]) -> list[dict[str, Any]]:
+    """One trace per kind of critical point, styled by :data:`KIND_STYLE`."""
     by_kind: dict[str, list[Any]] = {}
     for cp in critical_points:
         by_kind.setdefault(str(cp.kind), []).append(cp)
+    traces = []
     for kind, pts in by_kind.items():
         symbol, color = KIND_STYLE.get(kind, ("circle-open", "#cccccc"))
         th = np.array([np.asarray(p.theta, dtype=float).reshape(2) for p in pts])
@@ -234,8 +261,14 @@ def landscape_figure(
                 "<extra></extra>",
             )
         )
-    drawn = [_finite_path(t.params) for t in paths]
-    for i, (traj, p) in enumerate(zip(paths, drawn)):
+    return traces
+
+
+def _path_traces(paths: Sequence[Any]) -> list[dict[str, Any]]:
+    """One trace per trajectory, in :data:`PATH_COLORS`."""
+    traces = []
+    for i, traj in enumerate(paths):
+        p = _finite_path(traj.params)
         color = PATH_COLORS[i % len(PATH_COLORS)]
         traces.append(
             dict(
@@ -255,15 +288,21 @@ def landscape_figure(
                 + " (%{x:.3f}, %{y:.3f})<extra></extra>",
             )
         )
-    layout: dict[str, Any] = {
+    return traces
+
+
+def _landscape_layout(
+    title: str | None, axis_titles: Sequence[str], a0: Any, a1: Any
+) -> dict[str, Any]:
+    return {
         "title": {"text": title or "", "x": 0.02, "font": {"size": 15}},
         "xaxis": {
-            "title": {"text": (axis_titles or (n0, n1))[0]},
+            "title": {"text": axis_titles[0]},
             "range": [float(a0[0]), float(a0[-1])],
             "constrain": "domain",
         },
         "yaxis": {
-            "title": {"text": (axis_titles or (n0, n1))[1]},
+            "title": {"text": axis_titles[1]},
             "range": [float(a1[0]), float(a1[-1])],
         },
         "legend": {
@@ -280,12 +319,6 @@ def landscape_figure(
         "hovermode": "closest",
         "uirevision": "landscape",
     }
-    layout["meta"] = {"log": scale.log, "floor": scale.floor, "view": "2d"}
-    # built without plotly's per-property validation: 201x201 figures are
-    # rebuilt on every change of a setting
-    for t, uid in zip(traces, UIDS):
-        t["uid"] = uid
-    return go.Figure({"data": traces, "layout": layout}, _validate=False)
 
 
 def surface3d_figure(
