@@ -384,8 +384,6 @@ def train_curve(
     ]
     leaves = [t for m in mids for t in m.values()]
     opt = torch.optim.SGD(leaves, lr=lr, momentum=momentum, weight_decay=weight_decay)
-    dtype = next(iter(start.values())).dtype
-    store_dtype = "float64" if dtype == torch.float64 else "float32"
     settings = {
         "kind": "nn.curve",
         "curve": kind,
@@ -403,67 +401,22 @@ def train_curve(
         },
         "reference": _GARIPOV,
     }
-    history: list[float] = []
-    first = 1
-    controls = None
+    first, history, controls = 1, [], None
     if store is not None:
-        shapes = [tuple(start[n].shape) for n in names]
-        row_names, row_shapes = _row_layout(names, shapes, bends, momentum > 0)
-        ends, controls = _open_stores(
-            Path(store),
-            {
-                "settings": settings,
-                "names": names,
-                "shapes": shapes,
-                "row_names": row_names,
-                "row_shapes": row_shapes,
-                "dtype": store_dtype,
-            },
+        first, history, controls = _resume(
+            Path(store), settings, start, end, mids, leaves, opt, momentum > 0
         )
-        if len(ends) == 0:
-            flat = [torch.cat([p[n].reshape(-1) for n in names]) for p in (start, end)]
-            for k, vec in enumerate(flat):
-                ends.append(k, vec.detach().cpu().to(torch.float64).numpy())
-        if len(controls):
-            first = _restore(controls, mids, leaves, opt, names, momentum > 0) + 1
-            history = [float(r[-1]) for r in controls.read()]
     work = _bn.working_copy(a)
-    device = next(iter(start.values())).device
+    curve = (kind, start, mids, end)
     with _bn.ModelGuard(work) as guard:
         _bn.configure(guard, work, "batch" if _bn.has_batchnorm(work) else "eval")
         buffers = dict(work.named_buffers())
         with _Progress(progress, max(0, epochs - first + 1)) as advance:
             for epoch in range(first, epochs + 1):
                 gen = torch.Generator().manual_seed(_epoch_seed(seed, epoch))
-                order = torch.randperm(n_rows, generator=gen).numpy()
-                n_batches = math.ceil(n_rows / batch_size)
-                ts = torch.rand(n_batches, generator=gen, dtype=torch.float64)
-                total, count = 0.0, 0
-                for i in range(n_batches):
-                    idx = order[i * batch_size : (i + 1) * batch_size]
-                    w = _basis_torch(kind, n_points, ts[i]).to(dtype)
-                    params = {
-                        n: w[0] * start[n]
-                        + sum(w[j + 1] * mids[j][n] for j in range(bends))
-                        + w[-1] * end[n]
-                        for n in names
-                    }
-                    with forward_passes():  # never while another thread traces
-                        loss = _batch_loss(
-                            objective,
-                            data.take(idx),
-                            lambda *args, _p=params, **kwargs: functional_call(
-                                work, (_p, buffers), args, kwargs
-                            ),
-                            device,
-                            dtype,
-                        )
-                    opt.zero_grad(set_to_none=True)
-                    loss.backward()
-                    opt.step()
-                    total += float(loss.detach()) * len(idx)
-                    count += len(idx)
-                history.append(total / count)
+                history.append(
+                    _epoch(objective, data, curve, work, buffers, opt, gen, batch_size)
+                )
                 if controls is not None and (
                     epoch % save_every == 0 or epoch == epochs
                 ):
@@ -482,6 +435,93 @@ def train_curve(
         "store": None if store is None else str(store),
     }
     return Curve(kind, tuple(points), meta)
+
+
+def _resume(
+    store: Path,
+    settings: dict[str, Any],
+    start: dict[str, torch.Tensor],
+    end: dict[str, torch.Tensor],
+    mids: list[dict[str, torch.Tensor]],
+    leaves: list[torch.Tensor],
+    opt: torch.optim.Optimizer,
+    has_momentum: bool,
+) -> tuple[int, list[float], Any]:
+    """Open (or create) the curve's stores; restore the bends and momentum of
+    the last saved epoch. Returns the first epoch to run, the training loss
+    history so far and the controls store."""
+    names = tuple(start)
+    shapes = [tuple(start[n].shape) for n in names]
+    bends = len(mids)
+    row_names, row_shapes = _row_layout(names, shapes, bends, has_momentum)
+    dtype = next(iter(start.values())).dtype
+    ends, controls = _open_stores(
+        store,
+        {
+            "settings": settings,
+            "names": names,
+            "shapes": shapes,
+            "row_names": row_names,
+            "row_shapes": row_shapes,
+            "dtype": "float64" if dtype == torch.float64 else "float32",
+        },
+    )
+    if len(ends) == 0:
+        flat = [torch.cat([p[n].reshape(-1) for n in names]) for p in (start, end)]
+        for k, vec in enumerate(flat):
+            ends.append(k, vec.detach().cpu().to(torch.float64).numpy())
+    if not len(controls):
+        return 1, [], controls
+    first = _restore(controls, mids, leaves, opt, names, has_momentum) + 1
+    return first, [float(r[-1]) for r in controls.read()], controls
+
+
+def _epoch(
+    objective: Objective,
+    data: Any,
+    curve: tuple[str, dict[str, torch.Tensor], list[Any], dict[str, torch.Tensor]],
+    work: nn.Module,
+    buffers: dict[str, torch.Tensor],
+    opt: torch.optim.Optimizer,
+    gen: torch.Generator,
+    batch_size: int,
+) -> float:
+    """One epoch of SGD on the bends: a uniform ``t`` per mini-batch (drawn
+    from ``gen`` after the order), the loss at the curve's point ``θ(t)``
+    through ``work`` (a working copy). Returns the epoch's mean training loss."""
+    kind, start, mids, end = curve
+    names, n_points = tuple(start), len(mids) + 2
+    dtype = next(iter(start.values())).dtype
+    device = next(iter(start.values())).device
+    order = torch.randperm(data.n, generator=gen).numpy()
+    n_batches = math.ceil(data.n / batch_size)
+    ts = torch.rand(n_batches, generator=gen, dtype=torch.float64)
+    total, count = 0.0, 0
+    for i in range(n_batches):
+        idx = order[i * batch_size : (i + 1) * batch_size]
+        w = _basis_torch(kind, n_points, ts[i]).to(dtype)
+        params = {
+            n: w[0] * start[n]
+            + sum(w[j + 1] * mids[j][n] for j in range(len(mids)))
+            + w[-1] * end[n]
+            for n in names
+        }
+        with forward_passes():  # never while another thread traces
+            loss = _batch_loss(
+                objective,
+                data.take(idx),
+                lambda *args, _p=params, **kwargs: functional_call(
+                    work, (_p, buffers), args, kwargs
+                ),
+                device,
+                dtype,
+            )
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        total += float(loss.detach()) * len(idx)
+        count += len(idx)
+    return total / count
 
 
 def _batch_loss(
