@@ -84,14 +84,15 @@ def test_toy_without_a_minimum_still_draws(tmp_path, capsys):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--model", "tan"], "`model` must be one of ['line', 'tanh', 'logistic']"),
-        (["--data", "nope"], "`data` must be one of"),
-        (["--loss", "hinge"], "`loss` must be one of"),
+        (["--model", "tan"], "`--model` must be one of ['line', 'tanh', 'logistic']"),
+        (["--data", "nope"], "`--data` must be one of"),
+        (["--loss", "hinge"], "`--loss` must be one of"),
         (["--loss", "mse", "--delta", "0.5"], "takes parameters none"),
+        (["--loss", "huber", "--delta", "-1"], "`--delta` must be a finite number > 0"),
         (["--loss", "bce"], "needs probabilities"),
         (["--steps", "1"], "`--steps` must be >= 2, got 1"),
         (["--w-range", "2", "1"], "`--w-range` must satisfy lo < hi"),
-        (["--l2", "-1"], "`l2` must be >= 0.0"),
+        (["--l2", "-1"], "`--l2` must be >= 0.0"),
         (["--out", "x.txt"], "`--out` must end in one of"),
     ],
     ids=[
@@ -99,6 +100,7 @@ def test_toy_without_a_minimum_still_draws(tmp_path, capsys):
         "data",
         "loss",
         "delta",
+        "delta-value",
         "bce-on-tanh",
         "steps",
         "range",

@@ -40,10 +40,9 @@ for _name in COMMAND_MODULES:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI with ``argv`` (default: ``sys.argv[1:]``); return the exit code."""
+    argv = list(argv if argv is not None else sys.argv[1:])
     try:
-        code = app(
-            args=argv if argv is not None else sys.argv[1:], standalone_mode=False
-        )
+        code = app(args=argv, standalone_mode=False)
         if isinstance(code, int):  # click returns typer.Exit's code here
             return code
     except SystemExit as exc:  # typer/click exits on --help
@@ -51,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     except typer.Exit as exc:
         return int(exc.exit_code)
     except (ValueError, TypeError, KeyError, FileNotFoundError) as exc:
-        typer.echo(f"error: {exc}", err=True)
+        typer.echo(f"error: {_as_typed(str(exc), argv)}", err=True)
         return 2
     except Exception as exc:  # click usage errors
         if _is_click_error(exc):
@@ -59,6 +58,16 @@ def main(argv: list[str] | None = None) -> int:
             return int(exc.exit_code)  # type: ignore[attr-defined]
         raise
     return 0
+
+
+def _as_typed(message: str, argv: list[str]) -> str:
+    """``message`` with the library's argument names (`` `lr` ``) written as
+    the options the user typed (`` `--lr` ``)."""
+    for token in argv:
+        if token.startswith("--") and len(token) > 2:
+            option = token[2:].split("=", 1)[0]
+            message = message.replace(f"`{option.replace('-', '_')}`", f"`--{option}`")
+    return message
 
 
 def _is_click_error(exc: BaseException) -> bool:

@@ -363,6 +363,10 @@ def problem(
     loss_obj = _losses.get(loss)
     params = {**loss_obj.params, **loss_params}
     loss_obj.check_params(params)
+    if loss_params and loss_obj.task != "categorical":
+        # the loss checks its parameters' values when it runs: run it once
+        # now, so a bad value is refused here rather than at first use
+        loss_obj.value(np.array([0.5]), np.array([0.0]), **params)
     return Problem(
         get_model(model),
         dataset(data),
