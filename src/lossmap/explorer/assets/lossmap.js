@@ -720,9 +720,9 @@
   });
   state.colors = ["#1f77b4"];  // replaced by plot._plotly_style.PATH_COLORS
   window.lossmap = L;
-  // whenever elements come or go (Dash rendering, a graph's placeholder
-  // swapped for the graph, a tab mounted again), the hosts get their handlers
-  new MutationObserver(L.attach).observe(document.documentElement,
-    {childList: true, subtree: true});
-  L.attach();
+  // whenever elements come or go in the Dash app (its first render, a
+  // graph's placeholder swapped for the graph, a tab mounted again), the
+  // hosts get their handlers (not in the lesson widget: it has its own)
+  const root = document.getElementById("react-entry-point");
+  if (root) new MutationObserver(L.attach).observe(root, {childList: true, subtree: true});
 })();
