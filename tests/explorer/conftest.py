@@ -3,7 +3,7 @@
 ``browser_type_launch_args`` points pytest-playwright at /usr/bin/chromium
 (never a downloaded browser). ``live_server`` serves the real app from
 ``create_app`` on 127.0.0.1 with an ephemeral port, in a thread, once per test
-module; ``explorer_page`` opens it and waits for the landscape to be drawn.
+module; ``explorer`` opens it and waits until it is drawn and wired.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from __future__ import annotations
 import re
 import threading
 import time
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -347,27 +346,31 @@ def open_explorer(page: Any, url: str) -> UI:
     """Load the page and wait until the landscape and the readout are drawn."""
     page.set_default_timeout(BROWSER_TIMEOUT_MS)
     page.goto(url)
-    for attempt in (1, 2):
-        try:
-            _wait_drawn_and_wired(page)
-            break
-        except Exception as exc:  # playwright's TimeoutError
-            if attempt == 2:
-                raise
-            # a first load on a busy CI machine once never finished wiring in
-            # 60 s; the page is loaded again once (what a user would do), and
-            # a second failure is reported
-            warnings.warn(
-                f"the explorer page did not finish loading ({exc!s:.200}); "
-                "reloading once",
-                stacklevel=2,
-            )
-            page.reload()
-    settled(page)
-    return UI(page)
+    return wait_ready(page)
 
 
-def _wait_drawn_and_wired(page: Any) -> None:
+# What "wired" means: the page's script has put its pointer handlers on both
+# graph hosts (the elements there now, see L.attach in lossmap.js) and holds
+# the problem's data (the clientside callback `spec`).
+_WIRING = """
+() => {
+  const land = document.getElementById('landscape');
+  const fit = document.getElementById('fit');
+  return {
+    'landscape handlers (#landscape data-lossmap-attached)':
+      !!(land && land.dataset.lossmapAttached),
+    'fit handlers (#fit data-lossmap-attached)': !!(fit && fit.dataset.lossmapAttached),
+    'lossmap.state.spec': !!(window.lossmap && window.lossmap.state.spec),
+  };
+}
+"""
+
+
+def wait_ready(page: Any) -> UI:
+    """Wait until a page being loaded is drawn, wired and quiet.
+
+    No reload: a first load that never finishes wiring is a bug a user would
+    hit (clicks that do nothing), so it fails, naming what stayed unset."""
     page.wait_for_selector("#landscape .heatmaplayer image, #landscape .hm image")
     page.wait_for_function(
         "() => document.querySelector('#readout').innerText.includes('=')"
@@ -379,11 +382,20 @@ def _wait_drawn_and_wired(page: Any) -> None:
     # the page's own script is wired (pointer handlers, the problem's data)
     # and every callback of the first render has answered: a click or a drag
     # made earlier can be lost, or answered by a late first callback
-    page.wait_for_function(
-        "() => document.getElementById('landscape').dataset.lossmapAttached"
-        " && document.getElementById('fit').dataset.lossmapAttached"
-        " && window.lossmap && window.lossmap.state.spec"
+    seen: list[dict[str, bool]] = [{}]
+
+    def wired() -> bool:
+        seen[0] = page.evaluate(_WIRING)
+        return all(seen[0].values())
+
+    wait_until(
+        page,
+        wired,
+        lambda: "the explorer page never finished wiring; unset: "
+        + ", ".join(k for k, v in seen[0].items() if not v),
     )
+    settled(page)
+    return UI(page)
 
 
 @pytest.fixture
@@ -396,6 +408,12 @@ def settle() -> Any:
 def opener() -> Any:
     """:func:`open_explorer`, for pages opened with other viewports."""
     return open_explorer
+
+
+@pytest.fixture
+def ready() -> Any:
+    """:func:`wait_ready`, for tests that load the page themselves."""
+    return wait_ready
 
 
 @pytest.fixture

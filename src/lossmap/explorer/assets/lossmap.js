@@ -352,6 +352,10 @@
     window.dash_clientside.set_props("fit-click", {data: [drag.to[0], drag.to[1],
       Date.now(), drag.from[0], drag.from[1]]});
   }
+  /** Pointer handlers on the graph hosts, once per element. dcc.Graph
+   *  replaces its host element: a placeholder stands in until plotly.js has
+   *  loaded, and a tab coming back mounts a new one. So this runs again on
+   *  every change to the page's tree (see the observer below), not once. */
   L.attach = function () {
     const fit = document.getElementById("fit");
     if (fit && !fit.dataset.lossmapAttached) {
@@ -643,8 +647,8 @@
         return window.dash_clientside.no_update;
       },
       figure: function (fig, stored) {
-        // once this figure is drawn (its stamp is on the graph): listeners,
-        // then the paths (a new figure from the server has none)
+        // once this figure is drawn (its stamp is on the graph): the paths
+        // (a new figure from the server has none)
         const want = fig && fig.layout && fig.layout.meta && fig.layout.meta.stamp;
         let tries = 0;
         const wait = function () {
@@ -655,7 +659,6 @@
             return;
           }
           setTimeout(function () {
-            L.attach();
             L.drawRuns(state.latestRuns !== undefined ? state.latestRuns : stored, fig);
           }, 30);
         };
@@ -717,4 +720,9 @@
   });
   state.colors = ["#1f77b4"];  // replaced by plot._plotly_style.PATH_COLORS
   window.lossmap = L;
+  // whenever elements come or go in the Dash app (its first render, a
+  // graph's placeholder swapped for the graph, a tab mounted again), the
+  // hosts get their handlers (not in the lesson widget: it has its own)
+  const root = document.getElementById("react-entry-point");
+  if (root) new MutationObserver(L.attach).observe(root, {childList: true, subtree: true});
 })();
