@@ -12,9 +12,26 @@
 # Needs a CUDA build of torch (the Makefile's venv has the CPU wheel: install
 # the CUDA one in its place first). Nothing else in the project needs a GPU.
 # Written on a machine without a GPU: it has not been run yet.
+#
+# On a lent GPU machine that reaches no package registry (this workplace's
+# device tool): its python3 has torch, numpy, scipy, scikit-learn and pytest,
+# and lossmap.nn needs nothing more (zarr only for stores). loss-landscapes
+# travels as a wheel: here, `bash benchmarks/gpu_check.sh --wheels` puts it in
+# .whl/ (git-ignored); there, carry .whl and run this script. Both steps fit
+# in one 600 s call (CUDA tests <= 240 s, benchmark <= 300 s).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PY=${PY:-python}
+PY=${PY:-python3}
+if [ "${1:-}" = "--wheels" ]; then
+  "$PY" -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 \
+    --implementation cp --platform manylinux_2_17_x86_64 -d .whl loss-landscapes==3.0.6
+  ls .whl; exit 0
+fi
+if compgen -G ".whl/*.whl" >/dev/null; then
+  "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir \
+    --upgrade --target /tmp/site .whl/*.whl
+  export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
+fi
 export PYTHONPATH=src:.${PYTHONPATH:+:$PYTHONPATH}
 
 "$PY" - <<'PYEOF'
@@ -27,9 +44,9 @@ PYEOF
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
 
 echo "== CUDA tests"
-timeout 600 "$PY" -m pytest -q tests/nn/test_cuda.py tests/nn/test_bf16.py -rs
+timeout 240 "$PY" -m pytest -q -p no:cacheprovider tests/nn/test_cuda.py tests/nn/test_bf16.py -rs
 
 echo "== W1, W2 on the GPU (float, many points per pass, bf16) vs loss-landscapes"
-"$PY" -m pip install -q loss-landscapes==3.0.6 || echo "loss-landscapes not installed: lossmap only"
-timeout 900 "$PY" -m benchmarks gpu
+"$PY" -c "import loss_landscapes" 2>/dev/null || echo "loss-landscapes not importable: lossmap only"
+timeout 300 "$PY" -m benchmarks gpu
 echo "results: benchmarks/results/gpu.json"
