@@ -56,35 +56,43 @@ def _python_blocks(tmp: Path) -> None:
 
 
 def _checkpoints(tmp: Path) -> None:
-    """What the shell tour assumes the reader has: ckpt.pt and ckpts/."""
+    """What the shell tour assumes the reader has: two training runs, their
+    final weights (ckpt.pt, ckpt-b.pt) and checkpoints (ckpts/, ckpts-b/)."""
     sys.path.insert(0, str(tmp))
     try:
         import nets  # the README's nets.py
     finally:
         sys.path.remove(str(tmp))
         sys.modules.pop("nets", None)
-    torch.manual_seed(0)
-    model = nets.make_model()
     x, y = nets.test_batch()
-    opt = torch.optim.SGD(model.parameters(), lr=0.5)
-    (tmp / "ckpts").mkdir()
-    for step in range(61):
-        if step % 30 == 0:
-            torch.save(model.state_dict(), tmp / "ckpts" / f"step{step}.pt")
-        opt.zero_grad()
-        torch.nn.functional.cross_entropy(model(x), y).backward()
-        opt.step()
-    torch.save(model.state_dict(), tmp / "ckpt.pt")
+    for seed, run in enumerate(("", "-b")):
+        torch.manual_seed(seed)
+        model = nets.make_model()
+        opt = torch.optim.SGD(model.parameters(), lr=0.5)
+        (tmp / f"ckpts{run}").mkdir()
+        for step in range(61):
+            if step % 30 == 0:
+                torch.save(model.state_dict(), tmp / f"ckpts{run}" / f"step{step}.pt")
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(model(x), y).backward()
+            opt.step()
+        torch.save(model.state_dict(), tmp / f"ckpt{run}.pt")
 
 
 def _shell_blocks(tmp: Path) -> None:
-    wanted = ("lossmap plane --model nets.py", "--trace-method", 'command = "plane"')
+    wanted = (
+        "lossmap plane --model nets.py",
+        "--trace-method",
+        'command = "plane"',
+        "lossmap connect",
+    )
     blocks = [b for b in _blocks("bash") if any(w in b for w in wanted)]
     assert len(blocks) == len(wanted)
     for block in blocks:
         _run(["bash", "-euo", "pipefail", "-c", block], tmp)
-    for made in ("plane.zarr", "pca.zarr", "line.zarr", "hessian.json", "report.html"):
-        assert (tmp / made).exists(), made
+    made = ("plane.zarr", "pca.zarr", "line.zarr", "hessian.json", "report.html")
+    for name in (*made, "conn/barriers.png", "map.png"):
+        assert (tmp / name).exists(), name
 
 
 @pytest.mark.slow
