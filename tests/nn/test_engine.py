@@ -304,3 +304,56 @@ def test_in_place_relu_only_where_nothing_else_reads_its_input(strategy):
     )
     ref = reference(net, d1, d2, s.coords("alpha"), s.coords("beta"), x, y)
     np.testing.assert_allclose(s.loss, ref, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 3, (7, 1), None])
+def test_grid_runs_in_full_passes_whatever_the_chunks(monkeypatch, chunk):
+    """Chunks are grouped into whole engine passes (the rest of a chunk waits
+    for the next one): ceil(points / points per pass) passes, every chunk
+    written once, and the same numbers as any other chunking."""
+    from lossmap.nn import engine
+
+    net = _prepared(mlp, "mlp")
+    x, y = _data("mlp", n=12)
+    d1, d2 = lnn.random_plane(net, seed=1)
+    monkeypatch.setattr(engine, "MAX_POINTS_PER_PASS", 8)
+    passes = []
+    batch = engine.Evaluator._batch
+    monkeypatch.setattr(
+        engine.Evaluator,
+        "_batch",
+        lambda self, c: passes.append(c.shape[0]) or batch(self, c),
+    )
+    kw = dict(steps=(7, 5), span=0.8, strategy="vmap", progress=False)
+    s = lnn.plane(net, F.cross_entropy, (x, y), (d1, d2), chunk=chunk, **kw)
+    assert passes == [8, 8, 8, 8, 3]
+    assert s.metadata["engine"]["points_per_pass"] == 8
+    ref = reference(net, d1, d2, s.coords("alpha"), s.coords("beta"), x, y)
+    np.testing.assert_allclose(s.loss, ref, rtol=1e-5, atol=1e-5)
+    monkeypatch.setattr(engine, "MAX_POINTS_PER_PASS", 35)
+    passes.clear()
+    whole = lnn.plane(net, F.cross_entropy, (x, y), (d1, d2), chunk=(7, 5), **kw)
+    assert passes == [35]
+    np.testing.assert_allclose(s.loss, whole.loss, rtol=1e-6, atol=0)
+
+
+def test_full_passes_store_every_chunk_once(monkeypatch, tmp_path):
+    from lossmap.io import GridStore
+    from lossmap.nn import engine
+
+    net = _prepared(mlp, "mlp")
+    x, y = _data("mlp", n=12)
+    d1, d2 = lnn.random_plane(net, seed=1)
+    monkeypatch.setattr(engine, "MAX_POINTS_PER_PASS", 8)
+    written = []
+    write = GridStore.write
+    monkeypatch.setattr(
+        GridStore,
+        "write",
+        lambda self, idx, b: written.append(idx) or write(self, idx, b),
+    )
+    kw = dict(steps=(7, 5), span=0.8, chunk=3, strategy="vmap", progress=False)
+    s = lnn.plane(net, F.cross_entropy, (x, y), (d1, d2), store=tmp_path / "s", **kw)
+    assert sorted(map(tuple, written)) == [(i, j) for i in range(3) for j in range(2)]
+    ref = reference(net, d1, d2, s.coords("alpha"), s.coords("beta"), x, y)
+    np.testing.assert_allclose(s.loss, ref, rtol=1e-5, atol=1e-5)
