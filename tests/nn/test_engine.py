@@ -357,3 +357,23 @@ def test_full_passes_store_every_chunk_once(monkeypatch, tmp_path):
     assert sorted(map(tuple, written)) == [(i, j) for i in range(3) for j in range(2)]
     ref = reference(net, d1, d2, s.coords("alpha"), s.coords("beta"), x, y)
     np.testing.assert_allclose(s.loss, ref, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["mlp", "cnn"])  # split / rewrite only
+def test_a_graph_module_is_rewritten_on_a_copy_of_its_graph(kind):
+    """A GraphModule model: the per-point rewrites (in-place relu here) go
+    into a new module; the user's graph and code stay as they were, and the
+    numbers match the reference."""
+    gm = torch.fx.symbolic_trace(_prepared(mlp if kind == "mlp" else cnn, kind))
+    code, nodes = gm.code, [(n.op, n.target) for n in gm.graph.nodes]
+    x, y = _data(kind)
+    d1, d2 = lnn.random_plane(gm, seed=1)
+    s = lnn.plane(
+        gm, F.cross_entropy, (x, y), (d1, d2), steps=3, strategy="loop", progress=False
+    )
+    engine = s.metadata["engine"]
+    assert (engine["split"] or engine["rewritten"])["in_place_relu"] == 1
+    assert gm.code == code
+    assert [(n.op, n.target) for n in gm.graph.nodes] == nodes
+    ref = reference(gm, d1, d2, s.coords("alpha"), s.coords("beta"), x, y)
+    np.testing.assert_allclose(s.loss, ref, rtol=1e-5, atol=1e-5)
