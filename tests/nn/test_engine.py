@@ -377,3 +377,23 @@ def test_a_graph_module_is_rewritten_on_a_copy_of_its_graph(kind):
     assert [(n.op, n.target) for n in gm.graph.nodes] == nodes
     ref = reference(gm, d1, d2, s.coords("alpha"), s.coords("beta"), x, y)
     np.testing.assert_allclose(s.loss, ref, rtol=1e-5, atol=1e-5)
+
+
+def test_vmap_with_nothing_moving_gives_the_centre_everywhere():
+    """Zero directions: nothing is batched but the coefficients themselves."""
+    net = _prepared(mlp, "mlp")
+    x, y = _data("mlp")
+    zero = lnn.Direction({n: torch.zeros_like(p) for n, p in net.named_parameters()})
+    s = lnn.plane(
+        net,
+        F.cross_entropy,
+        (x, y),
+        (zero, zero),
+        steps=3,
+        strategy="vmap",
+        progress=False,
+    )
+    assert "fallback" not in s.metadata["engine"]
+    with torch.no_grad():
+        centre = float(F.cross_entropy(net(x), y))
+    np.testing.assert_allclose(s.loss, np.full((3, 3), centre), rtol=1e-6)
