@@ -397,3 +397,53 @@ def test_vmap_with_nothing_moving_gives_the_centre_everywhere():
     with torch.no_grad():
         centre = float(F.cross_entropy(net(x), y))
     np.testing.assert_allclose(s.loss, np.full((3, 3), centre), rtol=1e-6)
+
+
+class InputTwice(torch.nn.Module):
+    """The input feeds an affine first layer and, unchanged, a later sum."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc1 = torch.nn.Linear(3, 70)
+        self.fc2 = torch.nn.Linear(70, 3)
+
+    def forward(self, x):
+        return self.fc2(torch.tanh(self.fc1(x))) + x
+
+
+@pytest.mark.parametrize("model", [mlp, InputTwice])
+def test_a_prefix_of_inputs_only_needs_no_generated_module(model):
+    """When every cached value and affine input is the model input itself,
+    the prefix just repeats it (no GraphModule is built); same numbers."""
+    from lossmap.nn import _split
+
+    torch.manual_seed(0)
+    net = model()
+    moved = {n for n, _ in net.named_parameters()}
+    split = _split.build_split(net, moved)
+    first = "1" if model is mlp else "fc1"
+    assert [p for p, _ in split.affine] == [first]
+    if model is mlp:  # Flatten comes first: a real prefix
+        assert isinstance(split.prefix, torch.fx.GraphModule)
+        return
+    assert isinstance(split.prefix, _split._Inputs)
+    assert split.n_frontier == 1  # x, cached for the sum, and fc1's input
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(30, 3, generator=g)
+    y = torch.randn(30, 3, generator=g)
+    d1, d2 = lnn.random_plane(net, seed=2)
+    for strategy in ("vmap", "loop"):
+        s = lnn.plane(
+            net,
+            F.mse_loss,
+            (x, y),
+            (d1, d2),
+            steps=3,
+            strategy=strategy,
+            progress=False,
+        )
+        assert s.metadata["engine"]["split"]["affine_layers"] == ["fc1"]
+        ref = reference(
+            net, d1, d2, s.coords("alpha"), s.coords("beta"), x, y, metric=F.mse_loss
+        )
+        np.testing.assert_allclose(s.loss, ref, rtol=1e-5, atol=1e-6)

@@ -427,6 +427,18 @@ def rewrite(model: nn.Module | Traced) -> tuple[fx.GraphModule, dict] | None:
     return (_module(t.root, t.graph), info) if info else None
 
 
+class _Inputs(nn.Module):
+    """A prefix that caches the input itself ``count`` times (every cached
+    value and affine input is the model's input): no code to generate."""
+
+    def __init__(self, count: int) -> None:
+        super().__init__()
+        self.count = count
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return (x,) * self.count
+
+
 @dataclass
 class Split:
     """A model cut at the frontier of values constant along the plane.
@@ -436,7 +448,7 @@ class Split:
     output.
     """
 
-    prefix: fx.GraphModule
+    prefix: nn.Module
     rest: fx.GraphModule
     n_frontier: int
     affine: tuple[tuple[str, bool], ...]  # (module path, has bias)
@@ -526,7 +538,10 @@ def build_split(
     outs = [env[n] for n in frontier] + [env[a.args[0]] for a in affine_nodes]
     pg.output(tuple(outs))
     pg.eliminate_dead_code()
-    prefix = _module(root, pg)
+    if all(o.op == "placeholder" for o in outs):  # e.g. a first Linear layer
+        prefix: nn.Module = _Inputs(len(outs))
+    else:
+        prefix = _module(root, pg)
 
     rg = fx.Graph(owning_module=root)
     env = {}
