@@ -304,3 +304,146 @@ def test_in_place_relu_only_where_nothing_else_reads_its_input(strategy):
     )
     ref = reference(net, d1, d2, s.coords("alpha"), s.coords("beta"), x, y)
     np.testing.assert_allclose(s.loss, ref, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 3, (7, 1), None])
+def test_grid_runs_in_full_passes_whatever_the_chunks(monkeypatch, chunk):
+    """Chunks are grouped into whole engine passes (the rest of a chunk waits
+    for the next one): ceil(points / points per pass) passes, every chunk
+    written once, and the same numbers as any other chunking."""
+    from lossmap.nn import engine
+
+    net = _prepared(mlp, "mlp")
+    x, y = _data("mlp", n=12)
+    d1, d2 = lnn.random_plane(net, seed=1)
+    monkeypatch.setattr(engine, "MAX_POINTS_PER_PASS", 8)
+    passes = []
+    batch = engine.Evaluator._batch
+    monkeypatch.setattr(
+        engine.Evaluator,
+        "_batch",
+        lambda self, c: passes.append(c.shape[0]) or batch(self, c),
+    )
+    kw = dict(steps=(7, 5), span=0.8, strategy="vmap", progress=False)
+    s = lnn.plane(net, F.cross_entropy, (x, y), (d1, d2), chunk=chunk, **kw)
+    assert passes == [8, 8, 8, 8, 3]
+    assert s.metadata["engine"]["points_per_pass"] == 8
+    ref = reference(net, d1, d2, s.coords("alpha"), s.coords("beta"), x, y)
+    np.testing.assert_allclose(s.loss, ref, rtol=1e-5, atol=1e-5)
+    monkeypatch.setattr(engine, "MAX_POINTS_PER_PASS", 35)
+    passes.clear()
+    whole = lnn.plane(net, F.cross_entropy, (x, y), (d1, d2), chunk=(7, 5), **kw)
+    assert passes == [35]
+    np.testing.assert_allclose(s.loss, whole.loss, rtol=1e-6, atol=0)
+
+
+def test_full_passes_store_every_chunk_once(monkeypatch, tmp_path):
+    from lossmap.io import GridStore
+    from lossmap.nn import engine
+
+    net = _prepared(mlp, "mlp")
+    x, y = _data("mlp", n=12)
+    d1, d2 = lnn.random_plane(net, seed=1)
+    monkeypatch.setattr(engine, "MAX_POINTS_PER_PASS", 8)
+    written = []
+    write = GridStore.write
+    monkeypatch.setattr(
+        GridStore,
+        "write",
+        lambda self, idx, b: written.append(idx) or write(self, idx, b),
+    )
+    kw = dict(steps=(7, 5), span=0.8, chunk=3, strategy="vmap", progress=False)
+    s = lnn.plane(net, F.cross_entropy, (x, y), (d1, d2), store=tmp_path / "s", **kw)
+    assert sorted(map(tuple, written)) == [(i, j) for i in range(3) for j in range(2)]
+    ref = reference(net, d1, d2, s.coords("alpha"), s.coords("beta"), x, y)
+    np.testing.assert_allclose(s.loss, ref, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["mlp", "cnn"])  # split / rewrite only
+def test_a_graph_module_is_rewritten_on_a_copy_of_its_graph(kind):
+    """A GraphModule model: the per-point rewrites (in-place relu here) go
+    into a new module; the user's graph and code stay as they were, and the
+    numbers match the reference."""
+    gm = torch.fx.symbolic_trace(_prepared(mlp if kind == "mlp" else cnn, kind))
+    code, nodes = gm.code, [(n.op, n.target) for n in gm.graph.nodes]
+    x, y = _data(kind)
+    d1, d2 = lnn.random_plane(gm, seed=1)
+    s = lnn.plane(
+        gm, F.cross_entropy, (x, y), (d1, d2), steps=3, strategy="loop", progress=False
+    )
+    engine = s.metadata["engine"]
+    assert (engine["split"] or engine["rewritten"])["in_place_relu"] == 1
+    assert gm.code == code
+    assert [(n.op, n.target) for n in gm.graph.nodes] == nodes
+    ref = reference(gm, d1, d2, s.coords("alpha"), s.coords("beta"), x, y)
+    np.testing.assert_allclose(s.loss, ref, rtol=1e-5, atol=1e-5)
+
+
+def test_vmap_with_nothing_moving_gives_the_centre_everywhere():
+    """Zero directions: nothing is batched but the coefficients themselves."""
+    net = _prepared(mlp, "mlp")
+    x, y = _data("mlp")
+    zero = lnn.Direction({n: torch.zeros_like(p) for n, p in net.named_parameters()})
+    s = lnn.plane(
+        net,
+        F.cross_entropy,
+        (x, y),
+        (zero, zero),
+        steps=3,
+        strategy="vmap",
+        progress=False,
+    )
+    assert "fallback" not in s.metadata["engine"]
+    with torch.no_grad():
+        centre = float(F.cross_entropy(net(x), y))
+    np.testing.assert_allclose(s.loss, np.full((3, 3), centre), rtol=1e-6)
+
+
+class InputTwice(torch.nn.Module):
+    """The input feeds an affine first layer and, unchanged, a later sum."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc1 = torch.nn.Linear(3, 70)
+        self.fc2 = torch.nn.Linear(70, 3)
+
+    def forward(self, x):
+        return self.fc2(torch.tanh(self.fc1(x))) + x
+
+
+@pytest.mark.parametrize("model", [mlp, InputTwice])
+def test_a_prefix_of_inputs_only_needs_no_generated_module(model):
+    """When every cached value and affine input is the model input itself,
+    the prefix just repeats it (no GraphModule is built); same numbers."""
+    from lossmap.nn import _split
+
+    torch.manual_seed(0)
+    net = model()
+    moved = {n for n, _ in net.named_parameters()}
+    split = _split.build_split(net, moved)
+    first = "1" if model is mlp else "fc1"
+    assert [p for p, _ in split.affine] == [first]
+    if model is mlp:  # Flatten comes first: a real prefix
+        assert isinstance(split.prefix, torch.fx.GraphModule)
+        return
+    assert isinstance(split.prefix, _split._Inputs)
+    assert split.n_frontier == 1  # x, cached for the sum, and fc1's input
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(30, 3, generator=g)
+    y = torch.randn(30, 3, generator=g)
+    d1, d2 = lnn.random_plane(net, seed=2)
+    for strategy in ("vmap", "loop"):
+        s = lnn.plane(
+            net,
+            F.mse_loss,
+            (x, y),
+            (d1, d2),
+            steps=3,
+            strategy=strategy,
+            progress=False,
+        )
+        assert s.metadata["engine"]["split"]["affine_layers"] == ["fc1"]
+        ref = reference(
+            net, d1, d2, s.coords("alpha"), s.coords("beta"), x, y, metric=F.mse_loss
+        )
+        np.testing.assert_allclose(s.loss, ref, rtol=1e-5, atol=1e-6)

@@ -28,6 +28,7 @@ __all__ = [
     "check_probe_value",
     "check_reach",
     "count_nonfinite",
+    "nonfinite_points",
 ]
 
 
@@ -137,12 +138,19 @@ def check_probe_value(name: str, value: torch.Tensor, rows: int) -> None:
 
 def count_nonfinite(surface: Surface) -> Surface:
     """Record how many grid points have a non-finite loss; warn if any."""
-    n = int((~np.isfinite(surface.loss)).sum())
+    n = nonfinite_points(surface.loss, stacklevel=4)
+    return surface.with_metadata(nonfinite_points=n)
+
+
+def nonfinite_points(loss: np.ndarray, stacklevel: int = 3) -> int:
+    """How many grid points have a non-finite loss; warns if any (the warning
+    points ``stacklevel`` frames up, as :func:`warnings.warn` counts)."""
+    n = int((~np.isfinite(loss)).sum())
     if n:
         warnings.warn(
-            f"{n} of {surface.loss.size} grid points gave a non-finite loss (NaN "
+            f"{n} of {loss.size} grid points gave a non-finite loss (NaN "
             f"or inf); they are kept and counted in metadata['nonfinite_points']",
             RuntimeWarning,
-            stacklevel=3,
+            stacklevel=stacklevel,
         )
-    return surface.with_metadata(nonfinite_points=n)
+    return n

@@ -11,7 +11,7 @@ import dataclasses
 import itertools
 import math
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import as_completed
 from typing import Any
 
@@ -82,9 +82,12 @@ def run_grid(
 
     def coeffs_of(idx: tuple[int, ...]) -> np.ndarray:
         """Coordinates of a chunk's points, shape (n_points, ndim), "ij" order."""
-        sl = slices(idx)
-        mesh = np.meshgrid(*(c[s] for c, s in zip(coords, sl)), indexing="ij")
-        return np.stack([m.ravel() for m in mesh], axis=1)
+        parts = [c[s] for c, s in zip(coords, slices(idx))]
+        n = len(parts)
+        out = np.empty((*(len(p) for p in parts), n))
+        for i, p in enumerate(parts):  # axis i's coordinate, broadcast
+            out[..., i] = p.reshape([-1 if j == i else 1 for j in range(n)])
+        return out.reshape(-1, n)
 
     out = {f: np.full(shape, np.nan) for f in fields}
     engine_info: dict[str, Any] = {}
@@ -102,23 +105,7 @@ def run_grid(
     with _progress(total, kind, enabled=progress) as advance:
         if executor is None:
             with Evaluator(spec) as ev:
-                # group chunks so that each engine pass is full; every chunk
-                # is still stored as soon as its group is done
-                group: list[tuple[tuple[int, ...], np.ndarray]] = []
-                for k, idx in enumerate(todo):
-                    group.append((idx, coeffs_of(idx)))
-                    size = sum(len(c) for _, c in group)
-                    if size < ev.points_per_pass and k + 1 < len(todo):
-                        continue
-                    values = ev.evaluate(
-                        np.concatenate([c for _, c in group]), callback=advance
-                    )
-                    start = 0
-                    for gidx, c in group:
-                        part = {f: v[start : start + len(c)] for f, v in values.items()}
-                        store_block(gidx, part)
-                        start += len(c)
-                    group = []
+                _run_local(ev, todo, coeffs_of, store_block, advance)
                 engine_info = ev.describe()
         else:
             futures = []
@@ -132,12 +119,64 @@ def run_grid(
                 advance(int(values["loss"].size))
     if grid_store is not None:
         surface = grid_store.to_surface()
-    else:
+        surface = _checks.count_nonfinite(surface.with_metadata(engine=engine_info))
+    else:  # one Surface (each copies the fields and converts the metadata)
+        nonfinite = _checks.nonfinite_points(out["loss"])
+        meta.update(engine=engine_info, nonfinite_points=nonfinite)
         surface = Surface(axes=axes, fields=out, metadata=meta)
-    surface = _checks.count_nonfinite(surface.with_metadata(engine=engine_info))
     if spec.precision != "float":
         surface = surface.with_metadata(**precision_check(call, surface))
     return surface
+
+
+def _run_local(
+    ev: Evaluator,
+    todo: list[tuple[int, ...]],
+    coeffs_of: Callable[[tuple[int, ...]], np.ndarray],
+    store_block: Callable[[tuple[int, ...], dict[str, np.ndarray]], None],
+    advance: Callable[[int], None],
+) -> None:
+    """Evaluate the chunks ``todo`` in this process, in full engine passes.
+
+    Points are sent to the engine in whole passes of ``ev.points_per_pass``
+    (the rest waits for the next chunk's points), so a grid costs
+    ``ceil(points / points_per_pass)`` passes however the chunks divide it;
+    each chunk is stored as soon as all its points are evaluated. A point's
+    value does not depend on which pass computes it.
+    """
+    step = ev.points_per_pass
+    waiting: list[tuple[tuple[int, ...], int]] = []  # chunks not yet stored
+    pending: list[np.ndarray] = []  # coordinates not yet evaluated
+    n_pending = 0
+    done: list[dict[str, np.ndarray]] = []  # values not yet stored
+    n_done = 0
+    for k, idx in enumerate(todo):
+        c = coeffs_of(idx)
+        waiting.append((idx, len(c)))
+        pending.append(c)
+        n_pending += len(c)
+        last = k + 1 == len(todo)
+        take = n_pending if last else n_pending - n_pending % step
+        if not take:
+            continue
+        points = np.concatenate(pending) if len(pending) > 1 else pending[0]
+        pending = [points[take:]] if take < n_pending else []
+        n_pending -= take
+        done.append(ev.evaluate(points[:take], callback=advance))
+        n_done += take
+        if waiting[0][1] > n_done:
+            continue
+        values = {
+            f: np.concatenate([d[f] for d in done]) if len(done) > 1 else done[0][f]
+            for f in done[0]
+        }
+        start = 0
+        while waiting and start + waiting[0][1] <= n_done:
+            gidx, n = waiting.pop(0)
+            store_block(gidx, {f: v[start : start + n] for f, v in values.items()})
+            start += n
+        done = [{f: v[start:] for f, v in values.items()}] if start < n_done else []
+        n_done -= start
 
 
 def check_points(shape: tuple[int, ...]) -> list[tuple[int, ...]]:

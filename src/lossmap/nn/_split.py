@@ -133,9 +133,36 @@ forward_passes = _GATE.passes
 
 def trace(model: nn.Module) -> fx.GraphModule:
     """``fx.symbolic_trace(model)`` behind the gate; torch's globals restored."""
+    t = trace_graph(model)
+    return fx.GraphModule(t.root, t.graph, type(model).__name__)
+
+
+@dataclass
+class Traced:
+    """A module's ``torch.fx`` graph and the module its node targets name.
+
+    What :func:`fx.symbolic_trace` returns minus the ``GraphModule`` around
+    it: building one generates and compiles Python code, which only the
+    modules that are actually run need (:func:`build_split` makes two from
+    one trace).
+    """
+
+    root: nn.Module
+    graph: fx.Graph
+
+    def submodule(self, target: Any) -> nn.Module:
+        return self.root.get_submodule(str(target))
+
+
+def trace_graph(model: nn.Module) -> Traced:
+    """``model`` traced as :func:`fx.symbolic_trace` does, behind the gate and
+    with torch's globals restored; no ``GraphModule`` is built."""
     with _GATE.trace():
         try:
-            return fx.symbolic_trace(model)
+            tracer = fx.Tracer()
+            graph = tracer.trace(model)
+            graph.owning_module = tracer.root  # for dead-code elimination
+            return Traced(tracer.root, graph)
         finally:
             for name, method in _MODULE_METHODS.items():
                 if nn.Module.__dict__.get(name) is not method:  # pragma: no cover
@@ -176,6 +203,36 @@ def _numpy_tanh_vmap(info: Any, in_dims: tuple, x: torch.Tensor) -> tuple:
     return torch.ops.lossmap.numpy_tanh(x), in_dims[0]
 
 
+def _lean_batching_rule() -> Any:
+    """The ``FuncTorchBatched`` kernel of ``numpy_tanh``, or None where this
+    torch lacks the functorch internals it needs.
+
+    What ``torch.library.register_vmap`` installs for an elementwise rule,
+    without its generic wrapping (``custom_function_call_vmap_helper``:
+    about 25 µs a call, once per engine pass): unwrap the tensor at the
+    current ``vmap`` level, compute the whole batch one level down (the
+    batching key excluded, as that helper does), and put the batch
+    dimension back where it was.
+    """
+    try:
+        from torch._C._functorch import _add_batch_dim, _unwrap_batched
+        from torch._functorch.pyfunctorch import retrieve_current_functorch_interpreter
+
+        below = torch._C.DispatchKeySet(torch._C.DispatchKey.FuncTorchBatched)
+        exclude = torch._C._ExcludeDispatchKeyGuard
+    except (ImportError, AttributeError):  # pragma: no cover - other torch
+        return None
+
+    def batched(keyset: Any, x: torch.Tensor) -> torch.Tensor:
+        level = retrieve_current_functorch_interpreter().level()
+        inner, bdim = _unwrap_batched(x, level)
+        with exclude(below):
+            y = torch.ops.lossmap.numpy_tanh(inner)
+        return y if bdim is None else _add_batch_dim(y, bdim, level)
+
+    return batched
+
+
 def _numpy_tanh_backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
     (y,) = ctx.saved_tensors
     return grad * (1 - y * y)
@@ -196,7 +253,11 @@ def _define_numpy_tanh() -> torch.library.Library | None:
     lib.define("numpy_tanh(Tensor x) -> Tensor")
     lib.impl("numpy_tanh", _numpy_tanh_kernel, "CPU")
     lib.impl("numpy_tanh", _numpy_tanh_meta, "Meta")
-    torch.library.register_vmap("lossmap::numpy_tanh", _numpy_tanh_vmap, lib=lib)
+    lean = _lean_batching_rule()
+    if lean is not None:
+        lib.impl("numpy_tanh", lean, "FuncTorchBatched", with_keyset=True)
+    else:
+        torch.library.register_vmap("lossmap::numpy_tanh", _numpy_tanh_vmap, lib=lib)
     torch.library.register_autograd(
         "lossmap::numpy_tanh",
         _numpy_tanh_backward,
@@ -275,7 +336,7 @@ _RELU = ({torch.relu, nn.functional.relu}, "relu", nn.ReLU)
 _FRESH_MODULES = (nn.Linear, nn.modules.conv._ConvNd, nn.modules.batchnorm._BatchNorm)
 
 
-def _calls(gm: fx.GraphModule, node: fx.Node, kind: tuple) -> bool:
+def _calls(root: nn.Module, node: fx.Node, kind: tuple) -> bool:
     """``node`` applies the activation ``kind`` to one argument, nothing else."""
     functions, method, module = kind
     hit = (
@@ -283,13 +344,13 @@ def _calls(gm: fx.GraphModule, node: fx.Node, kind: tuple) -> bool:
         or (node.op == "call_method" and node.target == method)
         or (
             node.op == "call_module"
-            and type(gm.get_submodule(str(node.target))) is module
+            and type(root.get_submodule(str(node.target))) is module
         )
     )
     return hit and len(node.args) == 1 and not node.kwargs.get("inplace")
 
 
-def _fresh(gm: fx.GraphModule, node: Any) -> bool:
+def _fresh(root: nn.Module, node: Any) -> bool:
     """A tensor only one node reads and nobody else holds: an affine
     placeholder (the engine fills it afresh at every point) or the output of a
     Linear, convolution or BatchNorm layer."""
@@ -297,25 +358,34 @@ def _fresh(gm: fx.GraphModule, node: Any) -> bool:
         return False
     return (node.op == "placeholder" and node.name.startswith("affine_")) or (
         node.op == "call_module"
-        and isinstance(gm.get_submodule(str(node.target)), _FRESH_MODULES)
+        and isinstance(root.get_submodule(str(node.target)), _FRESH_MODULES)
     )
 
 
-def rewrite_graph(gm: fx.GraphModule) -> dict:
+def _module(root: nn.Module, graph: fx.Graph) -> fx.GraphModule:
+    """A GraphModule running ``graph`` (its code generated once, here)."""
+    return fx.GraphModule(root, graph)
+
+
+def rewrite_graph(gm: fx.GraphModule | Traced) -> dict:
     """The per-point rewrites, in place; returns what changed (empty if nothing).
 
     ``tanh`` becomes :func:`expm1_tanh` where :func:`tanh_form` says so, and
     ``relu`` becomes ``relu_`` where its input is fresh (one allocation and one
-    pass over memory fewer per activation). Both keep the values.
+    pass over memory fewer per activation). Both keep the values. A
+    GraphModule is recompiled when something changed; a :class:`Traced`
+    graph is only edited (its module is built afterwards, once).
     """
+    root = gm.root if isinstance(gm, Traced) else gm
+    graph = gm.graph
     form = tanh_form()
     fast_tanh = TANH_FORMS[form]
     tanh = relu = 0
-    for node in list(gm.graph.nodes):
-        if fast_tanh and _calls(gm, node, _TANH) and not node.kwargs:
+    for node in list(graph.nodes):
+        if fast_tanh and _calls(root, node, _TANH) and not node.kwargs:
             node.op, node.target = "call_function", fast_tanh
             tanh += 1
-        elif _calls(gm, node, _RELU) and _fresh(gm, node.args[0]):
+        elif _calls(root, node, _RELU) and _fresh(root, node.args[0]):
             node.op, node.target, node.kwargs = "call_function", torch.relu_, {}
             relu += 1
     info: dict = {}
@@ -324,31 +394,49 @@ def rewrite_graph(gm: fx.GraphModule) -> dict:
     if tanh:
         info["tanh"] = f"{form} form ({tanh} calls; {_TANH_ENV})"
     if info:
-        gm.graph.eliminate_dead_code()
-        gm.recompile()
+        graph.eliminate_dead_code()
+        if isinstance(gm, fx.GraphModule):
+            gm.recompile()
     return info
 
 
-def traced(model: nn.Module) -> fx.GraphModule | None:
-    """``model`` as a GraphModule (traced unless it is one), or None when
-    ``torch.fx`` cannot trace it."""
-    if isinstance(model, fx.GraphModule):
+def traced(model: nn.Module | Traced) -> Traced | None:
+    """``model``'s graph (traced, or a copy of a GraphModule's, which is
+    left as it is), or None when ``torch.fx`` cannot trace it."""
+    if isinstance(model, Traced):
         return model
+    if isinstance(model, fx.GraphModule):
+        graph = fx.Graph(owning_module=model)
+        graph.output(graph.graph_copy(model.graph, {}))
+        return Traced(model, graph)
     try:
-        return trace(model)
+        return trace_graph(model)
     except Exception:
         return None
 
 
-def rewrite(model: nn.Module) -> tuple[fx.GraphModule, dict] | None:
-    """``model`` traced (see :func:`traced`; a GraphModule is rewritten in
-    place) with :func:`rewrite_graph`'s rewrites, or None when it cannot be
-    traced or nothing changes. For models with nothing to cache."""
-    gm = traced(model)
-    if gm is None:
+def rewrite(model: nn.Module | Traced) -> tuple[fx.GraphModule, dict] | None:
+    """``model`` traced (see :func:`traced`) with :func:`rewrite_graph`'s
+    rewrites, as a new GraphModule, or None when it cannot be traced or
+    nothing changes. For models with nothing to cache. A :class:`Traced`
+    graph is edited in place."""
+    t = traced(model)
+    if t is None:
         return None
-    info = rewrite_graph(gm)
-    return (gm, info) if info else None
+    info = rewrite_graph(t)
+    return (_module(t.root, t.graph), info) if info else None
+
+
+class _Inputs(nn.Module):
+    """A prefix that caches the input itself ``count`` times (every cached
+    value and affine input is the model's input): no code to generate."""
+
+    def __init__(self, count: int) -> None:
+        super().__init__()
+        self.count = count
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return (x,) * self.count
 
 
 @dataclass
@@ -360,7 +448,7 @@ class Split:
     output.
     """
 
-    prefix: fx.GraphModule
+    prefix: nn.Module
     rest: fx.GraphModule
     n_frontier: int
     affine: tuple[tuple[str, bool], ...]  # (module path, has bias)
@@ -394,10 +482,11 @@ def build_split(
 ) -> Split | None:
     """Cut ``model`` (a working copy, or its trace: see :func:`traced`; left
     unchanged) or return None if nothing can be cached."""
-    gm = traced(model)
-    if gm is None:
+    t = traced(model)
+    if t is None:
         return None
-    nodes = list(gm.graph.nodes)
+    root = t.root
+    nodes = list(t.graph.nodes)
     if sum(n.op == "placeholder" for n in nodes) != 1:
         return None
     const: dict[fx.Node, bool] = {}
@@ -409,7 +498,7 @@ def build_split(
         elif node.op == "get_attr":
             const[node] = not _owns_moved(str(node.target), moved)
         elif node.op == "call_module":
-            mod = gm.get_submodule(str(node.target))
+            mod = root.get_submodule(str(node.target))
             inputs_const = all(const[i] for i in ins)
             owns = _owns_moved(str(node.target), moved)
             const[node] = inputs_const and not owns
@@ -438,18 +527,23 @@ def build_split(
     if not affine_nodes and all(n.op == "placeholder" for n in frontier):
         return None
 
-    pg = fx.Graph()
+    # both graphs are edited (dead code, rewrites) before their modules are
+    # built, so each module's code is generated once; the graphs name root's
+    # submodules meanwhile (dead-code elimination asks them about purity)
+    pg = fx.Graph(owning_module=root)
     env: dict[fx.Node, fx.Node] = {}
     for node in nodes:
         if const.get(node, False):
             env[node] = pg.node_copy(node, lambda n: env[n])
     outs = [env[n] for n in frontier] + [env[a.args[0]] for a in affine_nodes]
     pg.output(tuple(outs))
-    prefix = fx.GraphModule(gm, pg)
-    prefix.graph.eliminate_dead_code()
-    prefix.recompile()
+    pg.eliminate_dead_code()
+    if all(o.op == "placeholder" for o in outs):  # e.g. a first Linear layer
+        prefix: nn.Module = _Inputs(len(outs))
+    else:
+        prefix = _module(root, pg)
 
-    rg = fx.Graph()
+    rg = fx.Graph(owning_module=root)
     env = {}
     for i, n in enumerate(frontier):
         env[n] = rg.placeholder(f"cached_{i}")
@@ -459,10 +553,10 @@ def build_split(
         if node in env or const.get(node, False):
             continue
         env[node] = rg.node_copy(node, lambda n: env[n])
-    rest = fx.GraphModule(gm, rg)
-    rewrites = rewrite_graph(rest)
+    rewrites = rewrite_graph(Traced(root, rg))
+    rest = _module(root, rg)
     info = tuple(
-        (str(a.target), gm.get_submodule(str(a.target)).bias is not None)
+        (str(a.target), root.get_submodule(str(a.target)).bias is not None)
         for a in affine_nodes
     )
     return Split(prefix, rest, len(frontier), info, rewrites)

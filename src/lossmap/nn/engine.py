@@ -396,7 +396,7 @@ class Evaluator:
     # ------------------------------------------------------------ evaluation
     def _point(
         self,
-        coef: torch.Tensor,
+        coef: torch.Tensor | None,
         moved: dict[str, torch.Tensor],
         t: int,
         scalars: list[float] | None = None,
@@ -486,21 +486,28 @@ class Evaluator:
         wts = self._weights(coefs)
         tiles = range(len(self.tiles)) if tiles is None else tiles
         out = np.empty((len(self.tiles), self._n_values, coefs.shape[0]))
-        for t in tiles:
-            # each affine layer's Y₀ + Σ c_j Y_j for all k points: one addmm
-            accs = [
-                torch.addmm(
-                    y0.reshape(1, -1), coefs.to(ys.dtype), ys.reshape(self.m, -1)
-                ).reshape(-1, *y0.shape)
-                for y0, ys in (self.cached[t][1] if self.split is not None else [])
-            ]
-            with warnings.catch_warnings():  # vmap's "performance drop" notes
-                warnings.filterwarnings("ignore", "There is a performance drop")
-                res = vmap(
-                    lambda c, w, a, t=t: self._point(c, w, t, accs=a),
-                    in_dims=(0, 0, 0),
-                )(coefs, wts, accs)
-            out[t] = torch.stack(res).detach().double().cpu().numpy()
+        with warnings.catch_warnings():  # vmap's "performance drop" notes
+            warnings.filterwarnings("ignore", "There is a performance drop")
+            for t in tiles:
+                # each affine layer's Y₀ + Σ c_j Y_j for all k points: one addmm
+                accs = [
+                    torch.addmm(
+                        y0.reshape(1, -1), coefs.to(ys.dtype), ys.reshape(self.m, -1)
+                    ).reshape(-1, *y0.shape)
+                    for y0, ys in (self.cached[t][1] if self.split is not None else [])
+                ]
+                # a point is its moved weights and affine outputs; only these
+                # are batched (the coefficients are not read, unless nothing
+                # else moves: then they give vmap its batch size)
+                if wts:
+                    res = vmap(lambda w, a, t=t: self._point(None, w, t, accs=a))(
+                        wts, accs
+                    )
+                elif accs:
+                    res = vmap(lambda a, t=t: self._point(None, {}, t, accs=a))(accs)
+                else:
+                    res = vmap(lambda c, t=t: self._point(c, {}, t, accs=[]))(coefs)
+                out[t] = torch.stack(res).detach().double().cpu().numpy()
         return out
 
     def _batch_loop(
