@@ -30,6 +30,8 @@ COMMAND_MODULES = (
     "widget",
     "verify",
     "network",
+    "hessian",
+    "experiment",
     "report",
     "minima",
 )

@@ -7,9 +7,10 @@ each asked-for part on it — one Lanczos run for ``--top``/``--bottom``, the
 trace, the density, the blocks — printing a line for each and collecting the
 ``--out`` JSON record (``kind`` "nn.hessian").
 
-The model, data and loss options, :class:`~lossmap._cli.network.Inputs` and the
-recorded command are those of :mod:`lossmap._cli.network`, which also
-registers this command and runs it from an experiment file.
+The model, data and loss options, :class:`~lossmap._cli.netcommon.Inputs` and
+the recorded command are the network commands' common ground
+(:mod:`lossmap._cli.netcommon`); :mod:`lossmap._cli.experiment` runs this
+command from an experiment file.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import Annotated, Any
 import typer
 
 from lossmap._cli import inputs
-from lossmap._cli.network import (
+from lossmap._cli.netcommon import (
     Bn,
     Call,
     Data,
@@ -34,8 +35,8 @@ from lossmap._cli.network import (
     Targets,
     Weights,
     WeightsKey,
-    _run,
     command_line,
+    run_command,
 )
 from lossmap._progress import progress
 
@@ -651,4 +652,9 @@ def hessian(
     spread between probes for the density, and how many matrix-vector
     products it took.
     """
-    _run("hessian", dict(locals()))
+    run_command(do_hessian, dict(locals()))
+
+
+def register(app: Any) -> None:
+    """Add ``hessian`` to the typer ``app``."""
+    app.command("hessian")(hessian)

@@ -4,7 +4,7 @@
 and reports the loss barrier on the straight line between them, after
 permutation alignment, and along a trained curve; ``embed`` draws the
 checkpoints of one or more runs in 2-D. The model, weights, data and loss
-options are those of ``lossmap plane`` (:mod:`lossmap._cli.network`).
+options are those of ``lossmap plane`` (:mod:`lossmap._cli.netcommon`).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Annotated, Any
 import typer
 
 from lossmap._cli import inputs
-from lossmap._cli.network import (
+from lossmap._cli.netcommon import (
     Data,
     Device,
     Loss,

@@ -32,6 +32,7 @@ from torch import nn
 from lossmap.nn import _bn
 from lossmap.nn._prepare import _fingerprint
 from lossmap.nn.directions import Direction
+from lossmap.nn.evaluate import evaluate_params
 from lossmap.nn.trajectory import (
     Recorder,
     Recording,
@@ -208,8 +209,6 @@ def _true_values(
     bn: str,
     evaluate_kwargs: Mapping[str, Any],
 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    from lossmap import nn as lnn
-
     params = dict(model.named_parameters())
     if tuple(params) != rec.names:
         raise ValueError("`model` must have the recorded parameters (same names)")
@@ -230,7 +229,7 @@ def _true_values(
         }
         own = rec.buffers_at(i) if bn == "own" else {}
         with _buffers_swapped(model, own) as work:
-            value = lnn.evaluate_params(work, loss_fn, data, snap, **kwargs)
+            value = evaluate_params(work, loss_fn, data, snap, **kwargs)
         if isinstance(value, Mapping):
             losses.append(float(value["loss"]))
             for k, v in value.items():
