@@ -52,7 +52,8 @@ def test_graphs_drawn_after_a_late_plotly_js_are_wired(page, live_server, ready)
         " && l.dataset.lossmapAttached; }"
     )
     page.wait_for_function("() => window.lossmap.state.spec")
-    assert len(held) == 1 and page.locator("#landscape .js-plotly-plot").count() == 0
+    assert len(held) == 1
+    assert page.locator("#landscape .js-plotly-plot").count() == 0
     held[0].continue_()
     ui = ready(page)  # fails naming what stayed unwired
     _clicks_work(page, ui)

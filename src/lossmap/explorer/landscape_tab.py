@@ -33,6 +33,7 @@ from lossmap.explorer.validate import (
     problem_settings,
     run_settings,
 )
+from lossmap.plot._plotly import TRACE_INDEX
 
 __all__ = ["SETTINGS_INPUTS", "guarded", "register", "settings_from"]
 
@@ -508,6 +509,12 @@ def register(app: Any) -> None:
         Input("landscape", "figure"),
         State("runs", "data"),
     )
+    # the point last chosen, for the page to put back on a late figure
+    app.clientside_callback(
+        "function(p) { return window.dash_clientside.lossmap.point(p); }",
+        Output("point", "id"),
+        Input("point", "data"),
+    )
     app.clientside_callback(
         "function(cd) { return window.dash_clientside.lossmap.click3d(cd); }",
         Output("point", "data", allow_duplicate=True),
@@ -551,6 +558,9 @@ def register(app: Any) -> None:
             patch["data"][6 + kinds + 1] = overlays.curvature_trace(
                 settings, (w, b), curv
             )
+            # and the marker (the page may have drawn the figure elsewhere)
+            patch["data"][TRACE_INDEX["current"]]["x"] = [w]
+            patch["data"][TRACE_INDEX["current"]]["y"] = [b]
             # a new stamp: the page redraws its paths once this is drawn
             patch["layout"]["meta"]["stamp"] = _stamp()
         if isinstance(settings, ProblemSettings):
