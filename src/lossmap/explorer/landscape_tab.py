@@ -8,9 +8,12 @@ serving. What must be instant happens in the browser (``assets/lossmap.js``,
 hooked in here as clientside callbacks): a click or a drag moves the current
 point, the fit curve, the residuals and the readout from the data and the
 model's formula (the ``problem-spec`` store), and the server's fit confirms
-them; optimizer paths are computed once on the server and animated in the
-browser without resending the landscape. :mod:`lossmap.explorer.callbacks`
-registers this tab and the Saved-stores tab (:mod:`research`).
+them; a landscape figure drawn at an older point gets the point last chosen
+back from the page. :func:`register` attaches one group of callbacks per
+concern: the problem (model, presets, data edits), a shared link, the
+defaults, the landscape and its overlays, the current point. The optimizer
+runs on this tab are :mod:`runs_panel`'s; :mod:`lossmap.explorer.callbacks`
+registers both and the Saved-stores tab (:mod:`research`).
 """
 
 from __future__ import annotations
@@ -31,8 +34,8 @@ from lossmap.explorer.validate import (
     check_point,
     function_settings,
     problem_settings,
-    run_settings,
 )
+from lossmap.plot._plotly import TRACE_INDEX
 
 __all__ = ["SETTINGS_INPUTS", "guarded", "register", "settings_from"]
 
@@ -140,15 +143,6 @@ def guarded(n_outputs: int, message_at: int | None) -> Callable[..., Any]:
     return wrap
 
 
-def _hyper_from(ids: list[dict[str, Any]], values: list[Any]) -> dict[str, Any]:
-    """``{optimizer: {setting: raw value}}`` from pattern-matched inputs."""
-    out: dict[str, dict[str, Any]] = {}
-    for id_, value in zip(ids, values):
-        if isinstance(id_, dict):
-            out.setdefault(str(id_.get("name")), {})[str(id_.get("key"))] = value
-    return out
-
-
 def _overlays(value: Any) -> tuple[str, ...]:
     """The ticked overlays; anything unknown is ignored."""
     known = ("arrows", "curvature", "slices", "hover")
@@ -192,17 +186,48 @@ def _carries_state(search: Any) -> bool:
         return False
 
 
+#: How many values :data:`SETTINGS_INPUTS` gives a callback.
+_N_SETTINGS = len(SETTINGS_INPUTS)
+
+
+def setting_inputs() -> list[Any]:
+    """An ``Input`` for each of :data:`SETTINGS_INPUTS`."""
+    from dash import Input
+
+    return [Input(i, p) for i, p in SETTINGS_INPUTS]
+
+
+def setting_states() -> list[Any]:
+    """A ``State`` for each of :data:`SETTINGS_INPUTS`."""
+    from dash import State
+
+    return [State(i, p) for i, p in SETTINGS_INPUTS]
+
+
+def hyper_pattern() -> dict[str, Any]:
+    """The id pattern of the optimizers' setting boxes."""
+    from dash import ALL
+
+    return {"type": "opt-hyper", "name": ALL, "key": ALL}
+
+
 def register(app: Any) -> None:
-    """Attach the Landscape tab's callbacks to ``app``."""
-    from dash import ALL, Input, Output, State, ctx, no_update
-    from dash.exceptions import PreventUpdate
+    """Attach the Landscape tab's callbacks to ``app`` (the runs' are
+    :func:`runs_panel.register`'s, attached after these)."""
+    _register_problem(app)
+    _register_link(app)
+    _register_defaults(app)
+    _register_landscape(app)
+    _register_point(app)
+
+
+def _register_problem(app: Any) -> None:
+    """The header's hint, the model's presets and losses, the data edits."""
+    from dash import Input, Output, State, ctx, no_update
 
     from lossmap.explorer.layout import loss_labels, loss_names
 
-    settings_in = [Input(i, p) for i, p in SETTINGS_INPUTS]
-    settings_state = [State(i, p) for i, p in SETTINGS_INPUTS]
-    n_settings = len(SETTINGS_INPUTS)
-    hyper_ids = {"type": "opt-hyper", "name": ALL, "key": ALL}
+    settings_state = setting_states()
 
     # ---- the header's hint matches the tab (clicks work on the landscape)
     @app.callback(Output("header-hint", "children"), Input("tabs", "value"))
@@ -296,6 +321,15 @@ def register(app: Any) -> None:
             return teaching.edit_data(settings, action, at=at), ""
         return no_update, ""
 
+
+def _register_link(app: Any) -> None:
+    """A shared link or a lesson: every control, and the state handed over
+    in ``pending``; the page's state written into its address."""
+    from dash import ALL, Input, Output, ctx, no_update
+    from dash.exceptions import PreventUpdate
+
+    hyper_ids = hyper_pattern()
+
     # ---- a shared link (or a lesson) -> every control
     restore_targets = [
         ("mode", "value"),
@@ -384,6 +418,15 @@ def register(app: Any) -> None:
         prevent_initial_call=True,
     )
 
+
+def _register_defaults(app: Any) -> None:
+    """Mode, data or surface: the default range, start and learning rates,
+    which controls show (Huber's δ only for Huber); a link's state used up."""
+    from dash import Input, Output, State, ctx, no_update
+    from dash.exceptions import PreventUpdate
+
+    hyper_ids = hyper_pattern()
+
     # ---- Huber's δ only for Huber
     @app.callback(Output("delta-box", "style"), Input("loss", "value"))
     def delta_visible(loss: Any) -> Any:
@@ -455,6 +498,14 @@ def register(app: Any) -> None:
         left = None if restored is not None else no_update
         return (a, b, c, d, point, names[0], names[1], *panels, panels[2], values, left)
 
+
+def _register_landscape(app: Any) -> None:
+    """Settings: the landscape figure with its overlays, the problem's data
+    for the page, the slices; the page's hook on each new figure."""
+    from dash import Input, Output, State, no_update
+
+    settings_in = setting_inputs()
+
     # ---- settings -> the landscape (the expensive figure; no paths)
     @app.callback(
         Output("landscape", "figure"),
@@ -466,8 +517,8 @@ def register(app: Any) -> None:
     )
     @guarded(2, 1)
     def landscape(*args: Any) -> Any:
-        settings = settings_from(*args[:n_settings])
-        view, shown, point = args[n_settings:]
+        settings = settings_from(*args[:_N_SETTINGS])
+        view, shown, point = args[_N_SETTINGS:]
         shown = _overlays(shown)
         view = check_name("view", view, ("2d", "3d", "3d-linear"))
         current = check_point(point) if point is not None else None
@@ -508,6 +559,34 @@ def register(app: Any) -> None:
         Input("landscape", "figure"),
         State("runs", "data"),
     )
+
+    # ---- slices through θ* (only when asked for)
+    @app.callback(
+        Output("slices", "figure"),
+        Output("slices-panel", "style"),
+        Input("overlays", "value"),
+        *settings_in,
+    )
+    @guarded(2, None)
+    def slices(shown: Any, *args: Any) -> Any:
+        if "slices" not in _overlays(shown):
+            return no_update, {"display": "none"}
+        return overlays.slices_figure(settings_from(*args)), {}
+
+
+def _register_point(app: Any) -> None:
+    """The current point: the page's record of it, a 3-D click, and the
+    fit panel, readout, residuals and curvature at it."""
+    from dash import Input, Output, State, no_update
+
+    settings_in = setting_inputs()
+
+    # the point last chosen, for the page to put back on a late figure
+    app.clientside_callback(
+        "function(p) { return window.dash_clientside.lossmap.point(p); }",
+        Output("point", "id"),
+        Input("point", "data"),
+    )
     app.clientside_callback(
         "function(cd) { return window.dash_clientside.lossmap.click3d(cd); }",
         Output("point", "data", allow_duplicate=True),
@@ -533,9 +612,9 @@ def register(app: Any) -> None:
         from dash import Patch, html
         from dash.exceptions import PreventUpdate
 
-        shown, view = _overlays(args[n_settings]), args[n_settings + 1]
+        shown, view = _overlays(args[_N_SETTINGS]), args[_N_SETTINGS + 1]
         try:
-            settings = settings_from(*args[:n_settings])
+            settings = settings_from(*args[:_N_SETTINGS])
         except InputError:  # reported once, under the landscape
             raise PreventUpdate from None
         if point is None:
@@ -551,6 +630,9 @@ def register(app: Any) -> None:
             patch["data"][6 + kinds + 1] = overlays.curvature_trace(
                 settings, (w, b), curv
             )
+            # and the marker (the page may have drawn the figure elsewhere)
+            patch["data"][TRACE_INDEX["current"]]["x"] = [w]
+            patch["data"][TRACE_INDEX["current"]]["y"] = [b]
             # a new stamp: the page redraws its paths once this is drawn
             patch["layout"]["meta"]["stamp"] = _stamp()
         if isinstance(settings, ProblemSettings):
@@ -563,137 +645,3 @@ def register(app: Any) -> None:
             )
         crit = [html.Li(s) for s in teaching.critical_points_view(settings)]
         return no_update, text, crit, no_update, patch
-
-    # ---- slices through θ* (only when asked for)
-    @app.callback(
-        Output("slices", "figure"),
-        Output("slices-panel", "style"),
-        Input("overlays", "value"),
-        *settings_in,
-    )
-    @guarded(2, None)
-    def slices(shown: Any, *args: Any) -> Any:
-        if "slices" not in _overlays(shown):
-            return no_update, {"display": "none"}
-        return overlays.slices_figure(settings_from(*args)), {}
-
-    def run_request(settings: Any, request: dict[str, Any], run_id: int) -> Any:
-        """Runs, loss curves and statuses for a checked-again ``request``."""
-        rs = run_settings(
-            request.get("optimizers"),
-            request.get("hyper"),
-            request.get("steps"),
-            request.get("schedule"),
-            available={
-                n: tuple(teaching.optimizer_hyper(n))
-                for n in teaching.optimizer_names()
-            },
-            schedules=teaching.schedule_names(),
-            batch_size=request.get("batch"),
-        )
-        start = check_point(request.get("start"), "start")
-        runs = teaching.run_optimizers(settings, rs, start)
-        stored = {
-            "key": settings.key(),
-            "start": list(start),
-            "id": run_id,
-            "request": {
-                "optimizers": list(rs.optimizers),
-                "hyper": rs.hyper,
-                "steps": rs.steps,
-                "schedule": rs.schedule,
-                "batch": rs.batch_size,
-                "start": list(start),
-            },
-            "runs": [r.to_json() for r in runs],
-        }
-        lines = teaching.status_lines(runs, teaching.best_value(settings))
-        return stored, teaching.loss_view(runs), "\n".join(lines)
-
-    # ---- new settings -> no runs (paths belong to one landscape), except
-    # after a data edit: the same optimizers run again on the new data
-    @app.callback(
-        Output("runs", "data"),
-        Output("loss-curves", "figure"),
-        Output("run-status", "children"),
-        *settings_in,
-        State("runs", "data"),
-    )
-    @guarded(3, None)
-    def clear_runs(*args: Any) -> Any:
-        stored = args[n_settings]
-        request = stored.get("request") if isinstance(stored, dict) else None
-        if ctx.triggered_id == "data-edit" and isinstance(request, dict):
-            settings = settings_from(*args[:n_settings])
-            if isinstance(settings, ProblemSettings):
-                return run_request(settings, request, int(stored.get("id", 0)) + 1000)
-        return None, teaching.loss_view([]), "choose optimizers and press run"
-
-    # ---- run -> optimizer paths, loss per step and statuses, at once
-    @app.callback(
-        Output("runs", "data", allow_duplicate=True),
-        Output("loss-curves", "figure", allow_duplicate=True),
-        Output("run-status", "children", allow_duplicate=True),
-        Output("run-message", "children"),
-        Input("run", "n_clicks"),
-        State("point", "data"),
-        State({"type": "opt-on", "name": ALL}, "value"),
-        State(hyper_ids, "value"),
-        State("opt-steps", "value"),
-        State("schedule", "value"),
-        State("batch-size", "value"),
-        *settings_state,
-        prevent_initial_call=True,
-        running=[
-            (Output("run", "disabled"), True, False),
-            (Output("run", "children"), "running…", "run from the current point"),
-        ],
-    )
-    @guarded(4, 3)
-    def run(
-        n_clicks: Any,
-        point: Any,
-        chosen: Any,
-        hyper_values: Any,
-        steps: Any,
-        schedule: Any,
-        batch: Any,
-        *args: Any,
-    ) -> Any:
-        settings = settings_from(*args)
-        names = [
-            n for group in (chosen or []) if isinstance(group, list) for n in group
-        ]
-        ids = [s["id"] for s in ctx.states_list[2]]
-        start = (
-            check_point(point)
-            if point is not None
-            else teaching.default_start(settings)
-        )
-        request = {
-            "optimizers": names,
-            "hyper": _hyper_from(ids, hyper_values or []),
-            "steps": steps,
-            "schedule": schedule,
-            "batch": batch,
-            "start": list(start),
-        }
-        return (*run_request(settings, request, int(n_clicks or 0)), "")
-
-    # ---- runs -> the paths drawn and played in the browser; the slider
-    app.clientside_callback(
-        "function(r) { return window.dash_clientside.lossmap.runs(r); }",
-        Output("step", "max"),
-        Output("step", "value"),
-        Input("runs", "data"),
-    )
-    app.clientside_callback(
-        "function(n) { return window.dash_clientside.lossmap.play(n); }",
-        Output("play", "id"),
-        Input("play", "n_clicks"),
-    )
-    app.clientside_callback(
-        "function(k) { return window.dash_clientside.lossmap.step(k); }",
-        Output("step", "id"),
-        Input("step", "value"),
-    )

@@ -4,7 +4,9 @@
  *   formulas of lossmap.toy (models) and lossmap.losses (mirrored here; the
  *   tests compare them with Python's), so a click or a drag moves the
  *   current point, the fit curve, its residuals and the readout in the same
- *   frame; the server's answer confirms them.
+ *   frame; the server's answer confirms them. The point last chosen wins:
+ *   a landscape computed while the user clicked is drawn at the point its
+ *   request carried, so the page puts the marker back (keepPoint).
  * - Optimizer paths: drawn from the runs the server computed, animated by
  *   growing only the path traces (the heatmap and contours stay), with
  *   play/pause and a step slider; the current point and the fit follow the
@@ -24,6 +26,7 @@
     drawnRun: null,
     dragging: false,
     pending: null,
+    point: null,       // the point last chosen (a click, a drag, the store)
   };
   L.state = state;
 
@@ -206,8 +209,44 @@
   }
   L.showFit = showFit;
 
+  /** The height of the 3-D surface at (w, b), interpolated in its grid. */
+  function surfaceAt(gd, w, b) {
+    const s = gd._fullData[0], z = s.z;
+    const cell = function (a, v) {  // i with a[i] <= v <= a[i + 1], clamped
+      let i = 0;
+      while (i < a.length - 2 && a[i + 1] < v) i++;
+      return [i, Math.min(Math.max((v - a[i]) / (a[i + 1] - a[i]), 0), 1)];
+    };
+    const [i, u] = cell(s.x, w), [j, v] = cell(s.y, b);
+    return (1 - v) * ((1 - u) * z[j][i] + u * z[j][i + 1]) +
+      v * ((1 - u) * z[j + 1][i] + u * z[j + 1][i + 1]);
+  }
+
+  /** Put the current-point marker at the point last chosen, if a figure
+   *  drew it elsewhere: a landscape computed while the user clicked was
+   *  drawn at the point its request carried. The point then goes to the
+   *  server again, which redraws what it draws through it (the Hessian
+   *  segments). */
+  L.keepPoint = function () {
+    const gd = plot("landscape"), p = state.point;
+    const idx = uidIndex(gd, "current");
+    if (!p || idx < 0 || !gd._fullData || !gd._fullData[idx]) return;
+    const t = gd._fullData[idx];
+    if (t.x && t.x[0] === p[0] && t.y[0] === p[1]) return;
+    if (is2d(gd)) {
+      moveMarker(p[0], p[1]);
+    } else if (window.Plotly) {
+      window.Plotly.restyle(gd, {x: [[p[0]]], y: [[p[1]]],
+        z: [[surfaceAt(gd, p[0], p[1])]]}, [idx]);
+    }
+    if (!state.dragging && window.dash_clientside.set_props) {
+      window.dash_clientside.set_props("point", {data: [p[0], p[1]]});
+    }
+  };
+
   /** Everything that follows the current point, now; the server later. */
   L.setPoint = function (w, b, confirm) {
+    state.point = [w, b];
     moveMarker(w, b);
     showFit(w, b);
     if (confirm && window.dash_clientside && window.dash_clientside.set_props) {
@@ -421,8 +460,9 @@
     return out;
   }
 
-  /** Show every path up to step k (and the followed point at step k). */
-  L.showStep = function (k, fast) {
+  /** Show every path up to step k (and the followed point at step k,
+   *  unless ``still``: the paths redrawn on a new figure). */
+  L.showStep = function (k, fast, still) {
     const gd = plot("landscape");
     const runs = state.runs && state.runs.runs;
     if (!gd || !runs || !window.Plotly) return;
@@ -471,7 +511,7 @@
     // the current point and the fit follow the first run
     const r0 = runs[0];
     const j = Math.min(k, r0.n - 1);
-    if (j >= 0 && r0.x[j] !== null && r0.y[j] !== null) {
+    if (!still && j >= 0 && r0.x[j] !== null && r0.y[j] !== null) {
       moveMarker(r0.x[j], r0.y[j]);
       showFit(r0.x[j], r0.y[j]);
     }
@@ -589,8 +629,8 @@
       L.play();
     } else if (wasPlaying) {
       L.play();  // carry on from the current step
-    } else {
-      L.showStep(Math.min(state.step, state.maxStep) || state.maxStep);
+    } else {  // the same runs on a new figure: the point stays where it is
+      L.showStep(Math.min(state.step, state.maxStep) || state.maxStep, false, true);
     }
     return true;
   };
@@ -660,9 +700,17 @@
           }
           setTimeout(function () {
             L.drawRuns(state.latestRuns !== undefined ? state.latestRuns : stored, fig);
+            // drawn at the point of its request: the user may have chosen
+            // another one meanwhile (a replay that started owns the point)
+            if (!state.playing) L.keepPoint();
           }, 30);
         };
         wait();
+        return window.dash_clientside.no_update;
+      },
+      point: function (p) {
+        // the store's point (a click confirmed, the defaults, a shared link)
+        if (Array.isArray(p) && p.length === 2) state.point = [p[0], p[1]];
         return window.dash_clientside.no_update;
       },
       runs: function (stored) {
@@ -713,6 +761,7 @@
         if (idx >= 0) {
           window.Plotly.restyle(gd, {x: [[p.x]], y: [[p.y]], z: [[p.z]]}, [idx]);
         }
+        state.point = [p.x, p.y];
         showFit(p.x, p.y);
         return [p.x, p.y];
       },
