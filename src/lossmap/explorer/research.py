@@ -21,6 +21,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from lossmap.describe import describe_embedding, describe_metadata, direction_names
+from lossmap.explorer.guard import guarded
 from lossmap.explorer.validate import InputError, check_name, store_path
 from lossmap.plot import _plotly
 from lossmap.surface import Surface
@@ -242,8 +243,6 @@ def store_figure(surface: Surface, field: str) -> Any:
 def register(app: Any, *, store_root: Any = None) -> None:
     """Callbacks of the research tab."""
     from dash import Input, Output, html, no_update
-
-    from lossmap.explorer.callbacks import guarded
 
     root = Path(store_root).resolve() if store_root is not None else None
 

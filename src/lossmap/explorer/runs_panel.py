@@ -14,9 +14,9 @@ from __future__ import annotations
 from typing import Any
 
 from lossmap.explorer import teaching
+from lossmap.explorer.guard import guarded
 from lossmap.explorer.landscape_tab import (
     SETTINGS_INPUTS,
-    guarded,
     hyper_pattern,
     setting_inputs,
     setting_states,
