@@ -391,8 +391,10 @@ def wait_ready(page: Any) -> UI:
     wait_until(
         page,
         wired,
-        lambda: "the explorer page never finished wiring; unset: "
-        + ", ".join(k for k, v in seen[0].items() if not v),
+        lambda: (
+            "the explorer page never finished wiring; unset: "
+            + ", ".join(k for k, v in seen[0].items() if not v)
+        ),
     )
     settled(page)
     return UI(page)
