@@ -435,6 +435,8 @@ def _teaching_tab(
                                 delay_show=250,
                                 overlay_style={"visibility": "visible", "opacity": 0.6},
                                 type="circle",
+                                # the spinner lets clicks through (lossmap.css)
+                                parent_className="loading-landscape",
                             ),
                             _player(),
                         ],
