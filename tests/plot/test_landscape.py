@@ -105,6 +105,42 @@ def test_automatic_levels_are_round_and_roughly_log_spaced(pyplot):
     assert len(disp.contour_labels_) >= lv.size
 
 
+def test_piecewise_linear_contours_are_all_drawn(pyplot):
+    # MAE of a line through two points: L = (|-w + b + 0.4| + |2w + b - 0.6|) / 2.
+    # On the default grid its values fall on a lattice, so every round level is
+    # hit exactly at many grid points along its contour; those levels were
+    # taken for plateaus and dropped (only 0.3 of 7 levels was drawn).
+    p = toy.problem("line", "two-points", "mae")
+    disp = LandscapeDisplay.from_problem(p)
+    w, b = np.meshgrid(*(p.surface().coords(n) for n in "wb"), indexing="ij")
+    ref = (np.abs(-w + b + 0.4) + np.abs(2 * w + b - 0.6)) / 2
+    np.testing.assert_allclose(disp.contour_.levels, [0.3, 0.5, 0.7, 1, 1.5, 2, 3])
+    assert np.all(
+        (disp.contour_.levels > ref.min()) & (disp.contour_.levels < ref.max())
+    )
+    for level, path in zip(disp.contour_.levels, disp.contour_.get_paths()):
+        vw, vb = path.vertices.T
+        assert vw.size > 10, level
+        value = (np.abs(-vw + vb + 0.4) + np.abs(2 * vw + vb - 0.6)) / 2
+        np.testing.assert_allclose(value, level, atol=1e-9)
+
+
+def test_plateau_levels_are_skipped_but_crossed_lines_kept(pyplot):
+    # tanh(w·x + b) at x = 1, 2 against y = 0.5, 0.5: where both points
+    # saturate at +1 the MAE is 0.5 over a whole region (a plateau, drawn as
+    # dots); the value 1.0 is taken only along a narrow wedge that the surface
+    # crosses, a real contour.
+    p = toy.problem("tanh", ([1.0, 2.0], [0.5, 0.5]), "mae")
+    s = p.surface(w=(-10, 10), b=(-10, 10))
+    w, b = np.meshgrid(s.coords("w"), s.coords("b"), indexing="ij")
+    ref = (np.abs(np.tanh(w + b) - 0.5) + np.abs(np.tanh(2 * w + b) - 0.5)) / 2
+    assert np.mean(np.abs(ref - 0.5) < 1e-9) > 0.1  # the plateau
+    disp = LandscapeDisplay(s).plot()
+    levels = list(np.round(disp.contour_.levels, 12))
+    assert 0.5 not in levels
+    assert 1.0 in levels
+
+
 @pytest.mark.parametrize(
     ("values", "expected"),
     [

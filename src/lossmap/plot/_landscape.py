@@ -25,6 +25,7 @@ from lossmap.plot._style import (
     as_point,
     check_field,
     drop_specks,
+    flat_levels,
     format_level,
     log_norm_type,
     make_norm,
@@ -270,16 +271,9 @@ class LandscapeDisplay:
             lv = nice_levels(
                 values, vmin=vmin if is_log else None, max_levels=max_levels
             )
-            # a level that many grid values hit exactly (a flat ridge or plateau,
-            # e.g. MAE of a saturated tanh) draws a cloud of dots: skip it
-            finite = values[np.isfinite(values)]
-            lv = np.array(
-                [
-                    lev
-                    for lev in lv
-                    if np.mean(np.isclose(finite, lev, rtol=1e-6, atol=0)) < 5e-4
-                ]
-            )
+            # a level the grid lies on rather than crosses (a plateau or flat
+            # ridge, e.g. MAE of a saturated tanh) draws a cloud of dots: skip it
+            lv = lv[~np.isin(lv, flat_levels(values, lv))]
         else:
             lv = np.asarray(levels, dtype=np.float64)
             if lv.ndim != 1 or lv.size == 0 or not np.all(np.isfinite(lv)):

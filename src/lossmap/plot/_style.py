@@ -29,6 +29,7 @@ __all__ = [
     "as_point",
     "check_field",
     "drop_specks",
+    "flat_levels",
     "format_level",
     "log_limits",
     "log_norm_type",
@@ -291,6 +292,50 @@ def drop_specks(contour: Any, spans: tuple[float, float], size: float = 0.01) ->
                 keep[lo:hi] = True
         new.append(Path(verts[keep], codes[keep]))
     contour.set_paths(new)
+
+
+def flat_levels(
+    values: np.ndarray, levels: Any, *, share: float = 5e-4, rtol: float = 1e-6
+) -> np.ndarray:
+    """The levels of ``levels`` that the grid lies *on* rather than crosses.
+
+    A level that many grid values equal without the surface crossing it there
+    (a plateau, such as the MAE of a saturated tanh, or a flat ridge) draws a
+    cloud of dots instead of a line. A grid value counts against its level
+    when it equals the level (to ``rtol``) and its four neighbours are not
+    some above and some below it; a level is flat when such values make up
+    ``share`` of the finite grid. A contour that merely passes through grid
+    points (common for piecewise-linear losses such as MAE on round data,
+    whose values fall on a lattice) has neighbours on both sides and is kept.
+    """
+    v = np.asarray(values, dtype=np.float64)
+    lv = np.asarray(levels, dtype=np.float64)
+    finite = np.isfinite(v)
+    n = max(int(np.count_nonzero(finite)), 1)
+    if v.ndim != 2 or lv.size == 0:
+        return lv[:0]
+    padded = np.pad(v, 1, constant_values=np.nan)
+    neighbours = [
+        padded[:-2, 1:-1],
+        padded[2:, 1:-1],
+        padded[1:-1, :-2],
+        padded[1:-1, 2:],
+    ]
+    flat = []
+    for lev in lv:
+        tol = rtol * abs(lev)
+        hit = finite & (np.abs(v - lev) <= tol)
+        if not hit.any():
+            continue
+        with np.errstate(invalid="ignore"):
+            above = np.zeros_like(hit)
+            below = np.zeros_like(hit)
+            for nb in neighbours:
+                above |= nb - lev > tol
+                below |= lev - nb > tol
+        if np.count_nonzero(hit & ~(above & below)) / n >= share:
+            flat.append(lev)
+    return np.array(flat, dtype=np.float64)
 
 
 def log_ticks(vmin: float, vmax: float, *, max_ticks: int = 7) -> np.ndarray:
