@@ -203,6 +203,18 @@ def test_separable_logistic_has_no_minimum_until_regularised():
     assert np.linalg.norm(p.replace(l2=0.01).grad(m.w, m.b)) < 1e-10
 
 
+def test_tanh_targets_at_one_say_why_there_is_no_minimum():
+    # y = ±1 is reached by tanh only as |w·x + b| → ∞; the message blamed
+    # "separable data" (a logistic-regression reason) for a regression set
+    p = toy.problem("tanh", ([0.0, 1.0], [1.0, -1.0]), "mae")
+    assert float(p.loss(-40.0, 20.0)) < 1e-16  # the infimum 0 is approached
+    with pytest.raises(ValueError, match=r"tanh reaches targets at ±1") as err:
+        p.minimum()
+    assert "separable" not in str(err.value)
+    with pytest.raises(ValueError, match="separable data"):
+        toy.problem("logistic", "binary-separable", "bce").minimum()
+
+
 def test_logistic_bce_is_exact_at_extreme_logits():
     # far from the data the probabilities round to 0/1; the loss stays exact
     p = toy.problem("logistic", "binary-overlapping", "bce")
@@ -239,6 +251,38 @@ def test_user_data_as_arrays():
     np.testing.assert_allclose(p.minimum().theta, [2.0, 1.0], atol=1e-10)
     q = toy.problem("logistic", ([0.0, 1.0, 2.0, 3.0], [0, 1, 0, 1]), "bce")
     assert q.data.task == "binary"
+
+
+def test_own_model_with_mae_has_a_minimum():
+    # a user's Model (a softplus neuron) with MAE: minimum() looked up the
+    # built-in models' inverses by name and raised KeyError('softplus')
+    from scipy.optimize import minimize
+
+    from lossmap.toy.models import Model
+
+    def softplus_d(f, z):
+        s = 1.0 / (1.0 + np.exp(-z))
+        return s, s * (1.0 - s)
+
+    softplus = Model(
+        "softplus", lambda z: np.log1p(np.exp(z)), softplus_d, "value", "sp(w·x + b)"
+    )
+    x = np.array([0.0, 1.0, 2.0, 3.0, 4.0])
+    y = np.array([0.1, 0.9, 2.2, 2.8, 4.5])
+    m = toy.problem(softplus, (x, y), "mae").minimum()
+
+    def mae(t):
+        return float(np.mean(np.abs(np.log1p(np.exp(t[0] * x + t[1])) - y)))
+
+    opts = {"xatol": 1e-12, "fatol": 1e-15, "maxiter": 20000, "maxfev": 40000}
+    starts = [(0.5, -1.0), (1.0, 0.0), (2.0, -2.0), (1.5, -1.0)]
+    ref = min(
+        (minimize(mae, s, method="Nelder-Mead", options=opts) for s in starts),
+        key=lambda r: r.fun,
+    )
+    assert m.loss == pytest.approx(mae(m.theta), abs=1e-15)
+    assert m.loss <= ref.fun + 1e-12
+    np.testing.assert_allclose(m.theta, ref.x, atol=1e-6)
 
 
 @pytest.mark.parametrize(

@@ -251,10 +251,23 @@ class Problem(Landscape):
         if edge:
             raise ValueError(
                 f"{self.title} has no minimum: the loss keeps falling toward the "
-                f"edge near (w, b) = ({theta[0]:.3g}, {theta[1]:.3g}); separable "
-                f"data? add an l2 penalty"
+                f"edge near (w, b) = ({theta[0]:.3g}, {theta[1]:.3g}); "
+                f"{self._why_no_minimum()}"
             )
         return Minimum(float(theta[0]), float(theta[1]), value, bool(conv), method)
+
+    def _why_no_minimum(self) -> str:
+        """The likely reason for a loss without a minimum, in plain words."""
+        y = self.data.y
+        if self.model is MODELS["tanh"] and np.any(np.abs(y) >= 1.0):
+            return (
+                "tanh reaches targets at ±1 or beyond only as |w·x + b| → ∞ "
+                "(the presets keep targets inside (-1, 1)); scale y into "
+                "(-1, 1) or add an l2 penalty"
+            )
+        if self.data.task == "binary":
+            return "separable data? add an l2 penalty"
+        return "add an l2 penalty"
 
     def _nelder_mead(self, start: np.ndarray) -> tuple[np.ndarray, bool, str]:
         from scipy.optimize import minimize
@@ -275,15 +288,21 @@ class Problem(Landscape):
     def _vertex_near(self, theta: np.ndarray) -> np.ndarray | None:
         """Where the two residuals closest to zero both vanish (MAE's kinks).
 
-        For every model here a residual vanishes on a line in (w, b):
-        ``w·x_i + b = act⁻¹(y_i)``.
+        For every built-in model a residual vanishes on a line in (w, b):
+        ``w·x_i + b = act⁻¹(y_i)``; None for a user's own model.
         """
         x, y = self.data.x, self.data.y
-        inv = {
+        # by identity: a user's Model may share a built-in one's name, and one
+        # of its own has no known inverse (then Nelder-Mead's point stands)
+        inverses = {
             "line": lambda v: v,
             "tanh": np.arctanh,
             "logistic": lambda v: np.log(v / (1 - v)),
-        }[self.model.name]
+        }
+        name = self.model.name
+        if name not in inverses or MODELS.get(name) is not self.model:
+            return None
+        inv = inverses[name]
         with np.errstate(all="ignore"):
             target = inv(y)
         r = np.abs(self.residuals(*theta))
