@@ -83,6 +83,15 @@ def test_basin_display(pyplot):
     np.testing.assert_array_equal(d.mesh_.get_array().reshape(15, 15), b.labels.T)
     texts = [t.get_text() for t in d.legend_.get_texts()]
     assert sum("minimum" in t for t in texts) == 4
+    # the legend sits right of the axes; a saved figure must hold all of it
+    # (it was cut off at the figure's right edge)
+    d.figure_.canvas.draw()
+    legend = d.legend_.get_window_extent()
+    fig = d.figure_.bbox
+    assert legend.x0 >= fig.x0
+    assert legend.x1 <= fig.x1
+    assert legend.y0 >= fig.y0
+    assert legend.y1 <= fig.y1
 
 
 def test_critical_points_display(pyplot):
