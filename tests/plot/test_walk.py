@@ -66,6 +66,35 @@ def test_loss_curves_log_scale(pyplot, rosen):
     assert len(d.cut_) == 1  # the diverged rate
 
 
+def test_loss_curve_legend_hides_no_point_of_a_curve(pyplot):
+    # three runs from (-1.5, 2) on Rosenbrock, one with a long schedule label:
+    # the legend at the top covered the first steps, where every curve is
+    # highest (L(-1.5, 2) = 2.5² + 100·0.25² = 12.5)
+    f = functions.get("rosenbrock")
+    sched = optim.schedule("warmup_cosine", 0.05, warmup=50, steps=2000)
+    runs = [
+        optim.run(f, optim.sgd(1e-3), [-1.5, 2.0], steps=2000),
+        optim.run(f, optim.momentum(1e-3), [-1.5, 2.0], steps=2000),
+        optim.run(f, optim.adam(0.02), [-1.5, 2.0], steps=2000, schedule=sched),
+    ]
+    assert runs[0].loss[0] == pytest.approx(12.5)
+    for fig_kw in ({}, {"layout": "constrained"}):
+        ax = None if not fig_kw else pyplot.figure(**fig_kw).add_subplot()
+        d = plot.LossCurveDisplay(runs).plot(ax)
+        d.figure_.canvas.draw()
+        box = d.ax_.get_legend().get_window_extent()
+        for line in d.lines_:
+            xy = d.ax_.transData.transform(line.get_xydata())
+            inside = (
+                (xy[:, 0] >= box.x0)
+                & (xy[:, 0] <= box.x1)
+                & (xy[:, 1] >= box.y0)
+                & (xy[:, 1] <= box.y1)
+            )
+            assert not inside.any(), line.get_label()
+        np.testing.assert_allclose(d.lines_[0].get_ydata(), runs[0].loss)
+
+
 def test_lr_sweep_panel(pyplot, rosen):
     f, s = rosen
     runs = optim.lr_sweep(f, "gd", [-1.2, 1.0], [1e-4, 1e-3, 0.01], steps=100)

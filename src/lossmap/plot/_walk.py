@@ -401,9 +401,43 @@ class LossCurveDisplay:
             defaults=("step", ylabel + (" (log scale)" if log else ""), ""),
         )
         ax.grid(True, which="major", alpha=0.3)
-        ax.legend(fontsize=8, loc="best", framealpha=0.9)
+        self.legend_ = ax.legend(fontsize=8, loc="upper right", framealpha=0.9)
+        _make_room_for_legend(ax, self.legend_, log=log)
         self.ax_, self.figure_ = ax, ax.figure
         return self
+
+
+def _make_room_for_legend(ax: Any, legend: Any, *, log: bool) -> None:
+    """Raise the top of the y axis until the legend sits above every curve.
+
+    The curves start at their highest values at the left, right where a
+    legend at the top goes; "best" placement still hid the first steps when
+    the legend spanned the width (long schedule labels).
+    """
+    fig = ax.figure
+    engine = fig.get_layout_engine()
+    if engine is not None:  # a constrained layout sizes the axes only now
+        engine.execute(fig)
+    renderer = fig.canvas.get_renderer()
+    ax_h = ax.get_window_extent(renderer).height
+    if ax_h <= 0:
+        return
+    frac = legend.get_window_extent(renderer).height / ax_h + 0.05
+    if not 0 < frac < 0.8:
+        return
+    ys = [np.asarray(line.get_ydata(), dtype=np.float64) for line in ax.get_lines()]
+    ys += [np.asarray(c.get_offsets())[:, 1] for c in ax.collections]
+    ys = [y[np.isfinite(y)] for y in ys if np.size(y)]
+    ys = [y[y > 0] if log else y for y in ys]
+    if not any(y.size for y in ys):
+        return
+    top_data = max(float(y.max()) for y in ys if y.size)
+    lo, hi = ax.get_ylim()
+    f = np.log10 if log else (lambda v: v)
+    span = (f(top_data) - f(lo)) / (1.0 - frac)
+    want = f(lo) + span
+    if want > f(hi):
+        ax.set_ylim(lo, 10.0**want if log else want)
 
 
 # --------------------------------------------------------- learning rates
