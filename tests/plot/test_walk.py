@@ -132,6 +132,35 @@ def test_critical_points_display(pyplot):
     assert len(d.markers_["global minimum"].get_offsets()) == 4
 
 
+def test_race_gif_keeps_every_optimizer_colour_in_every_frame(pyplot, rosen, tmp_path):
+    # a GIF has 256 colours; with a palette per frame the heatmap took them,
+    # sgd's red and adam's magenta vanished (adam came out grey, then the
+    # same colour as sgd), so the legend could not tell the paths apart
+    from matplotlib.colors import to_rgb
+    from PIL import Image
+
+    f, s = rosen
+    runs = optim.race(
+        f,
+        [optim.sgd(1e-3), optim.momentum(1e-3), optim.adam(1e-3)],
+        [-1.2, 1.0],
+        steps=200,
+    )
+    path = plot.RaceAnimation(s, runs, frames=4).save(tmp_path / "race.gif", dpi=60)
+    colours = {
+        name: 255 * np.array(to_rgb(plot.optimizer_color(name)))
+        for name in ("sgd", "momentum", "adam")
+    }
+    with Image.open(path) as img:
+        assert img.n_frames == 4
+        for k in range(img.n_frames):
+            img.seek(k)
+            rgb = np.asarray(img.convert("RGB"), dtype=np.float64)
+            for name, colour in colours.items():
+                hits = np.linalg.norm(rgb - colour, axis=-1) < 3
+                assert hits.sum() >= 10, (k, name)  # legend and path, exact
+
+
 def test_race_animation_gif(pyplot, rosen, tmp_path, artifacts):
     from PIL import Image
 
