@@ -205,6 +205,16 @@ def test_title_comes_from_the_metadata(pyplot):
     )
 
 
+def test_weighted_sum_title_names_the_weights_on_two_lines(pyplot):
+    from lossmap.toy import terms
+
+    pinn = terms.physics_informed(weights={"boundary": 10.0})
+    disp = LandscapeDisplay(pinn.surface(steps=11)).plot(contours=False)
+    assert disp.ax_.get_title() == (
+        "u' + 1u = 0, u(0) = 1; u = b·e^(w·x)\n1·data + 1·residual + 10·boundary"
+    )
+
+
 @pytest.mark.parametrize(
     ("kwargs", "error", "match"),
     [

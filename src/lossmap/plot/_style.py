@@ -210,6 +210,8 @@ def title_from_metadata(meta: Mapping[str, Any]) -> str:
         return str(meta["title"])
     land = meta.get("landscape") or {}
     text = str(land.get("title") or land.get("name") or "")
+    if land.get("kind") == "WeightedSum" and land.get("name") and land.get("formula"):
+        text = f"{land['name']}\n{land['formula']}"  # one line is too wide
     if land.get("kind") == "Problem":
         from lossmap import losses
         from lossmap.toy import MODELS
