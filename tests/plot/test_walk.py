@@ -56,6 +56,18 @@ def test_paths_display_multi_start(pyplot, rosen):
     assert len(d.lines_) == 2
 
 
+def test_paths_title_is_the_functions_title(pyplot, rosen):
+    f, s = rosen
+    t = optim.run(f, optim.adam(0.05), [-1.2, 1.0], steps=20)
+    d = plot.PathsDisplay(s, t).plot()
+    assert d.ax_.get_title() == "Rosenbrock"  # was the registry name "rosenbrock"
+    saddle = functions.get("saddle")
+    d = plot.PathsDisplay(
+        saddle.surface(steps=21), optim.run(saddle, "gd", [1, 0.1], steps=5)
+    )
+    assert d.plot().ax_.get_title() == "saddle x² − y²"
+
+
 def test_loss_curves_log_scale(pyplot, rosen):
     f, _ = rosen
     runs = optim.lr_sweep(f, "gd", [-1.2, 1.0], [1e-4, 1e-3, 0.01], steps=100)
@@ -146,7 +158,7 @@ def test_race_gif_keeps_every_optimizer_colour_in_every_frame(pyplot, rosen, tmp
         [-1.2, 1.0],
         steps=200,
     )
-    path = plot.RaceAnimation(s, runs, frames=4).save(tmp_path / "race.gif", dpi=60)
+    path = plot.RaceAnimation(s, runs, frames=4).save(tmp_path / "race.gif", dpi=100)
     colours = {
         name: 255 * np.array(to_rgb(plot.optimizer_color(name)))
         for name in ("sgd", "momentum", "adam")
@@ -157,8 +169,10 @@ def test_race_gif_keeps_every_optimizer_colour_in_every_frame(pyplot, rosen, tmp
             img.seek(k)
             rgb = np.asarray(img.convert("RGB"), dtype=np.float64)
             for name, colour in colours.items():
-                hits = np.linalg.norm(rgb - colour, axis=-1) < 3
-                assert hits.sum() >= 10, (k, name)  # legend and path, exact
+                # legend entry (and path): the colour within rounding of the
+                # lines' 0.95 alpha; the old GIFs had no pixel within 20
+                near = np.linalg.norm(rgb - colour, axis=-1) < 20
+                assert near.sum() >= 15, (k, name)
 
 
 def test_race_animation_gif(pyplot, rosen, tmp_path, artifacts):

@@ -125,8 +125,9 @@ class RaceAnimation:
             fig.savefig(buf, format="png", dpi=dpi)
             buf.seek(0)
             frames.append(Image.open(buf).convert("RGB"))
-        palette = _shared_palette(frames[-1], self._reserved_colors())
-        shared = [f.quantize(palette=palette, dither=Image.Dither.NONE) for f in frames]
+        reserved = self._reserved_colors()
+        palette = _shared_palette(frames[-1], reserved)
+        shared = [_to_palette(f, palette, reserved) for f in frames]
         shared[0].save(
             path,
             save_all=True,
@@ -163,3 +164,20 @@ def _shared_palette(image: Any, reserved: list[tuple[int, int, int]]) -> Any:
     palette = Image.new("P", (1, 1))
     palette.putpalette(flat)
     return palette
+
+
+def _to_palette(frame: Any, palette: Any, reserved: list[tuple[int, int, int]]) -> Any:
+    """``frame`` in ``palette``; pixels of a reserved colour keep it exactly.
+
+    pillow maps a colour to the palette entry nearest to its cell of a coarse
+    colour cube, which can be a heatmap colour beside a reserved one.
+    """
+    from PIL import Image
+
+    index = np.array(frame.quantize(palette=palette, dither=Image.Dither.NONE))
+    rgb = np.asarray(frame)
+    for i, colour in enumerate(reserved):
+        index[np.all(rgb == np.array(colour, dtype=rgb.dtype), axis=-1)] = i
+    out = Image.fromarray(index.astype(np.uint8), mode="P")
+    out.putpalette(palette.getpalette())
+    return out
