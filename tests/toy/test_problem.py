@@ -203,6 +203,20 @@ def test_separable_logistic_has_no_minimum_until_regularised():
     assert np.linalg.norm(p.replace(l2=0.01).grad(m.w, m.b)) < 1e-10
 
 
+@pytest.mark.parametrize("loss", ["mse", "huber", "log_cosh", "mae"])
+@pytest.mark.parametrize("intercept", [1000.0, 1e6])
+def test_a_minimum_far_outside_the_default_view_is_found(loss, intercept):
+    # y = 1000 + 5x: the grid search widened its 6-unit box 4 times, the best
+    # cell stayed on the edge, and minimum() said "has no minimum" although
+    # the line fits exactly (least squares: w = 5, b = 1000)
+    x = np.array([0.0, 1.0, 2.0, 3.0])
+    y = intercept + 5.0 * x
+    ref = np.linalg.lstsq(np.c_[x, np.ones_like(x)], y, rcond=None)[0]
+    m = toy.problem("line", (x, y), loss).minimum()
+    np.testing.assert_allclose(m.theta, ref, rtol=1e-9, atol=1e-7)
+    assert m.loss <= 1e-12 * intercept
+
+
 def test_tanh_targets_at_one_say_why_there_is_no_minimum():
     # y = ±1 is reached by tanh only as |w·x + b| → ∞; the message blamed
     # "separable data" (a logistic-regression reason) for a regression set
