@@ -78,6 +78,29 @@ def test_negative_values_get_a_symmetric_log_scale(pyplot):
     assert disp.norm_.vmax == pytest.approx(1.0)
 
 
+def test_symmetric_log_colour_bar_has_plain_ticks_over_the_whole_range(pyplot):
+    # the saddle x² − y² on [-2, 2]²: values from -4 to 4. matplotlib's
+    # locator put ticks at ±10ⁿ only (none beyond ±1, labelled as powers of
+    # ten) with 0 wedged between ±0.01, and the label said "log scale"
+    from lossmap.toy import functions
+
+    f = functions.get("saddle")
+    s = f.surface(steps=41)
+    x, y = np.meshgrid(s.coords("x"), s.coords("y"), indexing="ij")
+    np.testing.assert_allclose(s.loss, x**2 - y**2)
+    disp = LandscapeDisplay(s).plot()
+    ticks = np.asarray(disp.colorbar_.get_ticks())
+    np.testing.assert_allclose(ticks, -ticks[::-1])  # symmetric about 0
+    assert 0.0 in ticks
+    assert ticks.max() >= 0.5 * s.loss.max()
+    assert np.all(np.abs(ticks[ticks != 0]) >= 2 * disp.norm_.linthresh)
+    disp.figure_.canvas.draw()
+    labels = [t.get_text() for t in disp.colorbar_.ax.get_yticklabels()]
+    assert labels == [f"{v:.3g}" for v in ticks]
+    assert "$" not in "".join(labels)
+    assert disp.colorbar_.ax.get_ylabel() == "loss (symmetric log scale)"
+
+
 def test_requested_contour_levels_are_drawn_and_labelled(pyplot):
     levels = [0.1, 0.3, 0.7, 1.5]
     p = toy.problem("line", "two-points", "huber")

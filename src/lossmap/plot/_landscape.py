@@ -32,6 +32,7 @@ from lossmap.plot._style import (
     new_axes,
     nice_levels,
     plain_log_ticks,
+    plain_symlog_ticks,
     set_labels,
     title_from_metadata,
 )
@@ -222,10 +223,15 @@ class LandscapeDisplay:
         self.colorbar_ = None
         if colorbar:
             self.colorbar_ = fig.colorbar(self.mesh_, ax=ax, pad=0.02)
-            label = self.field + (" (log scale)" if norm == "log" else "")
-            self.colorbar_.set_label(label)
+            from matplotlib.colors import SymLogNorm
+
+            symlog = isinstance(self.norm_, SymLogNorm)
+            scale = " (symmetric log scale)" if symlog else " (log scale)"
+            self.colorbar_.set_label(self.field + (scale if norm == "log" else ""))
             if isinstance(self.norm_, log_norm_type()):
                 plain_log_ticks(self.colorbar_, self.norm_.vmin, self.norm_.vmax)
+            elif symlog:
+                plain_symlog_ticks(self.colorbar_, self.norm_)
         self.minimum_ = self.start_ = self.current_ = None
         for attr, style in (
             ("minimum", MINIMUM_STYLE),

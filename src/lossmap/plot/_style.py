@@ -38,6 +38,7 @@ __all__ = [
     "new_axes",
     "nice_levels",
     "plain_log_ticks",
+    "plain_symlog_ticks",
     "round_ticks",
     "set_labels",
     "title_from_metadata",
@@ -360,6 +361,27 @@ def plain_log_ticks(colorbar: Any, vmin: float, vmax: float) -> None:
     from matplotlib.ticker import FuncFormatter, NullLocator
 
     colorbar.set_ticks(log_ticks(vmin, vmax))
+    colorbar.ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: format_level(v)))
+    colorbar.ax.yaxis.set_minor_locator(NullLocator())
+
+
+def plain_symlog_ticks(colorbar: Any, norm: Any) -> None:
+    """Label a symmetric log colour bar with plain numbers: 0 and ± round values.
+
+    matplotlib's own locator puts ticks at ±10ⁿ only (none at all between 1
+    and a largest value of 4, say), labelled as powers of ten.
+    """
+    from matplotlib.ticker import FuncFormatter, NullLocator
+
+    vmin, vmax = float(norm.vmin), float(norm.vmax)
+    lin = float(norm.linthresh)
+    big = max(abs(vmin), abs(vmax))
+    side = log_ticks(lin, big, max_ticks=4) if big > lin else np.array([])
+    # beside 0 a tick inside the linear band would crowd it
+    side = side[side >= 2.0 * lin]
+    ticks = np.concatenate([-side[::-1], [0.0], side])
+    ticks = ticks[(ticks >= vmin * (1 + 1e-9)) & (ticks <= vmax * (1 + 1e-9))]
+    colorbar.set_ticks(ticks)
     colorbar.ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: format_level(v)))
     colorbar.ax.yaxis.set_minor_locator(NullLocator())
 
