@@ -107,6 +107,31 @@ def test_loss_curve_legend_hides_no_point_of_a_curve(pyplot):
         np.testing.assert_allclose(d.lines_[0].get_ydata(), runs[0].loss)
 
 
+def test_negative_losses_are_not_clamped_on_a_log_scale(pyplot):
+    # the six-hump camel's minimum is -1.0316; on the default log scale its
+    # curves were clamped to 1e-16 where they crossed 0 and seemed to plunge
+    import warnings
+
+    f = functions.get("six-hump-camel")
+    runs = [
+        optim.run(f, optim.adam(0.02), [0.5, -0.3], steps=300),
+        optim.run(f, optim.gd(0.01), [0.5, -0.3], steps=300),
+    ]
+    assert runs[1].final_loss == pytest.approx(f.min_value, abs=1e-9)
+    with pytest.warns(UserWarning, match=r"goes down to -1\.03.*Pass reference="):
+        d = plot.LossCurveDisplay(runs).plot()
+    assert d.ax_.get_yscale() == "linear"
+    assert d.ax_.get_ylabel() == "loss"
+    np.testing.assert_array_equal(d.lines_[1].get_ydata(), runs[1].loss)
+    lo, hi = d.ax_.get_ylim()
+    assert lo < f.min_value < runs[0].loss[0] < hi
+    # the gap to the known minimum is what a log scale can show
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        d = plot.LossCurveDisplay(runs, reference=f.min_value).plot()
+    assert d.ax_.get_yscale() == "log"
+
+
 def test_lr_sweep_panel(pyplot, rosen):
     f, s = rosen
     runs = optim.lr_sweep(f, "gd", [-1.2, 1.0], [1e-4, 1e-3, 0.01], steps=100)

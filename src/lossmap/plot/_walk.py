@@ -10,6 +10,7 @@ with its artists in attributes ending in ``_``.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -351,6 +352,8 @@ class LossCurveDisplay:
         """Draw the curves; diverged ones end in a ✕ at their last finite value."""
         ax = new_axes(ax, "LossCurveDisplay.plot")
         ref = 0.0 if self.reference is None else float(self.reference)
+        if log:
+            log = self._log_fits(ref)
         self.lines_, self.cut_ = [], []
         # a diverging curve is cut where it climbs above the ceiling (10x the
         # highest starting loss, or the highest loss of the runs that did not
@@ -391,7 +394,17 @@ class LossCurveDisplay:
                 )
         if log:
             ax.set_yscale("log")
-        ax.set_ylim(top=ceiling * (3.0 if log else 1.05))
+        if log:
+            ax.set_ylim(top=ceiling * 3.0)
+        else:  # the drawn range (cut curves end at the ceiling) plus a margin
+            drawn = [
+                np.asarray(line.get_ydata(), dtype=np.float64) for line in self.lines_
+            ]
+            drawn = np.concatenate([y[np.isfinite(y)] for y in drawn] or [np.zeros(1)])
+            if drawn.size:
+                lo, hi = float(drawn.min()), float(drawn.max())
+                pad = 0.05 * (hi - lo) or 0.05 * max(abs(hi), 1.0)
+                ax.set_ylim(lo - pad, hi + pad)
         ylabel = "loss" if self.reference is None else "loss − minimum"
         set_labels(
             ax,
@@ -405,6 +418,32 @@ class LossCurveDisplay:
         _make_room_for_legend(ax, self.legend_, log=log)
         self.ax_, self.figure_ = ax, ax.figure
         return self
+
+    def _log_fits(self, ref: float) -> bool:
+        """Whether every curve stays >= 0 (above ``reference``), so a log scale
+        can show it; otherwise warn and say what to do.
+
+        A negative loss (six-hump camel reaches -1.03) was clamped to the
+        floor 1e-16, so the curve seemed to plunge to 1e-16 where it crossed 0.
+        """
+        finite = [np.asarray(t.loss, dtype=np.float64) - ref for t in self.trajectories]
+        finite = [y[np.isfinite(y)] for y in finite]
+        scale = max(
+            [1.0, abs(ref)] + [float(np.max(np.abs(y))) for y in finite if y.size]
+        )
+        low = min((float(y.min()) for y in finite if y.size), default=0.0)
+        if low >= -1e-9 * scale:
+            return True
+        what = "loss" if self.reference is None else "loss − reference"
+        warnings.warn(
+            f"LossCurveDisplay: the {what} goes down to {low:.4g}, which a log "
+            f"scale cannot show; drawn on a linear scale. Pass reference= the "
+            f"minimum value (e.g. the function's min_value) to see the gap on a "
+            f"log scale.",
+            UserWarning,
+            stacklevel=3,
+        )
+        return False
 
 
 def _make_room_for_legend(ax: Any, legend: Any, *, log: bool) -> None:
