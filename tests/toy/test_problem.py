@@ -217,6 +217,26 @@ def test_a_minimum_far_outside_the_default_view_is_found(loss, intercept):
     assert m.loss <= 1e-12 * intercept
 
 
+@pytest.mark.parametrize(
+    ("model", "loss"), [("logistic", "bce"), ("line", "bce_with_logits")]
+)
+def test_soft_labels_in_0_1_are_binary_targets(model, loss):
+    # BCE takes any target in [0, 1]; problem() inferred the task from the
+    # values alone, called 0.3 a regression target and refused BCE
+    x = np.array([-2.0, -1.0, 0.0, 1.0, 2.0])
+    y = np.array([0.1, 0.2, 0.5, 0.7, 0.95])
+    p = toy.problem(model, (x, y), loss)
+    assert p.data.task == "binary"
+    m = p.minimum()
+    # logistic regression's normal equations: mean((σ(w·x + b) − y)·[x, 1]) = 0
+    s = 1.0 / (1.0 + np.exp(-(m.w * x + m.b)))
+    np.testing.assert_allclose([np.mean((s - y) * x), np.mean(s - y)], 0, atol=1e-12)
+    with pytest.raises(
+        ValueError, match=r"must lie in \[0, 1\], got values from 0 to 2"
+    ):
+        toy.problem(model, (x, np.array([0.0, 2.0, 1.0, 0.0, 1.0])), loss)
+
+
 def test_tanh_targets_at_one_say_why_there_is_no_minimum():
     # y = ±1 is reached by tanh only as |w·x + b| → ∞; the message blamed
     # "separable data" (a logistic-regression reason) for a regression set

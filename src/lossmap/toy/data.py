@@ -63,7 +63,10 @@ class Dataset:
                 f"`x` and `y` must have the same length, got {x.size} and {y.size}"
             )
         if self.task == "binary" and not np.all((y >= 0) & (y <= 1)):
-            raise ValueError("binary targets `y` must lie in [0, 1]")
+            raise ValueError(
+                f"binary targets `y` must lie in [0, 1], got values from "
+                f"{y.min():g} to {y.max():g}"
+            )
         for a in (x, y):
             a.flags.writeable = False
         object.__setattr__(self, "x", x)

@@ -410,6 +410,10 @@ def problem(
     (0.333333, -0.066667, True)
     """
     loss_obj = _losses.get(loss)
+    if loss_obj.task == _losses.BINARY and not isinstance(data, str | Dataset):
+        # BCE takes any target in [0, 1] (soft labels); the task inferred
+        # from the values alone would call 0.3 a regression target
+        data = dataset(data, task="binary")
     params = {**loss_obj.params, **loss_params}
     loss_obj.check_params(params)
     if loss_params and loss_obj.task != "categorical":
