@@ -237,6 +237,27 @@ def test_soft_labels_in_0_1_are_binary_targets(model, loss):
         toy.problem(model, (x, np.array([0.0, 2.0, 1.0, 0.0, 1.0])), loss)
 
 
+def test_own_data_far_from_the_origin_get_a_view_around_their_minimum():
+    # the default view [-3, 3]² of (x, y) arrays showed y ≈ 1000 + 5x without
+    # its minimum (and minimum() used to deny there was one)
+    x = np.array([0.0, 1.0, 2.0, 3.0])
+    y = 1000.0 + 5.0 * x + np.array([0.3, -0.2, 0.1, -0.4])
+    p = toy.problem("line", (x, y), "mse")
+    ref = np.linalg.lstsq(np.c_[x, np.ones_like(x)], y, rcond=None)[0]
+    (w_lo, w_hi), (b_lo, b_hi) = p.region
+    assert w_lo < ref[0] < w_hi
+    assert b_lo < ref[1] < b_hi
+    assert w_hi - w_lo < 20  # a bowl, not a stripe
+    assert b_hi - b_lo < 20
+    s = p.surface(steps=41)
+    best = s.argmin()
+    np.testing.assert_allclose(
+        [best.coords["w"], best.coords["b"]], ref, atol=0.3 * (b_hi - b_lo) / 40 + 0.2
+    )
+    # data on the presets' scale keep the default view
+    assert toy.problem("line", (x, 0.5 * x - 0.2), "mse").region == ((-3, 3), (-3, 3))
+
+
 def test_tanh_targets_at_one_say_why_there_is_no_minimum():
     # y = ±1 is reached by tanh only as |w·x + b| → ∞; the message blamed
     # "separable data" (a logistic-regression reason) for a regression set
