@@ -135,6 +135,23 @@ def test_other_equation():
             "must be >= 0",
         ),
         (lambda: terms.SquaredResidual("pde", [0.0]), ValueError, "`kind` must be"),
+        # a count of collocation points: numpy's "Number of samples, -1" and
+        # "`x` must hold at least 1 value(s)" named no argument of the call
+        (
+            lambda: terms.physics_informed(collocation=-1),
+            ValueError,
+            "`collocation` must be >= 1, got -1",
+        ),
+        (
+            lambda: terms.physics_informed(collocation=0),
+            ValueError,
+            "`collocation` must be >= 1, got 0",
+        ),
+        (
+            lambda: terms.physics_informed(collocation=1.5),
+            TypeError,
+            "`collocation` must be a number of points",
+        ),
     ],
 )
 def test_errors(call, exc, message):

@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from lossmap._validation import check_finite_array, check_float
+from lossmap._validation import check_finite_array, check_float, check_int
 from lossmap.surface import Surface
 from lossmap.toy._base import Landscape, Region
 
@@ -327,8 +327,13 @@ def physics_informed(
         if seed is None:
             raise ValueError("`seed` is required with `noise` > 0, got None")
         yd = yd + np.random.default_rng(seed).normal(0.0, noise, xd.shape)
-    if isinstance(collocation, int | np.integer):
-        xc = np.linspace(0.0, 1.0, int(collocation))
+    if isinstance(collocation, int | np.integer) and not isinstance(collocation, bool):
+        xc = np.linspace(0.0, 1.0, check_int("collocation", collocation, minimum=1))
+    elif np.ndim(collocation) == 0:
+        raise TypeError(
+            f"`collocation` must be a number of points (int) or a sequence of "
+            f"points, got {collocation!r}"
+        )
     else:
         xc = check_finite_array("collocation", collocation, ndim=1)
     parts = {
