@@ -177,6 +177,34 @@ def test_nice_levels(values, expected):
     np.testing.assert_allclose(got, expected)
 
 
+def test_round_thousands_are_written_out():
+    # Rosenbrock's colour bar read "1", "10", "100", "1e+03"
+    from lossmap.plot._style import format_level
+
+    assert [format_level(v) for v in (0.001, 1.5, 200, 1000, 3000, 20000)] == [
+        "0.001",
+        "1.5",
+        "200",
+        "1000",
+        "3000",
+        "20000",
+    ]
+    assert format_level(1e5) == "1e+05"
+    assert format_level(1234.5) == "1.23e+03"  # not a round level: 3 digits
+    assert format_level(-2000) == "-2000"
+
+
+def test_rosenbrock_colour_bar_reads_plain_numbers(pyplot):
+    from lossmap.toy import functions
+
+    f = functions.get("rosenbrock")
+    disp = LandscapeDisplay(f.surface(steps=61)).plot()
+    disp.figure_.canvas.draw()
+    labels = [t.get_text() for t in disp.colorbar_.ax.get_yticklabels()]
+    assert "1000" in labels
+    assert not any("e+" in t for t in labels)
+
+
 def test_log_limits_and_ticks():
     lo, hi = log_limits(np.array([0.0, 1e-30, 0.5, 2.0]), floor=1e-3)
     assert (lo, hi) == (pytest.approx(2e-3), 2.0)

@@ -201,7 +201,13 @@ def round_ticks(lo: float, hi: float, nbins: int = 8) -> np.ndarray:
 
 
 def format_level(value: float) -> str:
-    """Compact label for a contour level: 0.001, 1.5, 200, 1e-05."""
+    """Compact label for a contour level: 0.001, 1.5, 200, 3000, 1e+05, 1e-05.
+
+    Round values from 1000 to 99,999 are written out ("3000", not "3e+03",
+    which sat oddly beside "100" on a colour bar).
+    """
+    if 1e3 <= abs(value) < 1e5 and float(value).is_integer():
+        return f"{value:.0f}"
     return f"{value:.3g}"
 
 
