@@ -242,3 +242,40 @@ def test_numpy_path_does_not_import_torch():
         "assert not bad, bad"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize("name", ["mse", "mae", "huber", "log_cosh", "bce_with_logits"])
+def test_cross_broadcast_warns_and_grids_do_not(name):
+    # pred of shape (n, 1) against target (n,) silently gave an (n, n) table
+    # whose mean is not the loss; torch's mse_loss warns here as well
+    loss = losses.get(name)
+    pred = np.array([[0.2], [0.7], [0.4]])
+    target = np.array([0.0, 1.0, 1.0])
+    with pytest.warns(UserWarning, match=r"broadcast to \(3, 3\), larger than both"):
+        table = loss(pred, target)
+    assert table.shape == (3, 3)
+    # the same numbers with matching shapes: the true loss, no warning
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        right = loss(pred.ravel(), target)
+        ref = {
+            "mse": F.mse_loss,
+            "mae": F.l1_loss,
+            "huber": F.huber_loss,
+            "log_cosh": lambda p, y, reduction: torch.log(torch.cosh(p - y)),
+            "bce_with_logits": F.binary_cross_entropy_with_logits,
+        }[name](torch.tensor(pred.ravel()), torch.tensor(target), reduction="none")
+        np.testing.assert_allclose(right, ref.numpy(), rtol=1e-12)
+        # a grid of predictions against one target vector, and a scalar
+        assert loss(np.zeros((4, 5, 3)), target).shape == (4, 5, 3)
+        assert loss(0.5, target).shape == (3,)
+    assert abs(float(np.mean(table)) - float(np.mean(right))) > 1e-3
+
+
+def test_shapes_that_do_not_broadcast_are_named():
+    with pytest.raises(
+        ValueError, match=r"`pred` and `target` must have broadcastable"
+    ):
+        losses.mse(np.ones(3), np.zeros(2))

@@ -24,13 +24,15 @@ from __future__ import annotations
 
 import math
 import sys
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from lossmap._array import NUMPY, ops_for, prepare
+from lossmap._array import NUMPY, ops_for
+from lossmap._array import prepare as _prepare_arrays
 
 __all__ = [
     "BINARY",
@@ -48,6 +50,38 @@ __all__ = [
     "mean",
     "mse",
 ]
+
+
+def prepare(pred: Any, target: Any) -> tuple[Any, Any, Any]:
+    """Backend and arrays of ``pred`` and ``target``; warns on a cross broadcast.
+
+    ``pred`` may carry leading axes that ``target`` lacks (a grid of
+    predictions against one target vector, as :mod:`lossmap.toy` uses), and
+    a scalar broadcasts against anything. When *both* would be expanded, as
+    ``pred`` of shape ``(n, 1)`` against ``target`` of shape ``(n,)`` giving
+    ``(n, n)``, the loss is almost surely not what was meant: a
+    ``UserWarning`` says so (``torch.nn.functional.mse_loss`` warns too).
+    """
+    ops, p, y = _prepare_arrays(pred, target)
+    ps, ys = tuple(p.shape), tuple(y.shape)
+    if ps != ys:
+        try:
+            out = tuple(np.broadcast_shapes(ps, ys))
+        except ValueError:
+            raise ValueError(
+                f"`pred` and `target` must have broadcastable shapes, got {ps} and {ys}"
+            ) from None
+        if out != ps and out != ys:
+            warnings.warn(
+                f"`pred` of shape {ps} and `target` of shape {ys} broadcast to "
+                f"{out}, larger than both: every prediction is compared with "
+                f"every target. Reshape one to the other's shape (e.g. "
+                f"pred.reshape(target.shape)) unless that is what you want.",
+                UserWarning,
+                stacklevel=3,
+            )
+    return ops, p, y
+
 
 #: Probabilities are clipped to [EPS, 1 - EPS] before taking logs.
 EPS = 1e-12

@@ -53,3 +53,22 @@ def test_divergence_is_labelled():
     assert (b.labels[:, ~y_zero] == -1).all()
     assert (b.labels[:, y_zero] == 0).all()
     assert b.diverged_fraction == pytest.approx(20 / 25)
+
+
+@pytest.mark.parametrize(
+    ("grid", "error", "message"),
+    [
+        (1, ValueError, "`grid` must be >= 2, got 1"),
+        ((5, 1), ValueError, "`grid` must be >= 2, got 1"),
+        (2.5, TypeError, "`grid` must be an integer, got 2.5"),
+        ((3, 3, 3), TypeError, "`grid` must be an integer or a pair"),
+    ],
+)
+def test_bad_grid_is_named_grid_not_steps(grid, error, message):
+    # the grid of starts went to Landscape.grid(steps=grid), so the error
+    # named `steps`, which is the optimizer's step count here
+    f = functions.get("himmelblau")
+    with pytest.raises(error, match=message.replace("(", r"\(")):
+        basins(f, optim.gd(0.01), steps=10, grid=grid)
+    b = basins(f, optim.gd(0.01), steps=10, grid=(3, 2))
+    assert b.labels.shape == (3, 2)

@@ -78,6 +78,29 @@ def test_negative_values_get_a_symmetric_log_scale(pyplot):
     assert disp.norm_.vmax == pytest.approx(1.0)
 
 
+def test_symmetric_log_colour_bar_has_plain_ticks_over_the_whole_range(pyplot):
+    # the saddle x² − y² on [-2, 2]²: values from -4 to 4. matplotlib's
+    # locator put ticks at ±10ⁿ only (none beyond ±1, labelled as powers of
+    # ten) with 0 wedged between ±0.01, and the label said "log scale"
+    from lossmap.toy import functions
+
+    f = functions.get("saddle")
+    s = f.surface(steps=41)
+    x, y = np.meshgrid(s.coords("x"), s.coords("y"), indexing="ij")
+    np.testing.assert_allclose(s.loss, x**2 - y**2)
+    disp = LandscapeDisplay(s).plot()
+    ticks = np.asarray(disp.colorbar_.get_ticks())
+    np.testing.assert_allclose(ticks, -ticks[::-1])  # symmetric about 0
+    assert 0.0 in ticks
+    assert ticks.max() >= 0.5 * s.loss.max()
+    assert np.all(np.abs(ticks[ticks != 0]) >= 2 * disp.norm_.linthresh)
+    disp.figure_.canvas.draw()
+    labels = [t.get_text() for t in disp.colorbar_.ax.get_yticklabels()]
+    assert labels == [f"{v:.3g}" for v in ticks]
+    assert "$" not in "".join(labels)
+    assert disp.colorbar_.ax.get_ylabel() == "loss (symmetric log scale)"
+
+
 def test_requested_contour_levels_are_drawn_and_labelled(pyplot):
     levels = [0.1, 0.3, 0.7, 1.5]
     p = toy.problem("line", "two-points", "huber")
@@ -105,6 +128,42 @@ def test_automatic_levels_are_round_and_roughly_log_spaced(pyplot):
     assert len(disp.contour_labels_) >= lv.size
 
 
+def test_piecewise_linear_contours_are_all_drawn(pyplot):
+    # MAE of a line through two points: L = (|-w + b + 0.4| + |2w + b - 0.6|) / 2.
+    # On the default grid its values fall on a lattice, so every round level is
+    # hit exactly at many grid points along its contour; those levels were
+    # taken for plateaus and dropped (only 0.3 of 7 levels was drawn).
+    p = toy.problem("line", "two-points", "mae")
+    disp = LandscapeDisplay.from_problem(p)
+    w, b = np.meshgrid(*(p.surface().coords(n) for n in "wb"), indexing="ij")
+    ref = (np.abs(-w + b + 0.4) + np.abs(2 * w + b - 0.6)) / 2
+    np.testing.assert_allclose(disp.contour_.levels, [0.3, 0.5, 0.7, 1, 1.5, 2, 3])
+    assert np.all(
+        (disp.contour_.levels > ref.min()) & (disp.contour_.levels < ref.max())
+    )
+    for level, path in zip(disp.contour_.levels, disp.contour_.get_paths()):
+        vw, vb = path.vertices.T
+        assert vw.size > 10, level
+        value = (np.abs(-vw + vb + 0.4) + np.abs(2 * vw + vb - 0.6)) / 2
+        np.testing.assert_allclose(value, level, atol=1e-9)
+
+
+def test_plateau_levels_are_skipped_but_crossed_lines_kept(pyplot):
+    # tanh(w·x + b) at x = 1, 2 against y = 0.5, 0.5: where both points
+    # saturate at +1 the MAE is 0.5 over a whole region (a plateau, drawn as
+    # dots); the value 1.0 is taken only along a narrow wedge that the surface
+    # crosses, a real contour.
+    p = toy.problem("tanh", ([1.0, 2.0], [0.5, 0.5]), "mae")
+    s = p.surface(w=(-10, 10), b=(-10, 10))
+    w, b = np.meshgrid(s.coords("w"), s.coords("b"), indexing="ij")
+    ref = (np.abs(np.tanh(w + b) - 0.5) + np.abs(np.tanh(2 * w + b) - 0.5)) / 2
+    assert np.mean(np.abs(ref - 0.5) < 1e-9) > 0.1  # the plateau
+    disp = LandscapeDisplay(s).plot()
+    levels = list(np.round(disp.contour_.levels, 12))
+    assert 0.5 not in levels
+    assert 1.0 in levels
+
+
 @pytest.mark.parametrize(
     ("values", "expected"),
     [
@@ -116,6 +175,34 @@ def test_automatic_levels_are_round_and_roughly_log_spaced(pyplot):
 def test_nice_levels(values, expected):
     got = nice_levels(values, max_levels=9)
     np.testing.assert_allclose(got, expected)
+
+
+def test_round_thousands_are_written_out():
+    # Rosenbrock's colour bar read "1", "10", "100", "1e+03"
+    from lossmap.plot._style import format_level
+
+    assert [format_level(v) for v in (0.001, 1.5, 200, 1000, 3000, 20000)] == [
+        "0.001",
+        "1.5",
+        "200",
+        "1000",
+        "3000",
+        "20000",
+    ]
+    assert format_level(1e5) == "1e+05"
+    assert format_level(1234.5) == "1.23e+03"  # not a round level: 3 digits
+    assert format_level(-2000) == "-2000"
+
+
+def test_rosenbrock_colour_bar_reads_plain_numbers(pyplot):
+    from lossmap.toy import functions
+
+    f = functions.get("rosenbrock")
+    disp = LandscapeDisplay(f.surface(steps=61)).plot()
+    disp.figure_.canvas.draw()
+    labels = [t.get_text() for t in disp.colorbar_.ax.get_yticklabels()]
+    assert "1000" in labels
+    assert not any("e+" in t for t in labels)
 
 
 def test_log_limits_and_ticks():
@@ -166,6 +253,16 @@ def test_title_comes_from_the_metadata(pyplot):
     disp = LandscapeDisplay(p.surface(steps=11)).plot(contours=False)
     assert (
         disp.ax_.get_title() == "tanh(w·x + b) · Huber (δ=0.5) · two-points · l2=0.01"
+    )
+
+
+def test_weighted_sum_title_names_the_weights_on_two_lines(pyplot):
+    from lossmap.toy import terms
+
+    pinn = terms.physics_informed(weights={"boundary": 10.0})
+    disp = LandscapeDisplay(pinn.surface(steps=11)).plot(contours=False)
+    assert disp.ax_.get_title() == (
+        "u' + 1u = 0, u(0) = 1; u = b·e^(w·x)\n1·data + 1·residual + 10·boundary"
     )
 
 

@@ -69,6 +69,9 @@ def test_vectorised_shapes(name):
     assert s.names == ("x", "y")
     assert s.metadata["landscape"]["name"] == name
     assert f.title
+    # figures read their title from the metadata: the function's title, not
+    # its registry name ("Rosenbrock", not "rosenbrock")
+    assert s.metadata["landscape"]["title"] == f.title
 
 
 @pytest.mark.parametrize("name", NAMES)

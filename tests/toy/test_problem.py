@@ -203,6 +203,73 @@ def test_separable_logistic_has_no_minimum_until_regularised():
     assert np.linalg.norm(p.replace(l2=0.01).grad(m.w, m.b)) < 1e-10
 
 
+@pytest.mark.parametrize("loss", ["mse", "huber", "log_cosh", "mae"])
+@pytest.mark.parametrize("intercept", [1000.0, 1e6])
+def test_a_minimum_far_outside_the_default_view_is_found(loss, intercept):
+    # y = 1000 + 5x: the grid search widened its 6-unit box 4 times, the best
+    # cell stayed on the edge, and minimum() said "has no minimum" although
+    # the line fits exactly (least squares: w = 5, b = 1000)
+    x = np.array([0.0, 1.0, 2.0, 3.0])
+    y = intercept + 5.0 * x
+    ref = np.linalg.lstsq(np.c_[x, np.ones_like(x)], y, rcond=None)[0]
+    m = toy.problem("line", (x, y), loss).minimum()
+    np.testing.assert_allclose(m.theta, ref, rtol=1e-9, atol=1e-7)
+    assert m.loss <= 1e-12 * intercept
+
+
+@pytest.mark.parametrize(
+    ("model", "loss"), [("logistic", "bce"), ("line", "bce_with_logits")]
+)
+def test_soft_labels_in_0_1_are_binary_targets(model, loss):
+    # BCE takes any target in [0, 1]; problem() inferred the task from the
+    # values alone, called 0.3 a regression target and refused BCE
+    x = np.array([-2.0, -1.0, 0.0, 1.0, 2.0])
+    y = np.array([0.1, 0.2, 0.5, 0.7, 0.95])
+    p = toy.problem(model, (x, y), loss)
+    assert p.data.task == "binary"
+    m = p.minimum()
+    # logistic regression's normal equations: mean((σ(w·x + b) − y)·[x, 1]) = 0
+    s = 1.0 / (1.0 + np.exp(-(m.w * x + m.b)))
+    np.testing.assert_allclose([np.mean((s - y) * x), np.mean(s - y)], 0, atol=1e-12)
+    with pytest.raises(
+        ValueError, match=r"must lie in \[0, 1\], got values from 0 to 2"
+    ):
+        toy.problem(model, (x, np.array([0.0, 2.0, 1.0, 0.0, 1.0])), loss)
+
+
+def test_own_data_far_from_the_origin_get_a_view_around_their_minimum():
+    # the default view [-3, 3]² of (x, y) arrays showed y ≈ 1000 + 5x without
+    # its minimum (and minimum() used to deny there was one)
+    x = np.array([0.0, 1.0, 2.0, 3.0])
+    y = 1000.0 + 5.0 * x + np.array([0.3, -0.2, 0.1, -0.4])
+    p = toy.problem("line", (x, y), "mse")
+    ref = np.linalg.lstsq(np.c_[x, np.ones_like(x)], y, rcond=None)[0]
+    (w_lo, w_hi), (b_lo, b_hi) = p.region
+    assert w_lo < ref[0] < w_hi
+    assert b_lo < ref[1] < b_hi
+    assert w_hi - w_lo < 20  # a bowl, not a stripe
+    assert b_hi - b_lo < 20
+    s = p.surface(steps=41)
+    best = s.argmin()
+    np.testing.assert_allclose(
+        [best.coords["w"], best.coords["b"]], ref, atol=0.3 * (b_hi - b_lo) / 40 + 0.2
+    )
+    # data on the presets' scale keep the default view
+    assert toy.problem("line", (x, 0.5 * x - 0.2), "mse").region == ((-3, 3), (-3, 3))
+
+
+def test_tanh_targets_at_one_say_why_there_is_no_minimum():
+    # y = ±1 is reached by tanh only as |w·x + b| → ∞; the message blamed
+    # "separable data" (a logistic-regression reason) for a regression set
+    p = toy.problem("tanh", ([0.0, 1.0], [1.0, -1.0]), "mae")
+    assert float(p.loss(-40.0, 20.0)) < 1e-16  # the infimum 0 is approached
+    with pytest.raises(ValueError, match=r"tanh reaches targets at ±1") as err:
+        p.minimum()
+    assert "separable" not in str(err.value)
+    with pytest.raises(ValueError, match="separable data"):
+        toy.problem("logistic", "binary-separable", "bce").minimum()
+
+
 def test_logistic_bce_is_exact_at_extreme_logits():
     # far from the data the probabilities round to 0/1; the loss stays exact
     p = toy.problem("logistic", "binary-overlapping", "bce")
@@ -239,6 +306,38 @@ def test_user_data_as_arrays():
     np.testing.assert_allclose(p.minimum().theta, [2.0, 1.0], atol=1e-10)
     q = toy.problem("logistic", ([0.0, 1.0, 2.0, 3.0], [0, 1, 0, 1]), "bce")
     assert q.data.task == "binary"
+
+
+def test_own_model_with_mae_has_a_minimum():
+    # a user's Model (a softplus neuron) with MAE: minimum() looked up the
+    # built-in models' inverses by name and raised KeyError('softplus')
+    from scipy.optimize import minimize
+
+    from lossmap.toy.models import Model
+
+    def softplus_d(f, z):
+        s = 1.0 / (1.0 + np.exp(-z))
+        return s, s * (1.0 - s)
+
+    softplus = Model(
+        "softplus", lambda z: np.log1p(np.exp(z)), softplus_d, "value", "sp(w·x + b)"
+    )
+    x = np.array([0.0, 1.0, 2.0, 3.0, 4.0])
+    y = np.array([0.1, 0.9, 2.2, 2.8, 4.5])
+    m = toy.problem(softplus, (x, y), "mae").minimum()
+
+    def mae(t):
+        return float(np.mean(np.abs(np.log1p(np.exp(t[0] * x + t[1])) - y)))
+
+    opts = {"xatol": 1e-12, "fatol": 1e-15, "maxiter": 20000, "maxfev": 40000}
+    starts = [(0.5, -1.0), (1.0, 0.0), (2.0, -2.0), (1.5, -1.0)]
+    ref = min(
+        (minimize(mae, s, method="Nelder-Mead", options=opts) for s in starts),
+        key=lambda r: r.fun,
+    )
+    assert m.loss == pytest.approx(mae(m.theta), abs=1e-15)
+    assert m.loss <= ref.fun + 1e-12
+    np.testing.assert_allclose(m.theta, ref.x, atol=1e-6)
 
 
 @pytest.mark.parametrize(

@@ -88,6 +88,23 @@ def test_weights_change_the_landscape():
     assert sb.metadata["landscape"]["weights"]["boundary"] == 10.0
 
 
+def test_titles_say_the_weights():
+    # two weightings are two landscapes: the physics-informed title used to be
+    # the same for both (and with_weights dropped it for a bare formula)
+    a = terms.physics_informed()
+    b = terms.physics_informed(weights={"boundary": 10.0})
+    assert a.title != b.title
+    assert b.title.endswith(" · 1·data + 1·residual + 10·boundary")
+    assert a.title.startswith("u' + 1u = 0, u(0) = 1")
+    c = a.with_weights(boundary=10.0)
+    assert c.title == b.title
+    assert c.surface(steps=5).metadata["landscape"]["title"] == b.title
+    r = terms.regularised(toy.problem("line", "noisy-line"), l2=0.1)
+    assert r.title == "w·x + b · MSE · noisy-line · 1·data + 0.1·l2"
+    plain = terms.WeightedSum({"data": a.terms["data"]}, {"data": 2.0})
+    assert plain.title == "2·data"
+
+
 def test_noisy_data_moves_the_data_minimum():
     pinn = terms.physics_informed(noise=0.05, seed=0)
     assert pinn.terms["data"].loss(*EXACT) > 0
@@ -118,6 +135,23 @@ def test_other_equation():
             "must be >= 0",
         ),
         (lambda: terms.SquaredResidual("pde", [0.0]), ValueError, "`kind` must be"),
+        # a count of collocation points: numpy's "Number of samples, -1" and
+        # "`x` must hold at least 1 value(s)" named no argument of the call
+        (
+            lambda: terms.physics_informed(collocation=-1),
+            ValueError,
+            "`collocation` must be >= 1, got -1",
+        ),
+        (
+            lambda: terms.physics_informed(collocation=0),
+            ValueError,
+            "`collocation` must be >= 1, got 0",
+        ),
+        (
+            lambda: terms.physics_informed(collocation=1.5),
+            TypeError,
+            "`collocation` must be a number of points",
+        ),
     ],
 )
 def test_errors(call, exc, message):

@@ -155,7 +155,7 @@ def basins(
     tol = check_float("tol", tol, minimum=0.0, strict_min=True)
     merge = check_float("merge", merge, minimum=0.0, strict_min=True)
     opt = get(optimizer)
-    a0, a1 = landscape.grid(region, steps=grid)
+    a0, a1 = landscape.grid(region, steps=_check_grid(grid))
     g0, g1 = np.meshgrid(a0, a1, indexing="ij")
     starts = np.stack([g0.ravel(), g1.ravel()], -1)
     traj = run(landscape, opt, starts, steps=steps, tol=tol, bound=bound)
@@ -221,4 +221,20 @@ def basins(
             "steps": steps,
             "tol": tol,
         },
+    )
+
+
+def _check_grid(grid: Any) -> tuple[int, int]:
+    """``grid`` as ``(n0, n1)``, each >= 2; errors name `grid`, not `steps`."""
+    try:
+        n = (grid, grid) if np.ndim(grid) == 0 else tuple(grid)
+    except TypeError:
+        n = ()
+    if len(n) != 2:
+        raise TypeError(
+            f"`grid` must be an integer or a pair of integers, got {grid!r}"
+        )
+    return (
+        check_int("grid", n[0], minimum=2, maximum=20001),
+        check_int("grid", n[1], minimum=2, maximum=20001),
     )

@@ -25,12 +25,14 @@ from lossmap.plot._style import (
     as_point,
     check_field,
     drop_specks,
+    flat_levels,
     format_level,
     log_norm_type,
     make_norm,
     new_axes,
     nice_levels,
     plain_log_ticks,
+    plain_symlog_ticks,
     set_labels,
     title_from_metadata,
 )
@@ -221,10 +223,15 @@ class LandscapeDisplay:
         self.colorbar_ = None
         if colorbar:
             self.colorbar_ = fig.colorbar(self.mesh_, ax=ax, pad=0.02)
-            label = self.field + (" (log scale)" if norm == "log" else "")
-            self.colorbar_.set_label(label)
+            from matplotlib.colors import SymLogNorm
+
+            symlog = isinstance(self.norm_, SymLogNorm)
+            scale = " (symmetric log scale)" if symlog else " (log scale)"
+            self.colorbar_.set_label(self.field + (scale if norm == "log" else ""))
             if isinstance(self.norm_, log_norm_type()):
                 plain_log_ticks(self.colorbar_, self.norm_.vmin, self.norm_.vmax)
+            elif symlog:
+                plain_symlog_ticks(self.colorbar_, self.norm_)
         self.minimum_ = self.start_ = self.current_ = None
         for attr, style in (
             ("minimum", MINIMUM_STYLE),
@@ -270,16 +277,9 @@ class LandscapeDisplay:
             lv = nice_levels(
                 values, vmin=vmin if is_log else None, max_levels=max_levels
             )
-            # a level that many grid values hit exactly (a flat ridge or plateau,
-            # e.g. MAE of a saturated tanh) draws a cloud of dots: skip it
-            finite = values[np.isfinite(values)]
-            lv = np.array(
-                [
-                    lev
-                    for lev in lv
-                    if np.mean(np.isclose(finite, lev, rtol=1e-6, atol=0)) < 5e-4
-                ]
-            )
+            # a level the grid lies on rather than crosses (a plateau or flat
+            # ridge, e.g. MAE of a saturated tanh) draws a cloud of dots: skip it
+            lv = lv[~np.isin(lv, flat_levels(values, lv))]
         else:
             lv = np.asarray(levels, dtype=np.float64)
             if lv.ndim != 1 or lv.size == 0 or not np.all(np.isfinite(lv)):

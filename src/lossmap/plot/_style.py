@@ -29,6 +29,7 @@ __all__ = [
     "as_point",
     "check_field",
     "drop_specks",
+    "flat_levels",
     "format_level",
     "log_limits",
     "log_norm_type",
@@ -37,6 +38,7 @@ __all__ = [
     "new_axes",
     "nice_levels",
     "plain_log_ticks",
+    "plain_symlog_ticks",
     "round_ticks",
     "set_labels",
     "title_from_metadata",
@@ -199,7 +201,13 @@ def round_ticks(lo: float, hi: float, nbins: int = 8) -> np.ndarray:
 
 
 def format_level(value: float) -> str:
-    """Compact label for a contour level: 0.001, 1.5, 200, 1e-05."""
+    """Compact label for a contour level: 0.001, 1.5, 200, 3000, 1e+05, 1e-05.
+
+    Round values from 1000 to 99,999 are written out ("3000", not "3e+03",
+    which sat oddly beside "100" on a colour bar).
+    """
+    if 1e3 <= abs(value) < 1e5 and float(value).is_integer():
+        return f"{value:.0f}"
     return f"{value:.3g}"
 
 
@@ -209,6 +217,8 @@ def title_from_metadata(meta: Mapping[str, Any]) -> str:
         return str(meta["title"])
     land = meta.get("landscape") or {}
     text = str(land.get("title") or land.get("name") or "")
+    if land.get("kind") == "WeightedSum" and land.get("name") and land.get("formula"):
+        text = f"{land['name']}\n{land['formula']}"  # one line is too wide
     if land.get("kind") == "Problem":
         from lossmap import losses
         from lossmap.toy import MODELS
@@ -293,6 +303,50 @@ def drop_specks(contour: Any, spans: tuple[float, float], size: float = 0.01) ->
     contour.set_paths(new)
 
 
+def flat_levels(
+    values: np.ndarray, levels: Any, *, share: float = 5e-4, rtol: float = 1e-6
+) -> np.ndarray:
+    """The levels of ``levels`` that the grid lies *on* rather than crosses.
+
+    A level that many grid values equal without the surface crossing it there
+    (a plateau, such as the MAE of a saturated tanh, or a flat ridge) draws a
+    cloud of dots instead of a line. A grid value counts against its level
+    when it equals the level (to ``rtol``) and its four neighbours are not
+    some above and some below it; a level is flat when such values make up
+    ``share`` of the finite grid. A contour that merely passes through grid
+    points (common for piecewise-linear losses such as MAE on round data,
+    whose values fall on a lattice) has neighbours on both sides and is kept.
+    """
+    v = np.asarray(values, dtype=np.float64)
+    lv = np.asarray(levels, dtype=np.float64)
+    finite = np.isfinite(v)
+    n = max(int(np.count_nonzero(finite)), 1)
+    if v.ndim != 2 or lv.size == 0:
+        return lv[:0]
+    padded = np.pad(v, 1, constant_values=np.nan)
+    neighbours = [
+        padded[:-2, 1:-1],
+        padded[2:, 1:-1],
+        padded[1:-1, :-2],
+        padded[1:-1, 2:],
+    ]
+    flat = []
+    for lev in lv:
+        tol = rtol * abs(lev)
+        hit = finite & (np.abs(v - lev) <= tol)
+        if not hit.any():
+            continue
+        with np.errstate(invalid="ignore"):
+            above = np.zeros_like(hit)
+            below = np.zeros_like(hit)
+            for nb in neighbours:
+                above |= nb - lev > tol
+                below |= lev - nb > tol
+        if np.count_nonzero(hit & ~(above & below)) / n >= share:
+            flat.append(lev)
+    return np.array(flat, dtype=np.float64)
+
+
 def log_ticks(vmin: float, vmax: float, *, max_ticks: int = 7) -> np.ndarray:
     """Round tick values on a log scale: the finest 1-2-5-style set that fits."""
     lo_e, hi_e = math.floor(math.log10(vmin)), math.ceil(math.log10(vmax))
@@ -313,6 +367,27 @@ def plain_log_ticks(colorbar: Any, vmin: float, vmax: float) -> None:
     from matplotlib.ticker import FuncFormatter, NullLocator
 
     colorbar.set_ticks(log_ticks(vmin, vmax))
+    colorbar.ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: format_level(v)))
+    colorbar.ax.yaxis.set_minor_locator(NullLocator())
+
+
+def plain_symlog_ticks(colorbar: Any, norm: Any) -> None:
+    """Label a symmetric log colour bar with plain numbers: 0 and ± round values.
+
+    matplotlib's own locator puts ticks at ±10ⁿ only (none at all between 1
+    and a largest value of 4, say), labelled as powers of ten.
+    """
+    from matplotlib.ticker import FuncFormatter, NullLocator
+
+    vmin, vmax = float(norm.vmin), float(norm.vmax)
+    lin = float(norm.linthresh)
+    big = max(abs(vmin), abs(vmax))
+    side = log_ticks(lin, big, max_ticks=4) if big > lin else np.array([])
+    # beside 0 a tick inside the linear band would crowd it
+    side = side[side >= 2.0 * lin]
+    ticks = np.concatenate([-side[::-1], [0.0], side])
+    ticks = ticks[(ticks >= vmin * (1 + 1e-9)) & (ticks <= vmax * (1 + 1e-9))]
+    colorbar.set_ticks(ticks)
     colorbar.ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: format_level(v)))
     colorbar.ax.yaxis.set_minor_locator(NullLocator())
 

@@ -10,6 +10,7 @@ with its artists in attributes ending in ``_``.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -351,6 +352,8 @@ class LossCurveDisplay:
         """Draw the curves; diverged ones end in a ✕ at their last finite value."""
         ax = new_axes(ax, "LossCurveDisplay.plot")
         ref = 0.0 if self.reference is None else float(self.reference)
+        if log:
+            log = self._log_fits(ref)
         self.lines_, self.cut_ = [], []
         # a diverging curve is cut where it climbs above the ceiling (10x the
         # highest starting loss, or the highest loss of the runs that did not
@@ -391,7 +394,17 @@ class LossCurveDisplay:
                 )
         if log:
             ax.set_yscale("log")
-        ax.set_ylim(top=ceiling * (3.0 if log else 1.05))
+        if log:
+            ax.set_ylim(top=ceiling * 3.0)
+        else:  # the drawn range (cut curves end at the ceiling) plus a margin
+            drawn = [
+                np.asarray(line.get_ydata(), dtype=np.float64) for line in self.lines_
+            ]
+            drawn = np.concatenate([y[np.isfinite(y)] for y in drawn] or [np.zeros(1)])
+            if drawn.size:
+                lo, hi = float(drawn.min()), float(drawn.max())
+                pad = 0.05 * (hi - lo) or 0.05 * max(abs(hi), 1.0)
+                ax.set_ylim(lo - pad, hi + pad)
         ylabel = "loss" if self.reference is None else "loss − minimum"
         set_labels(
             ax,
@@ -401,9 +414,69 @@ class LossCurveDisplay:
             defaults=("step", ylabel + (" (log scale)" if log else ""), ""),
         )
         ax.grid(True, which="major", alpha=0.3)
-        ax.legend(fontsize=8, loc="best", framealpha=0.9)
+        self.legend_ = ax.legend(fontsize=8, loc="upper right", framealpha=0.9)
+        _make_room_for_legend(ax, self.legend_, log=log)
         self.ax_, self.figure_ = ax, ax.figure
         return self
+
+    def _log_fits(self, ref: float) -> bool:
+        """Whether every curve stays >= 0 (above ``reference``), so a log scale
+        can show it; otherwise warn and say what to do.
+
+        A negative loss (six-hump camel reaches -1.03) was clamped to the
+        floor 1e-16, so the curve seemed to plunge to 1e-16 where it crossed 0.
+        """
+        finite = [np.asarray(t.loss, dtype=np.float64) - ref for t in self.trajectories]
+        finite = [y[np.isfinite(y)] for y in finite]
+        scale = max(
+            [1.0, abs(ref)] + [float(np.max(np.abs(y))) for y in finite if y.size]
+        )
+        low = min((float(y.min()) for y in finite if y.size), default=0.0)
+        if low >= -1e-9 * scale:
+            return True
+        what = "loss" if self.reference is None else "loss − reference"
+        warnings.warn(
+            f"LossCurveDisplay: the {what} goes down to {low:.4g}, which a log "
+            f"scale cannot show; drawn on a linear scale. Pass reference= the "
+            f"minimum value (e.g. the function's min_value) to see the gap on a "
+            f"log scale.",
+            UserWarning,
+            stacklevel=3,
+        )
+        return False
+
+
+def _make_room_for_legend(ax: Any, legend: Any, *, log: bool) -> None:
+    """Raise the top of the y axis until the legend sits above every curve.
+
+    The curves start at their highest values at the left, right where a
+    legend at the top goes; "best" placement still hid the first steps when
+    the legend spanned the width (long schedule labels).
+    """
+    fig = ax.figure
+    engine = fig.get_layout_engine()
+    if engine is not None:  # a constrained layout sizes the axes only now
+        engine.execute(fig)
+    renderer = fig.canvas.get_renderer()
+    ax_h = ax.get_window_extent(renderer).height
+    if ax_h <= 0:
+        return
+    frac = legend.get_window_extent(renderer).height / ax_h + 0.05
+    if not 0 < frac < 0.8:
+        return
+    ys = [np.asarray(line.get_ydata(), dtype=np.float64) for line in ax.get_lines()]
+    ys += [np.asarray(c.get_offsets())[:, 1] for c in ax.collections]
+    ys = [y[np.isfinite(y)] for y in ys if np.size(y)]
+    ys = [y[y > 0] if log else y for y in ys]
+    if not any(y.size for y in ys):
+        return
+    top_data = max(float(y.max()) for y in ys if y.size)
+    lo, hi = ax.get_ylim()
+    f = np.log10 if log else (lambda v: v)
+    span = (f(top_data) - f(lo)) / (1.0 - frac)
+    want = f(lo) + span
+    if want > f(hi):
+        ax.set_ylim(lo, 10.0**want if log else want)
 
 
 # --------------------------------------------------------- learning rates

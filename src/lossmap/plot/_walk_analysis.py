@@ -39,7 +39,11 @@ class BasinDisplay:
         from matplotlib.colors import BoundaryNorm, ListedColormap
         from matplotlib.patches import Patch
 
-        ax = new_axes(ax, "BasinDisplay.plot")
+        if ax is None:
+            # the legend sits right of the axes: a constrained layout keeps it
+            # inside the figure (a saved PNG cut it off)
+            fig = plt.figure(figsize=(8.4, 5.4), layout="constrained")
+            ax = fig.add_subplot()
         b = self.basins
         k = len(b.points)
         base = plt.get_cmap("tab10" if k <= 10 else "tab20")

@@ -23,7 +23,7 @@ name                           what it shows
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -63,7 +63,10 @@ class Dataset:
                 f"`x` and `y` must have the same length, got {x.size} and {y.size}"
             )
         if self.task == "binary" and not np.all((y >= 0) & (y <= 1)):
-            raise ValueError("binary targets `y` must lie in [0, 1]")
+            raise ValueError(
+                f"binary targets `y` must lie in [0, 1], got values from "
+                f"{y.min():g} to {y.max():g}"
+            )
         for a in (x, y):
             a.flags.writeable = False
         object.__setattr__(self, "x", x)
@@ -212,4 +215,26 @@ def dataset(
     inferred = task or (
         "binary" if y_arr.size and np.all(np.isin(y_arr, (0.0, 1.0))) else "regression"
     )
-    return Dataset(x, y, task=inferred)
+    out = Dataset(x, y, task=inferred)
+    region = _region_for(out)
+    return out if region is None else replace(out, region=region)
+
+
+def _region_for(data: Dataset) -> tuple[tuple[float, float], ...] | None:
+    """A view around the least-squares line when it lies off the default one.
+
+    The default view, [-3, 3]² in (w, b), suits data on the presets' scale;
+    for y = 1000 + 5x it showed a landscape without its minimum. Regression
+    data whose least-squares (w, b) is outside [-2, 2]² get a view centred
+    there that holds the line's MSE level set 16 above its minimum
+    (half-widths ``4·sqrt(diag(H⁻¹))``, ``H = 2·mean([x, 1]ᵀ[x, 1])``).
+    """
+    if data.task != "regression" or len(data) < 2 or np.ptp(data.x) == 0:
+        return None
+    a = np.stack([data.x, np.ones_like(data.x)], axis=-1)
+    theta = np.linalg.lstsq(a, data.y, rcond=None)[0]
+    if not np.all(np.isfinite(theta)) or np.all(np.abs(theta) <= 2.0):
+        return None
+    hess = 2.0 * (a.T @ a) / len(data)
+    half = 4.0 * np.sqrt(np.diag(np.linalg.inv(hess)))
+    return tuple((float(c - h), float(c + h)) for c, h in zip(theta, half, strict=True))

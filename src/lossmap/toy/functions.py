@@ -123,7 +123,14 @@ class TestFunction(Landscape):
         return {}
 
     def describe(self) -> dict[str, Any]:
-        return {"kind": "function", "name": self.name, **self.params()}
+        # the title too: figures take theirs from the metadata ("Rosenbrock",
+        # "saddle x² − y²"), which held only the registry name
+        return {
+            "kind": "function",
+            "name": self.name,
+            "title": self.title,
+            **self.params(),
+        }
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.params().items())

@@ -216,8 +216,9 @@ class Problem(Landscape):
     def minimum(self, *, steps: int = 201) -> Minimum:
         """The global minimiser θ* and L(θ*).
 
-        The best cell of a ``steps x steps`` grid over :attr:`region` (widened
-        while the best cell sits on its edge) seeds a damped Newton iteration
+        The best cell of a ``steps x steps`` grid over :attr:`region` (doubled
+        around the best cell, up to 4 times, while that cell sits on its
+        edge) seeds a damped Newton iteration
         for smooth losses, which reaches θ* to about 1e-10. MAE and any l1
         penalty are refined without derivatives (Nelder–Mead), then snapped to
         the vertex where two residuals vanish when that is lower.
@@ -226,10 +227,12 @@ class Problem(Landscape):
         ------
         ValueError
             If the loss keeps falling toward infinity (e.g. logistic loss on
-            separable data without ``l2``): there is no minimum.
+            separable data without ``l2``): there is no minimum. A point
+            refined from the edge that is a strict minimum (the loss rises
+            in every direction) is returned however far out it lies.
         """
         (lo0, hi0), (lo1, hi1) = self.region
-        for _ in range(4):
+        for _ in range(_WIDENINGS):
             surf = self.surface(((lo0, hi0), (lo1, hi1)), steps=steps)
             best = surf.argmin()
             i, j = best.index
@@ -248,13 +251,48 @@ class Problem(Landscape):
             if not conv and not self.loss_fn.smooth:
                 theta, conv, method = self._nelder_mead(theta)
         value = float(self.loss(*theta))
+        if edge and self._strict_minimum(theta):
+            edge = False  # far outside the searched boxes, but a true minimum
         if edge:
             raise ValueError(
                 f"{self.title} has no minimum: the loss keeps falling toward the "
-                f"edge near (w, b) = ({theta[0]:.3g}, {theta[1]:.3g}); separable "
-                f"data? add an l2 penalty"
+                f"edge near (w, b) = ({theta[0]:.3g}, {theta[1]:.3g}); "
+                f"{self._why_no_minimum()}"
             )
         return Minimum(float(theta[0]), float(theta[1]), value, bool(conv), method)
+
+    def _strict_minimum(self, theta: np.ndarray) -> bool:
+        """Whether the loss rises in every direction from ``theta``.
+
+        Where the loss only levels off toward infinity (separable logistic
+        data, tanh targets at ±1) the gradient and the Hessian both vanish,
+        and far enough out the loss is 0.0 in floating point: no point there
+        passes. Kinked losses (MAE, l1) are probed in 16 directions; the
+        others need a vanishing gradient and a positive definite Hessian
+        (of the quadratic piece, for Huber).
+        """
+        if self.loss_fn.name == "mae" or self.l1:
+            r = 1e-4 * max(1.0, float(np.linalg.norm(theta)))
+            angles = np.linspace(0.0, 2.0 * np.pi, 16, endpoint=False)
+            probe = theta + r * np.stack([np.cos(angles), np.sin(angles)], -1)
+            return bool(np.all(self.loss_at(probe) > self.loss(*theta)))
+        g = self.grad(*theta)
+        lam = np.linalg.eigvalsh(self.hessian(*theta))
+        scale = max(float(np.max(np.abs(lam))), 1.0)
+        return bool(lam[0] > 1e-8 * scale and np.linalg.norm(g) < 1e-8)
+
+    def _why_no_minimum(self) -> str:
+        """The likely reason for a loss without a minimum, in plain words."""
+        y = self.data.y
+        if self.model is MODELS["tanh"] and np.any(np.abs(y) >= 1.0):
+            return (
+                "tanh reaches targets at ±1 or beyond only as |w·x + b| → ∞ "
+                "(the presets keep targets inside (-1, 1)); scale y into "
+                "(-1, 1) or add an l2 penalty"
+            )
+        if self.data.task == "binary":
+            return "separable data? add an l2 penalty"
+        return "add an l2 penalty"
 
     def _nelder_mead(self, start: np.ndarray) -> tuple[np.ndarray, bool, str]:
         from scipy.optimize import minimize
@@ -275,15 +313,21 @@ class Problem(Landscape):
     def _vertex_near(self, theta: np.ndarray) -> np.ndarray | None:
         """Where the two residuals closest to zero both vanish (MAE's kinks).
 
-        For every model here a residual vanishes on a line in (w, b):
-        ``w·x_i + b = act⁻¹(y_i)``.
+        For every built-in model a residual vanishes on a line in (w, b):
+        ``w·x_i + b = act⁻¹(y_i)``; None for a user's own model.
         """
         x, y = self.data.x, self.data.y
-        inv = {
+        # by identity: a user's Model may share a built-in one's name, and one
+        # of its own has no known inverse (then Nelder-Mead's point stands)
+        inverses = {
             "line": lambda v: v,
             "tanh": np.arctanh,
             "logistic": lambda v: np.log(v / (1 - v)),
-        }[self.model.name]
+        }
+        name = self.model.name
+        if name not in inverses or MODELS.get(name) is not self.model:
+            return None
+        inv = inverses[name]
         with np.errstate(all="ignore"):
             target = inv(y)
         r = np.abs(self.residuals(*theta))
@@ -299,6 +343,11 @@ class Problem(Landscape):
 
 
 _REGRESSION_OR_BINARY = [n for n in _losses.available() if n != "cross_entropy"]
+#: Times minimum() widens its search box (doubling it around the best cell)
+#: while the best grid cell sits on the edge. Wider boxes reach logits where
+#: a separable data set's loss is exactly 0.0 in floating point, which would
+#: look like an interior minimum.
+_WIDENINGS = 4
 
 
 def _newton(
@@ -361,6 +410,10 @@ def problem(
     (0.333333, -0.066667, True)
     """
     loss_obj = _losses.get(loss)
+    if loss_obj.task == _losses.BINARY and not isinstance(data, str | Dataset):
+        # BCE takes any target in [0, 1] (soft labels); the task inferred
+        # from the values alone would call 0.3 a regression target
+        data = dataset(data, task="binary")
     params = {**loss_obj.params, **loss_params}
     loss_obj.check_params(params)
     if loss_params and loss_obj.task != "categorical":

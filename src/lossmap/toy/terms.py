@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from lossmap._validation import check_finite_array, check_float
+from lossmap._validation import check_finite_array, check_float, check_int
 from lossmap.surface import Surface
 from lossmap.toy._base import Landscape, Region
 
@@ -60,6 +60,8 @@ class WeightedSum(Landscape):
     region : ((lo0, hi0), (lo1, hi1)), optional
         Default view; defaults to the first term's region.
     title : str, optional
+        What the sum is; the title (:attr:`title`) adds the weighted terms,
+        e.g. ``"pinn · 1·data + 10·boundary"``.
     """
 
     def __init__(
@@ -98,11 +100,20 @@ class WeightedSum(Landscape):
         self.param_names = tuple(first.param_names)  # type: ignore[assignment]
         self.region = region if region is not None else first.region
         self.smooth = all(t.smooth for t in terms.values())
-        self.title = title or " + ".join(f"{w:g}·{k}" for k, w in self.weights.items())
+        # the weights are part of every title: the same problem with other
+        # weights is another landscape, and its figure must say which
+        self.name = title
+        self.formula = " + ".join(f"{w:g}·{k}" for k, w in self.weights.items())
+        self.title = f"{title} · {self.formula}" if title else self.formula
 
     def with_weights(self, **weights: float) -> WeightedSum:
         """A copy with some weights changed, e.g. ``with_weights(boundary=10)``."""
-        return WeightedSum(self.terms, {**self.weights, **weights}, region=self.region)
+        return WeightedSum(
+            self.terms,
+            {**self.weights, **weights},
+            region=self.region,
+            title=self.name,
+        )
 
     def _sum(self, method: str, p0: Any, p1: Any) -> np.ndarray:
         out = None
@@ -136,6 +147,9 @@ class WeightedSum(Landscape):
     def describe(self) -> dict[str, Any]:
         return {
             "kind": "WeightedSum",
+            "title": self.title,
+            "name": self.name,
+            "formula": self.formula,
             "weights": dict(self.weights),
             "terms": {k: t.describe() for k, t in self.terms.items()},
         }
@@ -313,8 +327,13 @@ def physics_informed(
         if seed is None:
             raise ValueError("`seed` is required with `noise` > 0, got None")
         yd = yd + np.random.default_rng(seed).normal(0.0, noise, xd.shape)
-    if isinstance(collocation, int | np.integer):
-        xc = np.linspace(0.0, 1.0, int(collocation))
+    if isinstance(collocation, int | np.integer) and not isinstance(collocation, bool):
+        xc = np.linspace(0.0, 1.0, check_int("collocation", collocation, minimum=1))
+    elif np.ndim(collocation) == 0:
+        raise TypeError(
+            f"`collocation` must be a number of points (int) or a sequence of "
+            f"points, got {collocation!r}"
+        )
     else:
         xc = check_finite_array("collocation", collocation, ndim=1)
     parts = {
