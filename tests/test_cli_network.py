@@ -602,6 +602,35 @@ def test_pca_takes_batchnorm_statistics_from_the_last_checkpoint(work):
     assert s.loss[2, 2] == pytest.approx(ref, rel=1e-5)
 
 
+def test_pca_true_loss_of_each_checkpoint_uses_its_own_batchnorm_statistics(work):
+    # a checkpoint folder holds each snapshot's running statistics: the true
+    # loss of snapshot i is the loss of checkpoint i loaded into a fresh model
+    ns: dict = {}
+    exec(MODEL_FILE, ns)
+    model, (x, y) = ns["make_bn"](), ns["batch"]()
+    opt = torch.optim.SGD(model.parameters(), lr=0.3)
+    (work / "bn").mkdir()
+    for step in range(30):
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(model(x + 2.0), y).backward()
+        opt.step()
+        if step % 10 == 9:
+            torch.save(model.state_dict(), work / "bn" / f"step{step}.pt")
+    argv = ["pca", "--model", "nets.py:make_bn", "--data", "nets.py:batch"]
+    argv += ["--checkpoints", "bn", "--steps", "3", "--store", "bn.zarr"]
+    assert main(argv) == 0
+    true_loss = io.load(work / "bn.zarr").metadata["trajectory"]["true_loss"]
+    refs = []
+    for step in (9, 19, 29):
+        fresh = ns["make_bn"]()
+        state = torch.load(work / "bn" / f"step{step}.pt", weights_only=True)
+        fresh.load_state_dict(state)
+        fresh.eval()
+        with torch.no_grad():
+            refs.append(float(torch.nn.functional.cross_entropy(fresh(x), y)))
+    assert true_loss == pytest.approx(refs, rel=1e-5)
+
+
 def test_output_loss_reads_the_models_own_loss_on_a_mapping_batch(work):
     argv = ["plane", "--model", "nets.py:WithLoss", "--data", "nets.py:labelled"]
     argv += ["--loss", "output.loss", "--steps", "3", "--store", "o.zarr"]
