@@ -631,6 +631,35 @@ def test_pca_true_loss_of_each_checkpoint_uses_its_own_batchnorm_statistics(work
     assert true_loss == pytest.approx(refs, rel=1e-5)
 
 
+def test_line_between_batchnorm_checkpoints_warns_that_a_keeps_its_statistics(
+    work, capsys
+):
+    ns: dict = {}
+    exec(MODEL_FILE, ns)
+    model, (x, y) = ns["make_bn"](), ns["batch"]()
+    torch.save(model.state_dict(), work / "a.pt")
+    opt = torch.optim.SGD(model.parameters(), lr=0.3)
+    for _ in range(10):
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(model(x + 2.0), y).backward()
+        opt.step()
+    torch.save(model.state_dict(), work / "b.pt")
+    argv = ["line", "--model", "nets.py:make_bn", "--data", "nets.py:batch"]
+    argv += ["--weights", "a.pt", "--weights", "b.pt", "--span", "0,1", "--steps", "3"]
+    assert main([*argv, "--store", "l.zarr"]) == 0
+    err = capsys.readouterr().err
+    assert "warning: --bn eval keeps a.pt's BatchNorm running statistics" in err
+    # and the warning is true: the value at 1 is not b.pt's own loss
+    fresh = ns["make_bn"]()
+    fresh.load_state_dict(torch.load(work / "b.pt", weights_only=True))
+    fresh.eval()
+    with torch.no_grad():
+        ref = float(torch.nn.functional.cross_entropy(fresh(x), y))
+    assert abs(io.load(work / "l.zarr").loss[-1] - ref) > 1e-3
+    assert main([*argv, "--bn", "recompute"]) == 0
+    assert "warning" not in capsys.readouterr().err
+
+
 def test_output_loss_reads_the_models_own_loss_on_a_mapping_batch(work):
     argv = ["plane", "--model", "nets.py:WithLoss", "--data", "nets.py:labelled"]
     argv += ["--loss", "output.loss", "--steps", "3", "--store", "o.zarr"]
