@@ -341,6 +341,18 @@ def test_checkpoint_keys_that_do_not_match_are_listed(work, capsys):
     _no_store(work)
 
 
+def test_checkpoint_with_nan_weights_is_named_as_the_weights_file(work, capsys):
+    state = torch.load(work / "final.pt", weights_only=True)
+    state["2.weight"][0, 0] = float("nan")
+    torch.save(state, work / "diverged.pt")
+    argv = ["plane", *BASE, "--weights", "diverged.pt", "--store", "x.zarr"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "`--weights` diverged.pt must hold finite values" in err
+    assert "1 in '2.weight'" in err
+    _no_store(work)
+
+
 def test_pickled_checkpoint_is_refused_and_never_unpickled(work, capsys):
     marker = work / "unpickled"
     torch.save({"0.weight": Boom(str(marker))}, work / "pickled.pt")
