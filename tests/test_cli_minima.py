@@ -26,6 +26,13 @@ MODEL_FILE = textwrap.dedent(
             torch.nn.Linear(4, 8), torch.nn.Tanh(), torch.nn.Linear(8, 3)
         )
 
+    def make_bn():
+        torch.manual_seed(0)
+        return torch.nn.Sequential(
+            torch.nn.Linear(4, 8), torch.nn.BatchNorm1d(8), torch.nn.Tanh(),
+            torch.nn.Linear(8, 3),
+        )
+
     def batch():
         g = torch.Generator().manual_seed(1)
         x = torch.randn(96, 4, generator=g)
@@ -146,6 +153,33 @@ def test_embed_checkpoint_folders(work, capsys):
     )  # fmt: skip
     assert code == 2
     assert "--out" in capsys.readouterr().err
+
+
+def test_embed_bn_eval_uses_each_checkpoints_own_statistics(work):
+    tmp, ns = work
+    model, (x, y) = ns["make_bn"](), ns["batch"]()
+    opt = torch.optim.SGD(model.parameters(), lr=0.3)
+    (tmp / "bn").mkdir()
+    for step in range(30):
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(model(x + 2.0), y).backward()
+        opt.step()
+        if step % 10 == 9:
+            torch.save(model.state_dict(), tmp / "bn" / f"step{step}.pt")
+    code = main(
+        ["embed", "--model", "nets.py:make_bn", "--data", "nets.py:batch",
+         "--checkpoints", "bn", "--bn", "eval", "--out", "bn.png"]
+    )  # fmt: skip
+    assert code == 0
+    want = []
+    for step in (9, 19, 29):
+        fresh = ns["make_bn"]()
+        fresh.load_state_dict(torch.load(tmp / "bn" / f"step{step}.pt"))
+        fresh.eval()
+        with torch.no_grad():
+            want.append(float(torch.nn.functional.cross_entropy(fresh(x), y)))
+    record = json.loads((tmp / "bn.json").read_text())
+    np.testing.assert_allclose(record["loss"], want, rtol=1e-5)
 
 
 def test_embed_html_page(work):

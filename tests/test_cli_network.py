@@ -341,6 +341,18 @@ def test_checkpoint_keys_that_do_not_match_are_listed(work, capsys):
     _no_store(work)
 
 
+def test_checkpoint_with_nan_weights_is_named_as_the_weights_file(work, capsys):
+    state = torch.load(work / "final.pt", weights_only=True)
+    state["2.weight"][0, 0] = float("nan")
+    torch.save(state, work / "diverged.pt")
+    argv = ["plane", *BASE, "--weights", "diverged.pt", "--store", "x.zarr"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "`--weights` diverged.pt must hold finite values" in err
+    assert "1 in '2.weight'" in err
+    _no_store(work)
+
+
 def test_pickled_checkpoint_is_refused_and_never_unpickled(work, capsys):
     marker = work / "unpickled"
     torch.save({"0.weight": Boom(str(marker))}, work / "pickled.pt")
@@ -600,6 +612,64 @@ def test_pca_takes_batchnorm_statistics_from_the_last_checkpoint(work):
         ref = float(torch.nn.functional.cross_entropy(fresh(x), y))
     # the running statistics (of x + 2) differ from the factory's (0 and 1)
     assert s.loss[2, 2] == pytest.approx(ref, rel=1e-5)
+
+
+def test_pca_true_loss_of_each_checkpoint_uses_its_own_batchnorm_statistics(work):
+    # a checkpoint folder holds each snapshot's running statistics: the true
+    # loss of snapshot i is the loss of checkpoint i loaded into a fresh model
+    ns: dict = {}
+    exec(MODEL_FILE, ns)
+    model, (x, y) = ns["make_bn"](), ns["batch"]()
+    opt = torch.optim.SGD(model.parameters(), lr=0.3)
+    (work / "bn").mkdir()
+    for step in range(30):
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(model(x + 2.0), y).backward()
+        opt.step()
+        if step % 10 == 9:
+            torch.save(model.state_dict(), work / "bn" / f"step{step}.pt")
+    argv = ["pca", "--model", "nets.py:make_bn", "--data", "nets.py:batch"]
+    argv += ["--checkpoints", "bn", "--steps", "3", "--store", "bn.zarr"]
+    assert main(argv) == 0
+    true_loss = io.load(work / "bn.zarr").metadata["trajectory"]["true_loss"]
+    refs = []
+    for step in (9, 19, 29):
+        fresh = ns["make_bn"]()
+        state = torch.load(work / "bn" / f"step{step}.pt", weights_only=True)
+        fresh.load_state_dict(state)
+        fresh.eval()
+        with torch.no_grad():
+            refs.append(float(torch.nn.functional.cross_entropy(fresh(x), y)))
+    assert true_loss == pytest.approx(refs, rel=1e-5)
+
+
+def test_line_between_batchnorm_checkpoints_warns_that_a_keeps_its_statistics(
+    work, capsys
+):
+    ns: dict = {}
+    exec(MODEL_FILE, ns)
+    model, (x, y) = ns["make_bn"](), ns["batch"]()
+    torch.save(model.state_dict(), work / "a.pt")
+    opt = torch.optim.SGD(model.parameters(), lr=0.3)
+    for _ in range(10):
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(model(x + 2.0), y).backward()
+        opt.step()
+    torch.save(model.state_dict(), work / "b.pt")
+    argv = ["line", "--model", "nets.py:make_bn", "--data", "nets.py:batch"]
+    argv += ["--weights", "a.pt", "--weights", "b.pt", "--span", "0,1", "--steps", "3"]
+    assert main([*argv, "--store", "l.zarr"]) == 0
+    err = capsys.readouterr().err
+    assert "warning: --bn eval keeps a.pt's BatchNorm running statistics" in err
+    # and the warning is true: the value at 1 is not b.pt's own loss
+    fresh = ns["make_bn"]()
+    fresh.load_state_dict(torch.load(work / "b.pt", weights_only=True))
+    fresh.eval()
+    with torch.no_grad():
+        ref = float(torch.nn.functional.cross_entropy(fresh(x), y))
+    assert abs(io.load(work / "l.zarr").loss[-1] - ref) > 1e-3
+    assert main([*argv, "--bn", "recompute"]) == 0
+    assert "warning" not in capsys.readouterr().err
 
 
 def test_output_loss_reads_the_models_own_loss_on_a_mapping_batch(work):

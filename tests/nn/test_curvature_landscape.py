@@ -298,6 +298,67 @@ def test_sharpness_reads_the_recorded_learning_rates():
     np.testing.assert_allclose(sh.lr, [0.1, 0.05])
 
 
+def _sgd_diverges(lr: float, **settings) -> tuple[bool, object]:
+    """Train w on L(w) = 3 w² (Hessian 6) with torch's SGD; record it."""
+    from lossmap.nn import Recorder
+
+    model = nn.Linear(1, 1, bias=False).double()
+    with torch.no_grad():
+        model.weight.fill_(1.0)
+    x = torch.ones(4, 1, dtype=torch.float64)
+    y = torch.zeros(4, 1, dtype=torch.float64)
+    opt = torch.optim.SGD(model.parameters(), lr=lr, **settings)
+    rec = Recorder(model, every=50, optimizer=opt)
+    for step in range(200):
+        rec(step)
+        opt.zero_grad()
+        (3.0 * F.mse_loss(model(x), y)).backward()
+        opt.step()
+    diverged = abs(model.weight.item()) > 1.0
+    with torch.no_grad():
+        model.weight.fill_(1.0)
+    loss = lambda out, t: 3.0 * F.mse_loss(out, t)  # noqa: E731
+    return diverged, sharpness(rec.recording(), model, loss, (x, y))
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {},
+        {"momentum": 0.9},
+        {"momentum": 0.5, "dampening": 0.5},
+        {"momentum": 0.9, "nesterov": True},
+    ],
+)
+def test_sharpness_threshold_is_where_torchs_sgd_diverges(settings):
+    # λ = 6: SGD diverges exactly when λ > threshold(lr); find the lr where
+    # the reported threshold equals 6 and train a little below and above it
+    _, sh = _sgd_diverges(0.01, **settings)
+    np.testing.assert_allclose(sh.lambda_max, 6.0, rtol=1e-8)
+    lr_edge = 2.0 * sh.factor / 6.0
+    below, sh_below = _sgd_diverges(0.97 * lr_edge, **settings)
+    above, sh_above = _sgd_diverges(1.03 * lr_edge, **settings)
+    assert not below
+    assert above
+    assert np.all(sh_below.threshold > 6.0)
+    assert np.all(sh_above.threshold < 6.0)
+    assert sh_above.to_surface().metadata["threshold"] == sh.formula
+    # an explicit momentum wins over the recorded one
+    x, y = torch.ones(4, 1).double(), torch.zeros(4, 1).double()
+    model = nn.Linear(1, 1, bias=False).double()
+    rec = Recording(
+        torch.ones(2, 1).double(),
+        np.array([0, 1]),
+        ("weight",),
+        ((1, 1),),
+        {"optimizer": {"name": "SGD", "momentum": 0.9}},
+    )
+    assert sharpness(rec, model, F.mse_loss, (x, y), lr=0.1).factor == 1.9
+    plain = sharpness(rec, model, F.mse_loss, (x, y), lr=0.1, momentum=0.0)
+    np.testing.assert_allclose(plain.threshold, 20.0)
+    assert plain.formula == "2/η"
+
+
 def test_hessian_directions_are_eigenvectors():
     model, d = small(), data()
     H = HessianOperator(model, F.cross_entropy, d).dense()

@@ -156,6 +156,47 @@ def test_loss_and_metrics_per_checkpoint(tmp_path):
     assert single.runs == ("run0",)
 
 
+def test_batchnorm_checkpoints_are_evaluated_with_their_own_statistics(tmp_path):
+    # each checkpoint's loss is that of a fresh model loaded with its state
+    # dict (running statistics included), whatever form the run takes
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(
+        torch.nn.Linear(5, 6),
+        torch.nn.BatchNorm1d(6),
+        torch.nn.Tanh(),
+        torch.nn.Linear(6, 2),
+    ).double()
+    x, y = _data()
+    rec = Recorder(net, store=tmp_path / "run")
+    opt = torch.optim.SGD(net.parameters(), lr=0.3)
+    states = []
+    for step in range(4):
+        rec.record(step, force=True)
+        states.append({k: v.clone() for k, v in net.state_dict().items()})
+        opt.zero_grad()
+        F.mse_loss(net(3.0 * x + 1.0), y).backward()
+        opt.step()
+    net.eval()
+    want = []
+    for state in states:
+        fresh = torch.nn.Sequential(
+            torch.nn.Linear(5, 6),
+            torch.nn.BatchNorm1d(6),
+            torch.nn.Tanh(),
+            torch.nn.Linear(6, 2),
+        ).double()
+        fresh.load_state_dict(state)
+        fresh.eval()
+        with torch.no_grad():
+            want.append(float(F.mse_loss(fresh(x), y)))
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    for run in (rec.recording(), states, Recording.load(tmp_path / "run")):
+        emb = embed(run, "pca", model=net, loss_fn=F.mse_loss, data=(x, y))
+        np.testing.assert_allclose(emb.loss, want, rtol=1e-10)
+    assert all(torch.equal(v, net.state_dict()[k]) for k, v in before.items())
+    assert not net.training
+
+
 def test_umap_is_optional(monkeypatch):
     _, r0 = _run(0)
     monkeypatch.setitem(sys.modules, "umap", None)  # as if not installed

@@ -152,3 +152,25 @@ def test_tied_weights_are_found_through_either_module():
     assert select(net, net["head"]) == {"emb.weight"}
     with pytest.raises(ValueError, match="matches no parameter"):
         select(net, "head.*")  # patterns see the listed names only
+
+
+def test_compiled_regular_expression_matches_whole_names():
+    import re
+
+    net = _net()
+    names = [n for n, _ in net.named_parameters()]
+    rx = re.compile(r"[01]\.(attn|ff)\.weight")
+    want = {n for n in names if re.fullmatch(r"[01]\.(attn|ff)\.weight", n)}
+    assert want == {"0.attn.weight", "0.ff.weight", "1.attn.weight", "1.ff.weight"}
+    assert select(net, rx) == want
+    assert select(net, [rx, "2"]) == want | {"2.weight", "2.bias"}
+    assert select(ParamSpace(net), rx) == want
+    meta = selection_meta(net, rx)
+    assert meta["spec"] == {"regex": rx.pattern}
+    assert meta["n_tensors"] == 4
+    assert "regular expression" in describe_selection(net, rx)
+    # whole names only: 'attn' alone is no full name
+    with pytest.raises(ValueError, match=r"`params` regular expression 'attn'"):
+        select(net, re.compile("attn"))
+    with pytest.raises(TypeError, match="must be of str"):
+        select(net, re.compile(rb"attn"))

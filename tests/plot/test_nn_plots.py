@@ -100,6 +100,24 @@ def test_plane_display_into_given_axes_and_errors(pyplot):
         PlaneDisplay(line)
 
 
+def test_plane_display_draws_the_stored_training_path(pyplot):
+    # `lossmap pca` stores the projected path in the metadata; `lossmap show`
+    # draws a plane through PlaneDisplay, so the path must be on every panel
+    coords = [[0.8, 1.2], [0.5, 0.9], [0.2, 0.6], [0.0, 0.5]]
+    s = _plane("pca").with_metadata(
+        trajectory={"coords": coords, "steps": [0, 1, 2, 3]}
+    )
+    disp = PlaneDisplay.from_surface(s)
+    assert set(disp.path_) == {"loss", "accuracy"}
+    for f, line in disp.path_.items():
+        np.testing.assert_allclose(line.get_xydata(), coords)
+        labels = disp.axes_[list(disp.fields).index(f)].get_legend_handles_labels()[1]
+        assert "training path" in labels
+        assert "first snapshot" in labels
+    assert PlaneDisplay.from_surface(s, path=False).path_ == {}
+    assert PlaneDisplay.from_surface(_plane("pca")).path_ == {}
+
+
 def _line(kind="interpolation"):
     a = np.linspace(-0.25, 1.25, 31)
     loss = 2.3 / (1 + np.exp(8 * (a - 0.4))) + 0.08

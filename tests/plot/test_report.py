@@ -97,6 +97,29 @@ def test_surface_loss_on_the_path_is_read_off_the_plane(results):
     assert np.isnan(got[2])  # outside the grid
 
 
+def test_network_heatmaps_mark_the_centre_and_name_the_directions(results):
+    from lossmap.plot._report import figures_for
+
+    s = io.load(results / "pca.zarr")
+    heatmaps = [fig for fig, _ in figures_for(s)][:2]  # loss, accuracy
+    for fig in heatmaps:
+        centre = [t for t in fig.data if t.name == "θ (centre)"]
+        assert len(centre) == 1
+        assert list(centre[0].x) == [0.0]
+        assert list(centre[0].y) == [0.0]
+        assert fig.layout.xaxis.title.text.startswith("direction 1: PC1")
+        assert fig.layout.yaxis.title.text.startswith("direction 2: PC2")
+    # a surface that is no network plane has no centre to mark (the marker
+    # trace is there, empty, as every landscape figure has it)
+    toy = Surface(
+        axes={"w": np.linspace(-1, 1, 5), "b": np.linspace(-1, 1, 5)},
+        fields={"loss": np.ones((5, 5))},
+    )
+    fig = figures_for(toy)[0][0]
+    (current,) = [t for t in fig.data if t.uid == "current"]
+    assert len(current.x) == 0
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
@@ -175,7 +198,15 @@ def test_report_renders_offline_in_chromium(results, artifacts, browser):
         context.close()
     assert n_plots == 6
     assert heatmaps == 2  # the loss and accuracy heatmaps are drawn
-    for title in ("alpha", "beta", "training step", "relative distance", "eigenvalue"):
+    # the heatmaps' axes are named by their directions; the line's by its axis
+    for title in (
+        "direction 1: PC1",
+        "direction 2: PC2",
+        "alpha",
+        "training step",
+        "relative distance",
+        "eigenvalue",
+    ):
         assert title in titles
     assert [t.split(" (")[0] for t in scene_titles] == ["loss"]
     assert errors == []

@@ -217,6 +217,20 @@ def check_state(model: Any, state: Mapping[str, Any], what: str) -> None:
             f"`--weights` {what} does not match the model: shapes differ for "
             f"{_short(wrong, 4)}"
         )
+    bad = {
+        k: int((~v.isfinite()).sum())
+        for k, v in state.items()
+        if hasattr(v, "is_floating_point")
+        and v.is_floating_point()
+        and not bool(v.isfinite().all())
+    }
+    if bad:
+        first = next(iter(bad))
+        raise ValueError(
+            f"`--weights` {what} must hold finite values, got "
+            f"{sum(bad.values())} NaN or infinite value(s) in {len(bad)} "
+            f"tensor(s), e.g. {bad[first]} in {first!r} (a diverged run?)"
+        )
 
 
 def build_model(

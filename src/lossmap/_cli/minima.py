@@ -231,7 +231,7 @@ def connect(
 # -------------------------------------------------------------------- embed
 def _embed_bn(model: Any, bn: str) -> str:
     """``auto``: re-estimate BatchNorm statistics per checkpoint when the model
-    has BatchNorm (a checkpoint's own running statistics are not read)."""
+    has BatchNorm; ``eval`` uses each checkpoint's own running statistics."""
     import torch
 
     if bn != "auto":
@@ -257,8 +257,8 @@ def do_embed(s: dict[str, Any]) -> Any:
             "(a folder of checkpoint files); each is one run"
         )
     model = inputs.build_model(s["model"], device=s.get("device"))
-    # as for lossmap pca: without --weights, a folder's last checkpoint also
-    # gives the model its buffers (BatchNorm statistics)
+    # each run keeps every checkpoint's buffers (BatchNorm statistics), which
+    # `--bn eval` evaluates it with; `auto` re-estimates them instead
     holder = SimpleNamespace(model=model, weights=[])
     runs: dict[str, Any] = {}
     for path in trajectories:

@@ -320,10 +320,18 @@ def recording_of(inp: Inputs, s: dict[str, Any]) -> Any:
     files = _checkpoint_files(Path(s["checkpoints"]))
     names = [n for n, _ in inp.model.named_parameters()]
     shapes = [tuple(p.shape) for _, p in inp.model.named_parameters()]
+    # each checkpoint's own persistent buffers (BatchNorm running statistics):
+    # without them every snapshot's true loss would use one checkpoint's
+    persistent = set(inp.model.state_dict())
+    buffer_names = [n for n, _ in inp.model.named_buffers() if n in persistent]
     rows = []
+    buffers: dict[str, list[Any]] = {n: [] for n in buffer_names}
     for f in files:
-        state = inputs.state_of(inp.model, f, s.get("weights_key"))
+        state = inputs.load_weights(f, s.get("weights_key"))
+        inputs.check_state(inp.model, state, f.name)
         rows.append(torch.cat([state[n].detach().cpu().reshape(-1) for n in names]))
+        for n in buffer_names:
+            buffers[n].append(state[n].detach().cpu())
     nums = [re.findall(r"\d+", f.stem) for f in files]
     steps = [int(n[-1]) for n in nums] if all(nums) else list(range(len(files)))
     if len(set(steps)) != len(steps):
@@ -334,4 +342,5 @@ def recording_of(inp: Inputs, s: dict[str, Any]) -> Any:
         tuple(names),
         tuple(shapes),
         {"checkpoints": [f.name for f in files]},
+        buffers={n: torch.stack(b) for n, b in buffers.items()} or None,
     )

@@ -95,6 +95,8 @@ def do_line(s: dict[str, Any]) -> Any:
             {**direction.meta, "from": str(inp.weights[0]), "to": str(inp.weights[1])},
         )
         span = parse_span(s.get("span"), (-0.25, 1.25))
+        if s.get("bn", "eval") == "eval":
+            _warn_buffers_stay(inp.model, inp.weights, s.get("weights_key"))
     elif len(inp.weights) > 2:
         raise ValueError(
             f"`--weights` must be given once (a random line) or twice (from A to "
@@ -127,6 +129,40 @@ def do_line(s: dict[str, Any]) -> Any:
         )
     report_lowest(surface, store)
     return surface
+
+
+def _warn_buffers_stay(model: Any, weights: list[Any], key: str | None) -> None:
+    """Say so when A's BatchNorm statistics are not B's (``--bn eval``).
+
+    The line holds A's buffers at every point, so its value at 1 is B's
+    parameters with A's running statistics, not B's loss.
+    """
+    import torch
+
+    from lossmap.nn._bn import bn_modules
+
+    tracked = {
+        f"{name}.{key}" if name else key
+        for name, m in bn_modules(model)
+        if m.track_running_stats
+        for key in ("running_mean", "running_var")
+    }
+    if not tracked:
+        return
+    b = inputs.load_weights(weights[1], key)
+    own = model.state_dict()
+    differ = sorted(
+        n for n in tracked if n in b and not torch.equal(own[n].cpu(), b[n].cpu())
+    )
+    if differ:
+        typer.echo(
+            f"warning: --bn eval keeps {Path(weights[0]).name}'s BatchNorm running "
+            f"statistics along the whole line, and {Path(weights[1]).name}'s differ "
+            f"({differ[0]}{' and more' if len(differ) > 1 else ''}): the value at "
+            f"alpha = 1 is not {Path(weights[1]).name}'s loss; --bn recompute "
+            "re-estimates them at every point (as lossmap connect does)",
+            err=True,
+        )
 
 
 def do_pca(s: dict[str, Any]) -> Any:

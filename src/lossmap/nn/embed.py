@@ -164,6 +164,15 @@ def _checkpoint_params(obj: Any, names: tuple[str, ...] | None) -> dict[str, Any
     return {n: obj[n] for n in names if n in obj}
 
 
+def _checkpoint_buffers(obj: Any, names: tuple[str, ...] | None) -> dict[str, Any]:
+    """A checkpoint's other tensors (its buffers: BatchNorm statistics, ...)."""
+    if isinstance(obj, nn.Module):
+        return {n: b.detach() for n, b in obj.named_buffers()}
+    if names is None:
+        return {}
+    return {n: t for n, t in obj.items() if n not in names}
+
+
 def _float(t: torch.Tensor) -> torch.Tensor:
     t = t.detach().reshape(-1).cpu()
     return t if t.dtype == torch.float64 else t.float()
@@ -171,9 +180,11 @@ def _float(t: torch.Tensor) -> torch.Tensor:
 
 def _matrix(
     runs: list[tuple[str, Any]], names: tuple[str, ...] | None
-) -> tuple[torch.Tensor, np.ndarray, np.ndarray, tuple[str, ...], list]:
-    """Stack every run into one (n, P) matrix; the parameter layout."""
+) -> tuple[torch.Tensor, np.ndarray, np.ndarray, tuple[str, ...], list, list]:
+    """Stack every run into one (n, P) matrix; the parameter layout; each
+    checkpoint's buffers (empty where none were kept)."""
     rows: list[torch.Tensor] = []
+    buffers: list[dict[str, Any]] = []
     run_idx: list[int] = []
     steps: list[int] = []
     layout: list[tuple[str, tuple[int, ...]]] | None = None
@@ -187,6 +198,7 @@ def _matrix(
                     f"run {name!r} records other parameters than `model` has"
                 )
             mat, st = run.snapshots, [int(s) for s in run.steps]
+            buffers += [run.buffers_at(i) for i in range(len(run))]
         elif isinstance(run, Sequence) and run and all(_is_checkpoint(c) for c in run):
             parts = [_checkpoint_params(c, names) for c in run]
             here = [(n, tuple(t.shape)) for n, t in parts[0].items()]
@@ -200,6 +212,7 @@ def _matrix(
                 [torch.cat([_float(t) for t in p.values()]) for p in parts]
             )
             st = list(range(len(parts)))
+            buffers += [_checkpoint_buffers(c, names) for c in run]
         else:
             raise TypeError(
                 f"run {name!r} must be a Recording or a non-empty list of state "
@@ -226,6 +239,7 @@ def _matrix(
         np.asarray(steps, dtype=np.int64),
         tuple(n for n, _ in runs),
         layout,
+        buffers,
     )
 
 
@@ -300,7 +314,11 @@ def embed(
         Give all three to evaluate each checkpoint
         (:func:`lossmap.nn.evaluate_params`). ``model`` also selects the
         parameters of state dicts (others, such as BatchNorm buffers, are
-        left out of the vectors).
+        left out of the vectors). With running statistics (``bn="eval"``,
+        the default of ``evaluate_params``) each checkpoint is evaluated
+        with its own buffers where it has them (a Recording's recorded
+        buffers, a state dict's other entries, a module's buffers), else
+        with the model's.
     metrics : optional
         Extra fields, e.g. ``"accuracy"``.
     seed : int, default 0
@@ -330,7 +348,7 @@ def embed(
         )
     names = tuple(n for n, _ in model.named_parameters()) if model is not None else None
     runs = _runs(checkpoints)
-    x, run_idx, steps, run_names, layout = _matrix(runs, names)
+    x, run_idx, steps, run_names, layout, buffers = _matrix(runs, names)
     n = int(x.shape[0])
     if n < 3:
         raise ValueError(f"`checkpoints` must hold at least 3 checkpoints, got {n}")
@@ -367,7 +385,14 @@ def embed(
     loss, values = None, {}
     if model is not None:
         loss, values = _evaluate(
-            x, layout, model, loss_fn, data, metrics, dict(evaluate_kwargs or {})
+            x,
+            layout,
+            buffers,
+            model,
+            loss_fn,
+            data,
+            metrics,
+            dict(evaluate_kwargs or {}),
         )
     return Embedding(
         coords=np.ascontiguousarray(coords, dtype=np.float64),
@@ -433,6 +458,7 @@ def _umap(reduced: np.ndarray, seed: int, meta: dict[str, Any]) -> np.ndarray:
 def _evaluate(
     x: torch.Tensor,
     layout: list[tuple[str, tuple[int, ...]]],
+    buffers: list[dict[str, Any]],
     model: nn.Module,
     loss_fn: Any,
     data: Any,
@@ -440,6 +466,7 @@ def _evaluate(
     kwargs: dict[str, Any],
 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     from lossmap.nn.evaluate import evaluate_params
+    from lossmap.nn.projection import _buffers_swapped
 
     own = dict(model.named_parameters())
     if [(n, tuple(own[n].shape)) for n in own] != list(layout):
@@ -450,10 +477,25 @@ def _evaluate(
     sizes = [math.prod(s) for _, s in layout]
     losses: list[float] = []
     values: dict[str, list[float]] = {}
-    for row in x:
+    # with running statistics (bn="eval"), each checkpoint's own buffers where
+    # it has them, as `evaluate_snapshots` does; the model's own otherwise
+    known = dict(model.named_buffers())
+    use_own = kwargs.get("bn", "eval") == "eval"
+    for row, kept in zip(x, buffers):
         parts = torch.split(row, sizes)
         params = {n: p.reshape(s).to(own[n]) for (n, s), p in zip(layout, parts)}
-        out = evaluate_params(model, loss_fn, data, params, metrics=metrics, **kwargs)
+        mine = {
+            n: b
+            for n, b in kept.items()
+            if use_own
+            and n in known
+            and isinstance(b, torch.Tensor)
+            and tuple(b.shape) == tuple(known[n].shape)
+        }
+        with _buffers_swapped(model, mine) as work:
+            out = evaluate_params(
+                work, loss_fn, data, params, metrics=metrics, **kwargs
+            )
         losses.append(out["loss"])
         for k, v in out.items():
             if k != "loss":

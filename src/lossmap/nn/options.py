@@ -35,7 +35,8 @@ class Options:
         returning a batch mean, per-row values or ``(sum, count)``.
     params : None, str, module, callable or list of these
         The parameters the directions move (names, glob patterns such as
-        ``"*.attention.*"``, sub-modules, or ``predicate(name, tensor)``);
+        ``"*.attention.*"``, compiled regular expressions matched against
+        whole names, sub-modules, or ``predicate(name, tensor)``);
         direction components outside the selection are set to zero.
         Default: all.
     call : {"auto", "kwargs", "positional", "single"} or callable

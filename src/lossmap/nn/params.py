@@ -339,7 +339,8 @@ def _short(names: Iterable[str], limit: int = 8) -> str:
 #: What ``params=`` accepts, for error messages.
 _SPEC_TEXT = (
     "None (all parameters), a parameter or module name, an fnmatch pattern "
-    "such as '*.attn.*', a submodule of the model, a callable "
+    "such as '*.attn.*', a compiled regular expression (re.compile(...), "
+    "matched against whole names), a submodule of the model, a callable "
     "(name, tensor) -> bool, or a list of these"
 )
 
@@ -415,6 +416,20 @@ def _match(src: _Source, item: Any, what: str) -> list[str]:
                 f"pattern such as '*.attn.*'); parameters are {_short(src.names)}"
             )
         return hits
+    if isinstance(item, re.Pattern):
+        if not isinstance(item.pattern, str):
+            raise TypeError(
+                f"`{what}` regular expression must be of str, got "
+                f"{type(item.pattern).__name__}"
+            )
+        hits = [n for n in src.names if item.fullmatch(n)]
+        if not hits:
+            raise ValueError(
+                f"`{what}` regular expression {item.pattern!r} matches no "
+                f"parameter name in full (re.fullmatch); parameters are "
+                f"{_short(src.names)}"
+            )
+        return hits
     if isinstance(item, nn.Module):
         if src.root is None:
             raise TypeError(
@@ -485,7 +500,9 @@ def select(model_or_space: Any, spec: Any, *, what: str = "params") -> frozenset
         ``None``: every parameter. A string: a parameter name
         (``"fc1.weight"``), a module name (``"encoder.layer.0"``: its
         parameters) or an fnmatch pattern on the dotted names
-        (``"*.attn.*"``, ``"*lora_[AB]*"``). A submodule of the model: its
+        (``"*.attn.*"``, ``"*lora_[AB]*"``). A compiled regular expression
+        (``re.compile("layer[.][0-3][.].*")``): the names it matches in full
+        (``re.fullmatch``). A submodule of the model: its
         parameters. A callable ``(name, tensor) -> bool``. A list, tuple or
         set of these: their union (so ``select``'s own result can be passed
         back). Tied (shared) parameters are listed once, under their first
@@ -533,6 +550,8 @@ def _words(src: _Source, item: Any) -> str:
         if _has_glob(item):
             return f"parameters matching {item!r}"
         return f"parameters of {item!r}"
+    if isinstance(item, re.Pattern):
+        return f"parameters matching the regular expression {item.pattern!r}"
     if isinstance(item, nn.Module):
         name = _module_name(src.root, item) if src.root is not None else None
         if name == "":
@@ -544,6 +563,8 @@ def _words(src: _Source, item: Any) -> str:
 def _spec_json(src: _Source, item: Any) -> Any:
     if isinstance(item, str):
         return item
+    if isinstance(item, re.Pattern):
+        return {"regex": item.pattern}
     if isinstance(item, nn.Module):
         name = _module_name(src.root, item) if src.root is not None else None
         return {"module": name, "type": type(item).__name__}

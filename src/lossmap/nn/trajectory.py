@@ -235,8 +235,11 @@ class Recorder:
         :func:`~lossmap.nn.project` can evaluate each snapshot with its own
         statistics.
     optimizer : torch.optim.Optimizer, optional
-        Also record each parameter group's learning rate (``Recording.lr``),
-        e.g. to compare sharpness with ``2 / lr`` along training.
+        Also record each parameter group's learning rate (``Recording.lr``)
+        and, in ``Recording.meta["optimizer"]``, its type and momentum
+        settings, e.g. to compare sharpness with the stability threshold
+        (``2 / lr`` for plain SGD, ``2 (1 + momentum) / lr`` with momentum)
+        along training.
 
     Examples
     --------
@@ -312,7 +315,7 @@ class Recorder:
                 names=self.names,
                 shapes=self.shapes,
                 dtype=str(dtype).removeprefix("torch."),
-                metadata={"every": self.every},
+                metadata=self._meta(),
             )
             self._steps = self._store.steps().tolist()
             self._state = self._open_state(Path(store))
@@ -329,6 +332,24 @@ class Recorder:
                 f"(missing {missing[:3]})"
             )
         return {n: bufs[n].detach().to("cpu").clone() for n in self.buffer_names}
+
+    def _meta(self) -> dict[str, Any]:
+        """``every`` and, with an optimizer, its type and momentum settings
+        (first parameter group), which set the stability threshold that
+        :func:`~lossmap.nn.curvature.sharpness` draws."""
+        meta: dict[str, Any] = {"every": self.every}
+        if self.optimizer is not None:
+            group = self.optimizer.param_groups[0]
+            opt: dict[str, Any] = {"name": type(self.optimizer).__name__}
+            for key in ("momentum", "dampening"):
+                if isinstance(group.get(key), int | float) and not isinstance(
+                    group.get(key), bool
+                ):
+                    opt[key] = float(group[key])
+            if isinstance(group.get("nesterov"), bool):
+                opt["nesterov"] = group["nesterov"]
+            meta["optimizer"] = opt
+        return meta
 
     def _current_lr(self) -> list[float]:
         if self.optimizer is None:
@@ -442,7 +463,7 @@ class Recorder:
             _frozen_steps(self._steps),
             self.names,
             self.shapes,
-            {"every": self.every},
+            self._meta(),
             buffers or None,
             lr,
         )

@@ -165,7 +165,8 @@ class CurvatureMapDisplay:
 
 
 class SharpnessDisplay:
-    """λmax along training against the stability threshold 2/η.
+    """λmax along training against the stability threshold (``Sharpness.formula``:
+    2/η, or 2(1+β)/η with momentum β).
 
     Parameters
     ----------
@@ -177,7 +178,7 @@ class SharpnessDisplay:
     lines_ : dict of str to Line2D
         λmax of each run.
     thresholds_ : dict of str to Line2D
-        2/η of each run (when it has learning rates).
+        The stability threshold of each run (when it has learning rates).
     ax_, figure_
     """
 
@@ -203,14 +204,18 @@ class SharpnessDisplay:
                     color=c,
                     ls="--",
                     lw=1.0,
-                    label=f"2/η, {label}",
+                    label=f"{getattr(sh, 'formula', '2/η')}, {label}",
                 )
         if not ax.get_xlabel():
             ax.set_xlabel("training step")
         if not ax.get_ylabel():
             ax.set_ylabel("top eigenvalue of the Hessian")
         if title is not None or not ax.get_title():
-            ax.set_title(title or "Sharpness along training (edge of stability: 2/η)")
+            formulas = {getattr(sh, "formula", "2/η") for sh in self.runs.values()}
+            edge = formulas.pop() if len(formulas) == 1 else "stability threshold"
+            ax.set_title(
+                title or f"Sharpness along training (edge of stability: {edge})"
+            )
         ax.legend(fontsize=8)
         self.ax_, self.figure_ = ax, ax.figure
         return self

@@ -114,6 +114,34 @@ def _fraction_levels(values: np.ndarray) -> np.ndarray:
 
 
 # ------------------------------------------------------------------ plane
+def _stored_path(surface: Surface) -> np.ndarray | None:
+    """The projected path (n, 2) a plane's metadata carries, if any."""
+    meta = surface.metadata.get("trajectory") if surface.ndim == 2 else None
+    if not isinstance(meta, Mapping) or not meta.get("coords"):
+        return None
+    coords = np.asarray(meta["coords"], dtype=float)
+    return coords if coords.ndim == 2 and coords.shape[1] == 2 else None
+
+
+def _draw_path(ax: Any, coords: np.ndarray) -> Any:
+    """The path as a haloed line with a dot per snapshot; the first one white."""
+    from lossmap.plot._nn_path import PATH_COLOR, START_STYLE, _halo
+
+    (line,) = ax.plot(
+        coords[:, 0],
+        coords[:, 1],
+        color=PATH_COLOR,
+        lw=1.6,
+        marker=".",
+        ms=5,
+        zorder=5,
+        label="training path",
+    )
+    line.set_path_effects(_halo())
+    ax.scatter([coords[0, 0]], [coords[0, 1]], **START_STYLE)
+    return line
+
+
 class PlaneDisplay:
     """Heatmaps with contours of a network's plane: the loss, and e.g. accuracy.
 
@@ -128,12 +156,19 @@ class PlaneDisplay:
     center : (float, float) or None, default (0, 0)
         The point the plane is centred on (the trained weights), drawn as a
         star; None draws none.
+    path : bool, default True
+        Draw the projected training path a PCA plane carries in its metadata
+        (``lossmap pca``'s ``metadata["trajectory"]["coords"]``) on every
+        panel, its first snapshot as a white dot; planes without one are
+        drawn without.
 
     Attributes
     ----------
     panels_ : dict of str to LandscapeDisplay
         One display per field (``mesh_``, ``contour_``, ``colorbar_``).
     center_ : dict of str to PathCollection
+    path_ : dict of str to Line2D
+        The drawn path per field (empty when there is none).
     axes_, figure_
     """
 
@@ -143,6 +178,7 @@ class PlaneDisplay:
         *,
         fields: Sequence[str] | None = None,
         center: Any = (0.0, 0.0),
+        path: bool = True,
     ) -> None:
         if fields is None:
             fields = ["loss"] + (
@@ -156,8 +192,11 @@ class PlaneDisplay:
             raise ValueError("`fields` must name at least one field, got none")
         for f in fields:
             check_field(surface, f, ndim=2, who="PlaneDisplay")
+        if not isinstance(path, bool):
+            raise TypeError(f"`path` must be True or False, got {path!r}")
         self.surface = surface
         self.fields = tuple(fields)
+        self.path = path
         self.center = (
             None
             if center is None
@@ -174,11 +213,14 @@ class PlaneDisplay:
         *,
         fields: Sequence[str] | None = None,
         center: Any = (0.0, 0.0),
+        path: bool = True,
         axes: Any = None,
         **plot_kw: Any,
     ) -> PlaneDisplay:
         """Build the display and plot it."""
-        return cls(surface, fields=fields, center=center).plot(axes, **plot_kw)
+        return cls(surface, fields=fields, center=center, path=path).plot(
+            axes, **plot_kw
+        )
 
     def plot(
         self,
@@ -209,7 +251,8 @@ class PlaneDisplay:
                 f"{len(axes)}"
             )
         levels = dict(levels or {})
-        self.panels_, self.center_ = {}, {}
+        self.panels_, self.center_, self.path_ = {}, {}, {}
+        coords = _stored_path(self.surface) if self.path else None
         for ax, f in zip(axes, self.fields):
             values = self.surface.field(f)
             frac = f != "loss" and _is_fraction(values)
@@ -227,10 +270,13 @@ class PlaneDisplay:
                 ylabel=axis_label(self.surface, 1),
                 title=title if title is not None else nn_title(self.surface, f),
             )
+            if coords is not None:
+                self.path_[f] = _draw_path(ax, coords)
             if self.center is not None:
                 self.center_[f] = ax.scatter(
                     [self.center[0]], [self.center[1]], **CENTER_STYLE
                 )
+            if self.center is not None or coords is not None:
                 ax.legend(loc="upper right", fontsize=8, framealpha=0.85)
             self.panels_[f] = disp
         self.axes_ = axes

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from lossmap.describe import direction_names
 from lossmap.surface import Surface
 
 __all__ = ["Path2D", "figures_for", "path_of", "report_html", "spectrum_figure"]
@@ -191,6 +192,17 @@ def figures_for(
     paths = [path] if path is not None else []
     start = path.params[0] if path is not None else None
     out: list[tuple[Any, bool]] = []
+    # a network's plane is centred on its weights θ (coordinates 0, 0): mark
+    # them, and name the axes by their directions, as the PNG figures do
+    network = isinstance(surface.metadata.get("directions"), list)
+    lo, hi = (
+        [float(surface.coords(k)[0]) for k in (0, 1)],
+        [float(surface.coords(k)[-1]) for k in (0, 1)],
+    )
+    centre = (
+        [0.0, 0.0] if network and all(a <= 0.0 <= b for a, b in zip(lo, hi)) else None
+    )
+    titles = direction_names(surface) if network else None
     if not three_d:
         for f in drawn:
             best = surface.argmax(f) if f == "accuracy" else surface.argmin(f)
@@ -200,6 +212,7 @@ def figures_for(
                 log=_log_for(f),
                 minimum=list(best.coords.values()),
                 start=start,
+                current=centre,
                 paths=paths,
                 title=f"{f} on the plane",
                 marker_names={
@@ -207,7 +220,9 @@ def figures_for(
                     if f == "accuracy"
                     else "lowest on the grid",
                     "start": "first snapshot",
+                    "current": "θ (centre)",
                 },
+                axis_titles=titles,
             )
             fig.frames = ()  # a report shows the whole path, no replay
             fig.layout.updatemenus = ()

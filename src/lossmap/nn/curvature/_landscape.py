@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from lossmap._validation import check_choice, check_int
+from lossmap._validation import check_choice, check_float, check_int
 from lossmap.nn.curvature._lanczos import lanczos_edges
 from lossmap.nn.curvature._matrices import (
     EmpiricalFisherOperator,
@@ -295,7 +295,13 @@ def curvature_map(
 
 @dataclass(frozen=True)
 class Sharpness:
-    """λmax along a training recording against the stability threshold 2/η.
+    """λmax along a training recording against the stability threshold.
+
+    Gradient descent on a quadratic with curvature λ is stable while
+    ``λ < 2/η``; with heavy-ball momentum β (``torch.optim.SGD``, dampening
+    d) while ``λ < 2(1 + β) / (η (1 − d))``, and with Nesterov momentum while
+    ``λ < 2(1 + β) / (η (1 + 2β))`` (Cohen et al. 2021, "Gradient Descent
+    on Neural Networks Typically Occurs at the Edge of Stability").
 
     Attributes
     ----------
@@ -306,6 +312,13 @@ class Sharpness:
         Learning rate used at each snapshot.
     converged : ndarray of bool (n,)
     products : int
+    factor : float
+        The threshold is ``2 · factor / lr``: 1 for plain gradient descent,
+        ``(1 + β)/(1 − d)`` with heavy-ball momentum, ``(1 + β)/(1 + 2β)``
+        with Nesterov's.
+    formula : str
+        The threshold in words for legends, e.g. ``"2/η"`` or
+        ``"2(1+β)/η, β = 0.9"``.
     """
 
     steps: np.ndarray
@@ -314,11 +327,13 @@ class Sharpness:
     lr: np.ndarray | None
     converged: np.ndarray
     products: int
+    factor: float = 1.0
+    formula: str = "2/η"
 
     @property
     def threshold(self) -> np.ndarray | None:
-        """``2/η`` at each snapshot (None without learning rates)."""
-        return None if self.lr is None else 2.0 / self.lr
+        """``2 · factor / η`` at each snapshot (None without learning rates)."""
+        return None if self.lr is None else 2.0 * self.factor / self.lr
 
     def to_surface(self) -> Any:
         """A 1-D :class:`~lossmap.Surface` over the steps."""
@@ -327,12 +342,45 @@ class Sharpness:
         fields = {"loss": self.loss, "lambda_max": self.lambda_max}
         if self.lr is not None:
             fields["lr"] = self.lr
-            fields["threshold"] = 2.0 / self.lr
+            fields["threshold"] = self.threshold
         return Surface(
             axes={"step": self.steps.astype(float)},
             fields=fields,
-            metadata={"kind": "nn.sharpness", "products": self.products},
+            metadata={
+                "kind": "nn.sharpness",
+                "products": self.products,
+                "threshold": self.formula,
+            },
         )
+
+
+def _stability(
+    recording: Any, momentum: Any, nesterov: Any, dampening: Any
+) -> tuple[float, str]:
+    """``(factor, formula)`` of the threshold ``2 · factor / η``.
+
+    Explicit arguments win; else the optimizer settings a Recorder kept
+    (``meta["optimizer"]``); else plain gradient descent.
+    """
+    opt = dict((getattr(recording, "meta", None) or {}).get("optimizer") or {})
+    beta = momentum if momentum is not None else opt.get("momentum", 0.0)
+    nest = nesterov if nesterov is not None else opt.get("nesterov", False)
+    damp = dampening if dampening is not None else opt.get("dampening", 0.0)
+    beta = check_float("momentum", beta, minimum=0.0)
+    damp = check_float("dampening", damp, minimum=0.0)
+    if not beta < 1.0 or not damp < 1.0:
+        raise ValueError(
+            f"`momentum` and `dampening` must be below 1, got {beta} and {damp}"
+        )
+    if not isinstance(nest, bool):
+        raise TypeError(f"`nesterov` must be True or False, got {nest!r}")
+    if beta == 0.0:
+        return 1.0, "2/η"
+    if nest:
+        return (1 + beta) / (1 + 2 * beta), f"2(1+β)/((1+2β)η), Nesterov β = {beta:g}"
+    if damp:
+        return (1 + beta) / (1 - damp), f"2(1+β)/((1−d)η), β = {beta:g}, d = {damp:g}"
+    return 1 + beta, f"2(1+β)/η, β = {beta:g}"
 
 
 def _learning_rates(recording: Any, lr: Any, n: int) -> np.ndarray | None:
@@ -361,6 +409,9 @@ def sharpness(
     data: Any,
     *,
     lr: Any = None,
+    momentum: float | None = None,
+    nesterov: bool | None = None,
+    dampening: float | None = None,
     matrix: str = "hessian",
     tol: float | None = None,
     seed: int = 0,
@@ -377,6 +428,12 @@ def sharpness(
     lr : float or array (n,), optional
         Learning rate(s); default: those the recording holds (its first
         parameter group), if any.
+    momentum, nesterov, dampening : optional
+        The SGD settings that set the stability threshold (see
+        :class:`Sharpness`); default: those a ``Recorder(...,
+        optimizer=opt)`` kept in ``recording.meta["optimizer"]``, else plain
+        gradient descent (``2/η``). For adaptive optimizers (Adam, ...) the
+        threshold applies to the preconditioned Hessian, not this one.
     matrix, tol, seed, **kwargs
         As for :func:`curvature_map`.
     """
@@ -389,6 +446,7 @@ def sharpness(
         )
     n = len(recording)
     lrs = _learning_rates(recording, lr, n)
+    factor, formula = _stability(recording, momentum, nesterov, dampening)
     lam, loss, conv, products = np.empty(n), np.empty(n), np.zeros(n, bool), 0
     for i in range(n):
         at = {k: v.detach() for k, v in recording.params(i).items()}
@@ -399,4 +457,6 @@ def sharpness(
         top = lanczos_edges(op, {"largest": 1}, tol=tol, seed=seed)["largest"]
         lam[i], loss[i], conv[i] = top.values[0], op.loss(), top.converged
         products += op.products
-    return Sharpness(np.asarray(recording.steps), lam, loss, lrs, conv, products)
+    return Sharpness(
+        np.asarray(recording.steps), lam, loss, lrs, conv, products, factor, formula
+    )
