@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -101,3 +103,56 @@ def test_recompute_with_separate_bn_data():
     ref = F.mse_loss(z @ p["2.weight"].T + p["2.bias"], y)
     assert s.loss[0] == pytest.approx(float(ref), rel=1e-10)
     assert torch.equal(net[1].running_var, running)
+
+
+def test_batch_mode_tiles_are_the_documented_batches_whatever_the_engine_prefers():
+    # a CNN whose activations would make the engine choose small image tiles
+    # (4 MiB: 32 images here): under bn="batch" a tile is the batch whose
+    # statistics normalise it, so it must be the documented default (128
+    # images), never the engine's (or the precision's) choice
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 32, 3, padding=1),
+        torch.nn.BatchNorm2d(32),
+        torch.nn.ReLU(),
+        torch.nn.AdaptiveAvgPool2d(1),
+        torch.nn.Flatten(),
+        torch.nn.Linear(32, 5),
+    ).double()
+    g = torch.Generator().manual_seed(2)
+    x = torch.randn(300, 3, 32, 32, generator=g, dtype=torch.float64)
+    y = torch.randint(0, 5, (300,), generator=g)
+    d = lnn.random_direction(net, seed=1)
+
+    def run(batch_size):
+        return lnn.line(
+            net,
+            F.cross_entropy,
+            (x, y),
+            d,
+            span=0.5,
+            steps=3,
+            bn="batch",
+            batch_size=batch_size,
+            progress=False,
+        )
+
+    auto = run(None)
+    # by hand: train-mode BatchNorm over each 128-image batch
+    for a, value in zip(auto.coords("alpha"), auto.loss):
+        model = copy.deepcopy(net)
+        with torch.no_grad():
+            for n, q in model.named_parameters():
+                q.add_(a * d.tensors[n])
+        model.train()
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.track_running_stats = False
+                m.running_mean = m.running_var = None
+        with torch.no_grad():
+            total = sum(
+                float(F.cross_entropy(model(xt), yt, reduction="sum"))
+                for xt, yt in zip(x.split(128), y.split(128))
+            )
+        assert value == pytest.approx(total / len(x), rel=1e-10)
+    assert run(128).loss == pytest.approx(auto.loss, rel=1e-12)

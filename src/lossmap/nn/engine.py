@@ -189,7 +189,10 @@ class Evaluator:
         )
         if rows is None:
             rows = data.default_rows()
-            if self.channels_last:
+            # under bn="batch" a tile is the batch its statistics come from:
+            # its size is part of the value, so never the engine's choice
+            per_tile_stats = spec.bn == "batch" and _bn.has_batchnorm(self.work)
+            if self.channels_last and not per_tile_stats:
                 rows = min(rows, self._activation_rows(first))
         self.rows = max(1, min(int(rows), max(b.n for b in data.blocks)))
         self.n_used = data.n

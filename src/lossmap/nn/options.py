@@ -70,7 +70,14 @@ class Options:
         Evaluation precision (default: the model's).
     batch_size : int, optional
         Rows per data tile (default 1,024; 128 for images; about 8,192 tokens
-        for token tensors). Values never depend on it.
+        for token tensors). Values never depend on it, except where the
+        batch is part of what is asked: with ``bn="batch"`` each tile is
+        normalised by its own statistics, with ``bn="recompute"`` the running
+        statistics are averaged over tiles of this size (the BN update), and
+        the ``_stderr`` fields of ``subset=`` come from the spread between
+        tiles. Without a ``batch_size`` those use a size fixed by the data
+        (the defaults above; at least 8 tiles for ``subset=``), never one
+        the engine picks for speed.
     bn_data : batch or DataLoader, optional
         Data for ``bn="recompute"`` (default ``data``).
     strategy : {"auto", "vmap", "loop"}
