@@ -57,7 +57,7 @@ def test_critical_toy_with_convexity_and_figure(tmp_path, capsys):
     [
         (["race", "--function", "nope"], "`--function` must be one of"),
         (["race", "--out", "x.txt"], "`--out` must end in .gif"),
-        (["race", "--optimizers", "lbfgs", "--steps", "3"], "`optimizer` must be"),
+        (["race", "--optimizers", "lbfgs", "--steps", "3"], "`--optimizers` must be"),
         (["race", "--function", "booth", "--model", "line"], "not both"),
         (["critical", "--out", "x.gif"], "`--out` must end in one of"),
         (["race", "--lr", "-1", "--steps", "3"], "`--lr` must be > 0.0, got -1.0"),

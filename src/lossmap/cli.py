@@ -68,7 +68,10 @@ def _as_typed(message: str, argv: list[str]) -> str:
     for token in argv:
         if token.startswith("--") and len(token) > 2:
             option = token[2:].split("=", 1)[0]
-            message = message.replace(f"`{option.replace('-', '_')}`", f"`--{option}`")
+            name = option.replace("-", "_")
+            message = message.replace(f"`{name}`", f"`--{option}`")
+            if name.endswith("s"):  # a list option checked item by item
+                message = message.replace(f"`{name[:-1]}`", f"`--{option}`")
     return message
 
 
