@@ -575,7 +575,9 @@ def test_a_real_sigint_exits_130_without_traceback(work):
     _no_store(work)
 
 
-def test_pca_takes_batchnorm_statistics_from_the_last_checkpoint(work):
+def _bn_checkpoints(work):
+    """Checkpoints bn/step{9,19,29}.pt of nets.py's BatchNorm model, trained
+    on shifted inputs (so its running statistics move away from 0 and 1)."""
     ns: dict = {}
     exec(MODEL_FILE, ns)
     model, (x, y) = ns["make_bn"](), ns["batch"]()
@@ -587,6 +589,11 @@ def test_pca_takes_batchnorm_statistics_from_the_last_checkpoint(work):
         opt.step()
         if step % 10 == 9:
             torch.save(model.state_dict(), work / "bn" / f"step{step}.pt")
+    return ns, (x, y)
+
+
+def test_pca_takes_batchnorm_statistics_from_the_last_checkpoint(work):
+    ns, (x, y) = _bn_checkpoints(work)
     argv = ["pca", "--model", "nets.py:make_bn", "--data", "nets.py:batch"]
     assert (
         main(
@@ -617,17 +624,7 @@ def test_pca_takes_batchnorm_statistics_from_the_last_checkpoint(work):
 def test_pca_true_loss_of_each_checkpoint_uses_its_own_batchnorm_statistics(work):
     # a checkpoint folder holds each snapshot's running statistics: the true
     # loss of snapshot i is the loss of checkpoint i loaded into a fresh model
-    ns: dict = {}
-    exec(MODEL_FILE, ns)
-    model, (x, y) = ns["make_bn"](), ns["batch"]()
-    opt = torch.optim.SGD(model.parameters(), lr=0.3)
-    (work / "bn").mkdir()
-    for step in range(30):
-        opt.zero_grad()
-        torch.nn.functional.cross_entropy(model(x + 2.0), y).backward()
-        opt.step()
-        if step % 10 == 9:
-            torch.save(model.state_dict(), work / "bn" / f"step{step}.pt")
+    ns, (x, y) = _bn_checkpoints(work)
     argv = ["pca", "--model", "nets.py:make_bn", "--data", "nets.py:batch"]
     argv += ["--checkpoints", "bn", "--steps", "3", "--store", "bn.zarr"]
     assert main(argv) == 0
