@@ -589,6 +589,24 @@
     pb.disabled = !on;
   }
 
+  /** Move the "start θ₀" marker (in the figure's data, drawn at the next
+   *  redraw) to the runs' start: the point they were run from. */
+  function placeStart(gd, stored, r0) {
+    const i = uidIndex(gd, "start");
+    const s = Array.isArray(stored.start) && stored.start.length === 2
+      ? stored.start : [r0.x[0], r0.y[0]];
+    if (i < 0 || s[0] === null || s[1] === null) return;
+    const t = gd.data[i];
+    t.x = [s[0]]; t.y = [s[1]];
+    if (!is2d(gd)) {
+      const meta = (gd.layout && gd.layout.meta) || {};
+      const v = r0.loss && r0.loss.length ? r0.loss[0] : null;
+      if (v === null || !isFinite(v)) { t.x = []; t.y = []; t.z = []; return; }
+      t.z = [heightOf(meta, v)];
+      t.customdata = [v];
+    }
+  }
+
   /** Put the runs onto the landscape (path traces found by uid). */
   L.drawRuns = function (stored, fig) {
     const gd = plot("landscape");
@@ -621,6 +639,9 @@
     state.runs = {key: stored.key, id: stored.id, runs: runs};
     state.maxStep = Math.max.apply(null, runs.map(function (r) { return r.n - 1; }));
     if (old.length) window.Plotly.deleteTraces(gd, old);
+    // θ₀ marks where these runs started (the server's figure has the
+    // default start); set before addTraces, whose redraw then draws it
+    placeStart(gd, stored, runs[0]);
     window.Plotly.addTraces(gd, pathTraces(gd, runs));
     enablePlay(true);
     if (fresh) {
