@@ -95,6 +95,11 @@ def optimizer_label(name: str) -> str:
     return nice.get(name, name)
 
 
+#: The small explanatory graphs: no zoom bar (on a touch screen it is always
+#: shown, over the graph's title).
+_SMALL_GRAPH = {"displaylogo": False, "responsive": True, "displayModeBar": False}
+
+
 def _radio(id_: Any, options: dict[str, str], value: str) -> Any:
     from dash import dcc
 
@@ -366,6 +371,10 @@ def _teaching_controls(
             html.Div(
                 className="run-box",
                 children=[
+                    # the landscape's message (a refused grid range, L2…)
+                    # again next to the controls: on a phone the landscape
+                    # is a screen away (shown only there, see lossmap.css)
+                    html.Div(id="settings-message", className="message"),
                     html.Button("run from the current point", id="run", n_clicks=0),
                     html.Div(id="run-message", className="message"),
                 ],
@@ -468,7 +477,7 @@ def _teaching_tab(
                             dcc.Graph(
                                 id="residual-loss",
                                 className="graph-small",
-                                config={"displaylogo": False, "responsive": True},
+                                config=_SMALL_GRAPH,
                             )
                         ],
                     ),
@@ -480,7 +489,7 @@ def _teaching_tab(
                             dcc.Graph(
                                 id="slices",
                                 className="graph-small",
-                                config={"displaylogo": False, "responsive": True},
+                                config=_SMALL_GRAPH,
                             )
                         ],
                     ),

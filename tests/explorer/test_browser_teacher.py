@@ -1,0 +1,152 @@
+"""A teacher's walk through the explorer on a laptop and a phone, in
+headless chromium: what they saw that was wrong, each now checked.
+
+- the start marker θ₀ stayed at the default start while the runs started
+  from the clicked point;
+- on a phone a refused value (a grid range with min > max) showed its
+  message under the landscape, a screen above the box being typed in, and
+  the "sticky" run button never stuck (Dash's tab container clips);
+- the header's styles reached into the lesson menu: the chosen lesson was
+  pale grey on white, and on a phone the menu's arrow fell below its text;
+  "copy link" was a 15-px icon whose words did nothing;
+- on a phone the small panels' zoom bar covered their titles and the
+  residual panel's legend sat on its axis title.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+PHONE = {"width": 390, "height": 844}
+
+
+def _phone(browser):
+    page = browser.new_page(viewport=PHONE, has_touch=True, is_mobile=True)
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    return page, errors
+
+
+def _overlap(a, b):
+    return not (
+        a["x"] + a["width"] <= b["x"]
+        or b["x"] + b["width"] <= a["x"]
+        or a["y"] + a["height"] <= b["y"]
+        or b["y"] + b["height"] <= a["y"]
+    )
+
+
+def _in_view(box, height):
+    return box is not None and box["y"] >= 0 and box["y"] + box["height"] <= height + 1
+
+
+def test_start_marker_is_where_the_runs_started(explorer, page, artifacts):
+    explorer.click_data("landscape", 1.3, -0.7)
+    w, b, _ = explorer.settled(explorer.readout)
+    explorer.choose_optimizers({"gd": "0.5", "adam": "0.02"})
+    page.click("#run")
+    path = explorer.trace("landscape", "gd (lr=0.5)")
+    start = explorer.trace(
+        "landscape",
+        "start",
+        where=lambda t: abs(t["x"][0] - path["x"][0]) < 1e-6,
+    )
+    assert start["x"][0] == pytest.approx(w, abs=1e-4)
+    assert start["y"][0] == pytest.approx(b, abs=1e-4)
+    # a new figure from the server (an overlay ticked) keeps it there
+    page.locator("#overlays label", has_text="downhill arrows").click()
+    explorer.trace("landscape", "downhill", where=lambda t: len(t["x"]) > 0)
+    explorer.settled()
+    again = explorer.trace("landscape", "start")
+    assert again["x"][0] == pytest.approx(path["x"][0], abs=1e-6)
+    assert again["y"][0] == pytest.approx(path["y"][0], abs=1e-6)
+    page.screenshot(path=artifacts / "teacher-start-marker.png")
+
+
+def test_phone_refused_value_is_told_by_the_run_button(
+    browser, live_server, opener, artifacts
+):
+    page, errors = _phone(browser)
+    ui = opener(page, live_server.url)
+    box = page.locator("#range0-min")
+    box.scroll_into_view_if_needed()
+    box.fill("5")
+    box.press("Enter")
+    page.wait_for_function(
+        "() => document.getElementById('settings-message').innerText"
+        ".includes('min < max')"
+    )
+    ui.settled()
+    # the message and the run button are on screen, next to the box typed in
+    for sel in ("#settings-message", "#run", "#range0-min"):
+        got = page.locator(sel).bounding_box()
+        assert _in_view(got, PHONE["height"]), (sel, got)
+    # the sticky box is drawn over the controls scrolled beneath it
+    run = page.locator("#run").bounding_box()
+    on_top = page.evaluate(
+        "([x, y]) => !!document.elementFromPoint(x, y).closest('.run-box')",
+        [run["x"] + 5, run["y"] + 3],
+    )
+    assert on_top
+    page.screenshot(path=artifacts / "teacher-phone-refused-range.png")
+    box.fill("-2")
+    box.press("Enter")
+    page.wait_for_function(
+        "() => getComputedStyle(document.getElementById('settings-message'))"
+        ".display === 'none'"
+    )
+    assert page.inner_text("#message") == ""
+    assert not errors, errors
+    page.close()
+
+
+def test_phone_header_and_small_panels_read_clearly(
+    browser, live_server, opener, artifacts
+):
+    page, errors = _phone(browser)
+    opener(page, live_server.url).settled()
+    # the lesson menu: its words and its arrow on one row
+    words = page.locator("#lesson .dash-dropdown-value").bounding_box()
+    arrow = page.locator("#lesson .dash-dropdown-trigger-icon").bounding_box()
+    assert (
+        abs((words["y"] + words["height"] / 2) - (arrow["y"] + arrow["height"] / 2)) < 6
+    ), (words, arrow)
+    assert arrow["x"] > words["x"] + words["width"] - 1
+    # the residual panel: no zoom bar over the title, the legend off the
+    # axis title
+    panel = page.locator("#residual-loss")
+    panel.scroll_into_view_if_needed()
+    assert panel.locator(".modebar").count() == 0
+    title = panel.locator(".g-xtitle").bounding_box()
+    legend = panel.locator(".legend").bounding_box()
+    assert not _overlap(title, legend), (title, legend)
+    page.screenshot(path=artifacts / "teacher-phone-panels.png", full_page=True)
+    assert not errors, errors
+    page.close()
+
+
+def test_lesson_menu_and_copy_link_on_a_laptop(browser, live_server, opener, artifacts):
+    page = browser.new_page(viewport={"width": 1366, "height": 768})
+    ui = opener(page, live_server.url)
+    page.locator("#lesson").click()
+    page.get_by_role("option", name="2 · MSE → MAE → Huber with an outlier").click()
+    ui.settled()
+    value = page.locator("#lesson .dash-dropdown-value")
+    colour = value.evaluate("(e) => getComputedStyle(e).color")
+    # dark words on the white menu (the header's pale grey reached in)
+    r, g, b = (int(v) for v in colour[colour.index("(") + 1 : -1].split(",")[:3])
+    assert max(r, g, b) < 120, colour
+    # "copy link": the whole box, words included, is the button
+    box = page.locator(".copy-box").bounding_box()
+    assert box["height"] >= 32
+    words = page.evaluate(
+        "() => { const b = document.querySelector('.copy-box').getBoundingClientRect();"
+        " const e = document.elementFromPoint(b.right - 12, b.top + b.height / 2);"
+        " return !!e.closest('#copy-link'); }"
+    )
+    assert words
+    page.screenshot(path=artifacts / "teacher-laptop-header.png")
+    page.close()
