@@ -115,6 +115,21 @@ def test_phone_header_and_small_panels_read_clearly(
         abs((words["y"] + words["height"] / 2) - (arrow["y"] + arrow["height"] / 2)) < 6
     ), (words, arrow)
     assert arrow["x"] > words["x"] + words["width"] - 1
+    # the landscape with three runs (a legend row each): the legend clears
+    # the w axis's title, and the heatmap keeps most of the height
+    page.locator("#run").click()
+    page.wait_for_function(
+        "() => { const a = document.getElementById('landscape').dataset.animated;"
+        " return a && a !== 'playing'; }"
+    )
+    land = page.locator("#landscape")
+    title = land.locator(".g-xtitle").bounding_box()
+    legend = land.locator(".legend").bounding_box()
+    assert not _overlap(title, legend), (title, legend)
+    plot_h = page.evaluate(
+        "() => document.querySelector('#landscape .js-plotly-plot')._fullLayout._size.h"
+    )
+    assert plot_h >= 250
     # the residual panel: no zoom bar over the title, the legend off the
     # axis title
     panel = page.locator("#residual-loss")
