@@ -330,3 +330,23 @@ def test_state_links_round_trip_and_refuse_garbage():
             decode_state(bad)
     for _label, lesson in LESSONS.values():
         assert decode_state(encode_state(lesson)) == lesson
+
+
+def test_loss_per_step_axis_keeps_few_labels_over_many_decades():
+    """GD on Himmelblau reaches 1e-18: the short loss-per-step axis had a
+    label every two decades, ten of them crammed into ~120 px."""
+    from lossmap.explorer.validate import FunctionSettings, RunSettings
+    from lossmap.plot import _plotly
+
+    s = FunctionSettings("himmelblau", ((-5.0, 5.0), (-5.0, 5.0)))
+    rs = RunSettings(("gd",), {"gd": {"lr": 0.01}}, 100, "constant")
+    runs = teaching.run_optimizers(s, rs, (1.0, 1.0))
+    assert min(runs[0].loss) < 1e-15
+    full = _plotly.loss_curves_figure(runs).layout.yaxis
+    assert len(full.tickvals) > teaching.MAX_LOSS_TICKS  # the case in point
+    axis = teaching.loss_view(runs).layout.yaxis
+    assert 2 <= len(axis.tickvals) <= teaching.MAX_LOSS_TICKS
+    labels = dict(zip(full.tickvals, full.ticktext, strict=True))
+    assert all(
+        labels[v] == t for v, t in zip(axis.tickvals, axis.ticktext, strict=True)
+    )

@@ -589,9 +589,21 @@ def best_value(settings: Settings) -> float | None:
     return float(landscape_for(settings).loss(theta[0], theta[1]))
 
 
+#: Most labelled ticks on the loss-per-step axis (its plot is ~120 px tall).
+MAX_LOSS_TICKS = 7
+
+
 def loss_view(runs: list[RunRecord]) -> Any:
-    """Loss versus step for every run."""
-    return _plotly.loss_curves_figure(runs)
+    """Loss versus step for every run; on a log axis spanning many decades
+    (a run that reaches 1e-18) every k-th tick only, so at most
+    :data:`MAX_LOSS_TICKS` labels share the panel's short axis."""
+    fig = _plotly.loss_curves_figure(runs)
+    axis = fig.layout.yaxis
+    vals, text = axis.tickvals, axis.ticktext
+    if vals is not None and text is not None and len(vals) > MAX_LOSS_TICKS:
+        k = -(-len(vals) // MAX_LOSS_TICKS)
+        fig.update_yaxes(tickvals=list(vals)[::k], ticktext=list(text)[::k])
+    return fig
 
 
 def problem_spec(settings: Settings) -> dict[str, Any]:
