@@ -8,7 +8,8 @@ headless chromium: what they saw that was wrong, each now checked.
   the "sticky" run button never stuck (Dash's tab container clips);
 - the header's styles reached into the lesson menu: the chosen lesson was
   pale grey on white, and on a phone the menu's arrow fell below its text;
-  "copy link" was a 15-px icon whose words did nothing;
+  "copy link" was a 15-px icon whose words did nothing, and the data
+  buttons 20 px tall;
 - on a phone the small panels' zoom bar covered their titles and the
   residual panel's legend sat on its axis title.
 """
@@ -108,6 +109,15 @@ def test_phone_header_and_small_panels_read_clearly(
 ):
     page, errors = _phone(browser)
     opener(page, live_server.url).settled()
+    # fingers: every button and number box of the controls >= 32 px tall
+    # ("add an outlier", "reset data" and "add" were 20 px, the boxes 24)
+    heights = page.evaluate(
+        "() => [...document.querySelectorAll("
+        "'#controls button, #controls input[type=text], #play')]"
+        ".map((e) => [e.id || e.innerText, e.getBoundingClientRect().height])"
+    )
+    small = [(k, h) for k, h in heights if 0 < h < 32]  # 0: hidden
+    assert not small, small
     # the lesson menu: its words and its arrow on one row
     words = page.locator("#lesson .dash-dropdown-value").bounding_box()
     arrow = page.locator("#lesson .dash-dropdown-trigger-icon").bounding_box()
