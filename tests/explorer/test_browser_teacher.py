@@ -175,3 +175,25 @@ def test_lesson_menu_and_copy_link_on_a_laptop(browser, live_server, opener, art
     assert words
     page.screenshot(path=artifacts / "teacher-laptop-header.png")
     page.close()
+
+
+def test_phone_help_marks_open_on_a_tap(browser, live_server, opener, artifacts):
+    """The "?" help lived in `title` only, which a touch screen never shows."""
+    page, errors = _phone(browser)
+    opener(page, live_server.url).settled()
+    mark = page.locator("h3", has_text="Loss").locator(".help")
+    mark.scroll_into_view_if_needed()
+    box = mark.bounding_box()
+    assert box["height"] >= 22
+    mark.tap()
+    pop = page.locator("#help-pop")
+    pop.wait_for(state="visible")
+    assert "Huber" in pop.inner_text()
+    got = pop.bounding_box()
+    assert got["x"] >= 0
+    assert got["x"] + got["width"] <= PHONE["width"]
+    page.screenshot(path=artifacts / "teacher-phone-help.png")
+    page.locator("#readout").tap()  # anywhere else closes it
+    pop.wait_for(state="detached")
+    assert not errors, errors
+    page.close()

@@ -698,6 +698,34 @@
   }
   L.share = share;
 
+  // ------------------------------------------ help on a touch screen
+  /** The "?" marks hold their help in ``title``, which only a hovering
+   *  mouse shows: a tap (or a click) opens it in a box under the mark; a
+   *  second tap, or one anywhere else, closes it. */
+  function helpClick(ev) {
+    const mark = ev.target && ev.target.closest ? ev.target.closest(".help") : null;
+    let pop = document.getElementById("help-pop");
+    if (!mark || !mark.title || (pop && pop.dataset.text === mark.title)) {
+      if (pop) pop.remove();
+      return;
+    }
+    if (!pop) {
+      pop = document.createElement("div");
+      pop.id = "help-pop";
+      pop.className = "help-pop";
+      pop.setAttribute("role", "tooltip");
+      document.body.appendChild(pop);
+    }
+    pop.textContent = pop.dataset.text = mark.title;
+    const r = mark.getBoundingClientRect();
+    const width = Math.min(280, document.documentElement.clientWidth - 16);
+    pop.style.width = width + "px";
+    pop.style.left = window.scrollX + Math.max(8, Math.min(r.left - 20,
+      document.documentElement.clientWidth - width - 8)) + "px";
+    pop.style.top = window.scrollY + r.bottom + 6 + "px";
+  }
+  L.helpClick = helpClick;
+
   // ----------------------------------------------- Dash clientside hooks
   window.dash_clientside = Object.assign({}, window.dash_clientside, {
     lossmap: {
@@ -794,5 +822,8 @@
   // graph's placeholder swapped for the graph, a tab mounted again), the
   // hosts get their handlers (not in the lesson widget: it has its own)
   const root = document.getElementById("react-entry-point");
-  if (root) new MutationObserver(L.attach).observe(root, {childList: true, subtree: true});
+  if (root) {
+    new MutationObserver(L.attach).observe(root, {childList: true, subtree: true});
+    document.addEventListener("click", helpClick);
+  }
 })();
