@@ -197,3 +197,38 @@ def test_phone_help_marks_open_on_a_tap(browser, live_server, opener, artifacts)
     pop.wait_for(state="detached")
     assert not errors, errors
     page.close()
+
+
+def test_a_long_title_stays_on_the_panel_above_the_plot(
+    browser, live_server, opener, artifacts
+):
+    page = browser.new_page(viewport={"width": 1366, "height": 768})
+    explorer = opener(page, live_server.url)
+    explorer.choose_radio("model", "tanh neuron")
+    explorer.settled()
+    page.locator("#preset").click()
+    page.get_by_role("option", name="sloped-line-through-origin").click()
+    explorer.settled()
+    explorer.choose_radio("loss", "Huber")
+    explorer.set_number("l2", "0.05")
+    page.click("#add-outlier")
+    page.wait_for_function(
+        "() => document.querySelector('#landscape .gtitle').textContent"
+        ".endsWith('(edited)')"
+    )
+    explorer.settled()
+    got = page.evaluate(
+        "() => { const gd = document.querySelector('#landscape .js-plotly-plot');"
+        " const t = gd.querySelector('.gtitle').getBoundingClientRect();"
+        " const g = gd.getBoundingClientRect();"
+        " const plot = gd.querySelector('.nsewdrag').getBoundingClientRect();"
+        " return {title: [t.left, t.right, t.top, t.bottom],"
+        " graph: [g.left, g.right, g.top], plot_top: plot.top}; }"
+    )
+    left, right, top, bottom = got["title"]
+    assert got["graph"][0] <= left
+    assert right <= got["graph"][1]
+    assert top >= got["graph"][2]
+    assert bottom <= got["plot_top"] + 1
+    page.screenshot(path=artifacts / "teacher-long-title.png")
+    page.close()
