@@ -19,11 +19,13 @@ from lossmap.explorer.validate import DEFAULT_GRID_STEPS, loss_names
 
 __all__ = [
     "HELP",
+    "NO_STORE",
     "build_layout",
     "loss_labels",
     "loss_names",
     "model_labels",
     "optimizer_label",
+    "placeholder_figure",
 ]
 
 #: Short help shown when hovering a control (``title``) and under "?".
@@ -519,6 +521,39 @@ def _teaching_tab(
     )
 
 
+def placeholder_figure(text: str) -> dict[str, Any]:
+    """An empty graph that says ``text`` (no axes: an unopened graph showed
+    Plotly's default axes, 0 to 6 by -1 to 4, as if they meant something)."""
+    return {
+        "data": [],
+        "layout": {
+            "xaxis": {"visible": False},
+            "yaxis": {"visible": False},
+            "annotations": [
+                {
+                    "text": text,
+                    "showarrow": False,
+                    "xref": "paper",
+                    "yref": "paper",
+                    "x": 0.5,
+                    "y": 0.5,
+                    "font": {"size": 15, "color": "#4a5568"},
+                }
+            ],
+            "paper_bgcolor": "white",
+            "plot_bgcolor": "white",
+            "margin": {"l": 10, "r": 10, "t": 10, "b": 10},
+        },
+    }
+
+
+#: What the Saved-stores graph says before a store is open.
+NO_STORE = {
+    True: "choose a store on the left",
+    False: "no store folder: start with `lossmap explore PATH`",
+}
+
+
 def _research_tab(has_root: bool) -> Any:
     from dash import dcc, html
 
@@ -556,6 +591,7 @@ def _research_tab(has_root: bool) -> Any:
                         children=[
                             dcc.Graph(
                                 id="research-graph",
+                                figure=placeholder_figure(NO_STORE[has_root]),
                                 className="graph-landscape",
                                 config={"displaylogo": False, "responsive": True},
                             )
