@@ -118,12 +118,22 @@ def test_widget_works_offline_from_file(page, lesson, artifacts):
         "() => document.querySelector('#landscape .gtitle').textContent"
         ".startsWith('MAE')"
     )
-    # replay: the paths grow to the optimizers' full runs
-    page.click("#replay")
+    # replay: the paths grow to the optimizers' full runs; a second click
+    # restarts the animation (two chains of ticks ran, the first to end
+    # stopping the other)
+    page.evaluate(
+        "() => { const b = document.getElementById('replay'); b.click(); b.click(); }"
+    )
     page.wait_for_function(
         "() => document.getElementById('landscape').dataset.replay === 'done'",
         timeout=30_000,
     )
+    frames = page.evaluate(
+        "() => { const r = window.widget.loss; return Math.min(50, Math.max("
+        "...JSON.parse(document.getElementById('lesson-data').textContent)"
+        ".views[r].runs.map((x) => x.params.length))); }"
+    )
+    assert page.evaluate("() => window.widget.ticks") == frames
     gd_path = page.evaluate(
         "() => { const gd = document.getElementById('landscape');"
         " const t = gd._fullData.find((t) => t.uid === 'path-0');"

@@ -62,6 +62,7 @@
   function showLoss(name) {
     W.loss = name;
     W.playing = false;
+    W.token = (W.token || 0) + 1;  // a replay under way stops
     const v = D.views[name];
     document.querySelectorAll("#losses button").forEach(function (b) {
       b.classList.toggle("on", b.dataset.loss === name);
@@ -89,10 +90,15 @@
     const frames = Math.min(longest, 50);
     let f = 0;
     W.playing = true;
+    // one animation at a time: a second click restarts it (two chains of
+    // ticks drew over each other, and the first to end stopped the other)
+    const token = W.token = (W.token || 0) + 1;
+    W.ticks = 0;
     land.dataset.replay = "playing";
     const tick = function () {
-      if (!W.playing) return;
+      if (!W.playing || W.token !== token) return;
       f += 1;
+      W.ticks += 1;
       const k = Math.round(f * longest / frames);
       Plotly.restyle(land, {
         x: xs.map(function (x) { return x.slice(0, k); }),
