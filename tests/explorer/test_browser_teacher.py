@@ -232,3 +232,35 @@ def test_a_long_title_stays_on_the_panel_above_the_plot(
     assert bottom <= got["plot_top"] + 1
     page.screenshot(path=artifacts / "teacher-long-title.png")
     page.close()
+
+
+def test_a_refused_run_setting_message_goes_once_the_box_is_edited(explorer, page):
+    """The refusal stayed, naming a value the box no longer held."""
+    explorer.set_number("opt-steps", "abc")
+    page.click("#run")
+    page.wait_for_function(
+        "() => document.getElementById('run-message').innerText"
+        ".includes('`steps` must be a number')"
+    )
+    explorer.set_number("opt-steps", "50")
+    page.wait_for_function(
+        "() => document.getElementById('run-message').innerText === ''"
+    )
+    field = explorer.hyper_box("gd")
+    field.fill("-1")
+    field.press("Enter")
+    page.click("#run")
+    page.wait_for_function(
+        "() => document.getElementById('run-message').innerText"
+        ".includes('gd learning rate')"
+    )
+    field.fill("0.1")
+    field.press("Enter")
+    page.wait_for_function(
+        "() => document.getElementById('run-message').innerText === ''"
+    )
+    page.click("#run")  # and a good press runs
+    page.wait_for_function(
+        "() => !document.getElementById('run-status').innerText.includes('press run')"
+    )
+    assert explorer.settled(lambda: page.inner_text("#run-message")) == ""
