@@ -382,3 +382,40 @@ def test_first_defaults_call_waits_for_a_shared_link(client):
     out = used.get_json()["response"]
     assert out["point"]["data"] == [0.25, -0.5]
     assert out["pending"]["data"] is None
+
+
+def test_small_graphs_have_no_zoom_bar_and_messages_reach_the_run_box():
+    """On a touch screen Plotly always shows the zoom bar, over the small
+    panels' titles; and the landscape's message (a refused grid range) is
+    repeated in the controls' run box, a screen away from the landscape on a
+    phone."""
+    from dash import dcc, html
+
+    from lossmap.explorer import create_app
+
+    app = create_app()
+
+    def walk(node):
+        yield node
+        children = getattr(node, "children", None)
+        if isinstance(children, list | tuple):
+            for c in children:
+                yield from walk(c)
+        elif children is not None and not isinstance(children, str | int | float):
+            yield from walk(children)
+
+    nodes = list(walk(app.layout))
+    graphs = {n.id: n for n in nodes if isinstance(n, dcc.Graph)}
+    for gid in ("landscape", "fit", "residual-loss", "slices"):
+        assert graphs[gid].config.get("displayModeBar") is False, gid
+    (box,) = [n for n in nodes if getattr(n, "className", None) == "run-box"]
+    ids = [getattr(c, "id", None) for c in box.children]
+    assert ids[:2] == ["settings-message", "run"]
+    assert isinstance(box.children[0], html.Div)
+    mirrors = [
+        c
+        for c in app.callback_map.values()
+        if "settings-message.children" in str(c.get("output"))
+    ]
+    assert mirrors
+    assert "message" in str(mirrors[0]["inputs"])

@@ -81,3 +81,27 @@ def test_slices_go_through_theta_star():
         i0 = int(np.argmin(np.abs(np.asarray(t.x))))
         assert t.y[i0] == pytest.approx(m.loss, abs=1e-9)
         assert min(t.y) >= m.loss - 1e-12
+
+
+@pytest.mark.parametrize("delta", [0.1, 0.5, 2.0])
+def test_residual_panel_keeps_its_words_inside(delta):
+    """Huber's δ note stays inside the plot for any δ (anchored at +δ it ran
+    off the panel's right edge), and the legends of the small panels hang
+    from the panel's foot, never on the x axis's title (they did on a
+    phone: at y = -0.3 of a short plot)."""
+    s = _line("huber", delta=delta, preset="noisy-line")
+    fig = overlays.residual_loss_figure(s, (0.5, 0.1))
+    (note,) = fig.layout.annotations
+    lo, hi = fig.layout.xaxis.range
+    assert note.text.startswith(f"δ = {delta:g}")
+    assert note.xanchor == "center"
+    assert lo < note.x < hi
+    assert note.yref == "paper"
+    assert note.y == 1
+    assert note.yanchor == "top"
+    for f in (fig, overlays.slices_figure(s)):
+        legend = f.layout.legend
+        assert legend.yref == "container"
+        assert legend.y == 0
+        assert legend.yanchor == "bottom"
+        assert f.layout.margin.b >= 90  # ticks, axis title and a legend row

@@ -206,3 +206,32 @@ def test_research_callbacks_serve_a_checkpoint_map(tmp_path):
     fig = got["research-graph"]["figure"]
     assert fig["layout"]["title"]["text"] == "PCA of 8 checkpoints"
     assert any(t.get("name") == "checkpoints" for t in fig["data"])
+
+
+@pytest.mark.parametrize("with_root", [False, True])
+def test_unopened_store_graph_says_what_to_do(tmp_path, with_root):
+    """Before a store is open the graph showed Plotly's default axes (0 to 6
+    by -1 to 4) as if they were data; now it says what to do, no axes."""
+    from dash import dcc
+
+    from lossmap.explorer import create_app
+
+    app = create_app(store_root=tmp_path if with_root else None)
+
+    def find(node):
+        if isinstance(node, dcc.Graph) and node.id == "research-graph":
+            return node
+        children = getattr(node, "children", None)
+        for c in children if isinstance(children, list | tuple) else [children]:
+            if c is not None and not isinstance(c, str | int | float):
+                got = find(c)
+                if got is not None:
+                    return got
+        return None
+
+    layout = find(app.layout).figure["layout"]
+    assert layout["xaxis"]["visible"] is False
+    assert layout["yaxis"]["visible"] is False
+    text = layout["annotations"][0]["text"]
+    assert ("choose a store" in text) == with_root
+    assert ("lossmap explore PATH" in text) != with_root

@@ -330,3 +330,58 @@ def test_state_links_round_trip_and_refuse_garbage():
             decode_state(bad)
     for _label, lesson in LESSONS.values():
         assert decode_state(encode_state(lesson)) == lesson
+
+
+def test_loss_per_step_axis_keeps_few_labels_over_many_decades():
+    """GD on Himmelblau reaches 1e-18: the short loss-per-step axis had a
+    label every two decades, ten of them crammed into ~120 px."""
+    from lossmap.explorer.validate import FunctionSettings, RunSettings
+    from lossmap.plot import _plotly
+
+    s = FunctionSettings("himmelblau", ((-5.0, 5.0), (-5.0, 5.0)))
+    rs = RunSettings(("gd",), {"gd": {"lr": 0.01}}, 100, "constant")
+    runs = teaching.run_optimizers(s, rs, (1.0, 1.0))
+    assert min(runs[0].loss) < 1e-15
+    full = _plotly.loss_curves_figure(runs).layout.yaxis
+    assert len(full.tickvals) > teaching.MAX_LOSS_TICKS  # the case in point
+    axis = teaching.loss_view(runs).layout.yaxis
+    assert 2 <= len(axis.tickvals) <= teaching.MAX_LOSS_TICKS
+    labels = dict(zip(full.tickvals, full.ticktext, strict=True))
+    assert all(
+        labels[v] == t for v, t in zip(axis.tickvals, axis.ticktext, strict=True)
+    )
+
+
+def test_long_landscape_titles_are_broken_into_lines():
+    """Plotly never wraps a title: Huber with L2 on edited data ran off the
+    panel (on a laptop too). Lines of at most TITLE_LINE characters, the
+    margin grown to hold them, the plot not overlapped."""
+    s = ProblemSettings(
+        "tanh",
+        "sloped-line-through-origin",
+        "huber",
+        0.5,
+        0.05,
+        ((-4.0, 5.0), (-1.5, 1.5)),
+        41,
+        ((0.0, 0.0), (0.5, 1.3), (1.0, 0.2)),
+    )
+    fig = teaching.landscape_view(s, current=(0.0, 0.0))
+    text = fig.layout.title.text
+    lines = text.split("<br>")
+    assert len(lines) == 2
+    assert all(len(line) <= teaching.TITLE_LINE for line in lines)
+    assert " ".join(lines) == (
+        "Huber, δ = 0.5 of tanh(w·x + b) + 0.05·(w² + b²) on "
+        "sloped-line-through-origin (edited)"
+    )
+    assert fig.layout.title.yanchor == "bottom"
+    assert fig.layout.margin.t >= 26 + 20 * len(lines)
+    fig3 = teaching.landscape_view(s, current=(0.0, 0.0), view="3d")
+    assert fig3.layout.title.text == text
+    assert fig3.layout.margin.t >= 26 + 20 * len(lines)
+    # a short title stays one line, placed as before
+    short = ProblemSettings("line", "two-points", "mse", 1.0, 0.0, s.region, 41)
+    one = teaching.landscape_view(short, current=(0.0, 0.0)).layout.title
+    assert one.text == "MSE of w·x + b on two-points"
+    assert one.yanchor is None

@@ -17,11 +17,18 @@ def register(app: Any) -> None:
             Path, typer.Option(help="The HTML file to write (one file, no server).")
         ] = Path("lesson.html"),
         model: Annotated[str, typer.Option(help="line, tanh or logistic.")] = "line",
-        data: Annotated[str, typer.Option(help="A data preset.")] = "two-points",
+        data: Annotated[
+            str | None,
+            typer.Option(
+                help="A data preset (default two-points; binary-overlapping "
+                "for the logistic model)."
+            ),
+        ] = None,
         loss: Annotated[
             list[str] | None,
             typer.Option(
-                help="Losses to switch between (repeat; default mse, mae, huber)."
+                help="Losses to switch between (repeat; default mse, mae, huber; "
+                "bce, mse on binary data)."
             ),
         ] = None,
         optimizer: Annotated[
@@ -39,9 +46,10 @@ def register(app: Any) -> None:
         switch losses, replay optimizers; plotly.js inlined, opens from file://."""
         from lossmap.explorer.widget import write_widget
 
-        losses = loss or (
-            ["bce", "mse"] if model == "logistic" else ["mse", "mae", "huber"]
-        )
+        binary = model == "logistic"  # as in the explorer: logistic, binary data
+        if data is None:
+            data = "binary-overlapping" if binary else "two-points"
+        losses = loss or (["bce", "mse"] if binary else ["mse", "mae", "huber"])
         path = write_widget(
             out,
             model=model,

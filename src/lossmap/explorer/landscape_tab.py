@@ -500,6 +500,12 @@ def _register_landscape(app: Any) -> None:
         Output("problem-spec", "id"),
         Input("problem-spec", "data"),
     )
+    # the message under the landscape, again in the controls' run box
+    app.clientside_callback(
+        "function(m) { return m; }",
+        Output("settings-message", "children"),
+        Input("message", "children"),
+    )
     app.clientside_callback(
         "function(f, r) { return window.dash_clientside.lossmap.figure(f, r); }",
         Output("landscape", "id"),

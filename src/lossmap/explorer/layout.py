@@ -19,11 +19,13 @@ from lossmap.explorer.validate import DEFAULT_GRID_STEPS, loss_names
 
 __all__ = [
     "HELP",
+    "NO_STORE",
     "build_layout",
     "loss_labels",
     "loss_names",
     "model_labels",
     "optimizer_label",
+    "placeholder_figure",
 ]
 
 #: Short help shown when hovering a control (``title``) and under "?".
@@ -93,6 +95,11 @@ def optimizer_label(name: str) -> str:
         "nesterov": "Nesterov",
     }
     return nice.get(name, name)
+
+
+#: The small explanatory graphs: no zoom bar (on a touch screen it is always
+#: shown, over the graph's title).
+_SMALL_GRAPH = {"displaylogo": False, "responsive": True, "displayModeBar": False}
 
 
 def _radio(id_: Any, options: dict[str, str], value: str) -> Any:
@@ -366,6 +373,10 @@ def _teaching_controls(
             html.Div(
                 className="run-box",
                 children=[
+                    # the landscape's message (a refused grid range, L2…)
+                    # again next to the controls: on a phone the landscape
+                    # is a screen away (shown only there, see lossmap.css)
+                    html.Div(id="settings-message", className="message"),
                     html.Button("run from the current point", id="run", n_clicks=0),
                     html.Div(id="run-message", className="message"),
                 ],
@@ -470,7 +481,7 @@ def _teaching_tab(
                             dcc.Graph(
                                 id="residual-loss",
                                 className="graph-small",
-                                config={"displaylogo": False, "responsive": True},
+                                config=_SMALL_GRAPH,
                             )
                         ],
                     ),
@@ -482,7 +493,7 @@ def _teaching_tab(
                             dcc.Graph(
                                 id="slices",
                                 className="graph-small",
-                                config={"displaylogo": False, "responsive": True},
+                                config=_SMALL_GRAPH,
                             )
                         ],
                     ),
@@ -510,6 +521,39 @@ def _teaching_tab(
             ),
         ],
     )
+
+
+def placeholder_figure(text: str) -> dict[str, Any]:
+    """An empty graph that says ``text`` (no axes: an unopened graph showed
+    Plotly's default axes, 0 to 6 by -1 to 4, as if they meant something)."""
+    return {
+        "data": [],
+        "layout": {
+            "xaxis": {"visible": False},
+            "yaxis": {"visible": False},
+            "annotations": [
+                {
+                    "text": text,
+                    "showarrow": False,
+                    "xref": "paper",
+                    "yref": "paper",
+                    "x": 0.5,
+                    "y": 0.5,
+                    "font": {"size": 15, "color": "#4a5568"},
+                }
+            ],
+            "paper_bgcolor": "white",
+            "plot_bgcolor": "white",
+            "margin": {"l": 10, "r": 10, "t": 10, "b": 10},
+        },
+    }
+
+
+#: What the Saved-stores graph says before a store is open.
+NO_STORE = {
+    True: "choose a store on the left",
+    False: "no store folder: start with `lossmap explore PATH`",
+}
 
 
 def _research_tab(has_root: bool) -> Any:
@@ -549,6 +593,7 @@ def _research_tab(has_root: bool) -> Any:
                         children=[
                             dcc.Graph(
                                 id="research-graph",
+                                figure=placeholder_figure(NO_STORE[has_root]),
                                 className="graph-landscape",
                                 config={"displaylogo": False, "responsive": True},
                             )

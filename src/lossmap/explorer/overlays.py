@@ -34,6 +34,17 @@ __all__ = [
 #: Arrows per axis.
 ARROWS_STEPS = 13
 
+#: A horizontal legend at the foot of a small panel, measured from the
+#: panel's bottom edge (``yref="container"``), so it never sits on the x
+#: axis's title however short the plot is.
+_FOOT_LEGEND = {
+    "orientation": "h",
+    "yref": "container",
+    "y": 0,
+    "yanchor": "bottom",
+    "x": 0,
+}
+
 
 def gradient_arrows(settings: Any) -> dict[str, Any]:
     """A scatter trace (uid ``"arrows"``): −∇L as equal-length arrows.
@@ -180,8 +191,8 @@ def slices_figure(settings: Any) -> Any:
         title={"text": "slices through θ*", "x": 0.02, "font": {"size": 14}},
         xaxis={"title": "offset from θ*"},
         yaxis={"title": "loss"},
-        legend={"orientation": "h", "yanchor": "top", "y": -0.3, "x": 0},
-        margin={"l": 55, "r": 10, "t": 35, "b": 80},
+        legend=_FOOT_LEGEND,
+        margin={"l": 55, "r": 10, "t": 35, "b": 90},
         font=_FONT,
         template="plotly_white",
     )
@@ -239,13 +250,17 @@ def residual_loss_figure(
         d = float(settings.delta)
         for s in (-d, d):
             fig.add_vline(x=s, line={"color": "#e0201b", "dash": "dot", "width": 1.5})
+        # centred between the ±δ lines, at the top: inside the plot for any δ
+        # (anchored at +δ it ran off the panel's right edge)
         fig.add_annotation(
-            x=d,
+            x=0,
             y=1,
             yref="paper",
             text=f"δ = {d:g}: squared inside, absolute outside",
             showarrow=False,
-            xanchor="left",
+            xanchor="center",
+            yanchor="top",
+            bgcolor="rgba(255, 255, 255, 0.85)",
             font={"size": 11, "color": "#e0201b"},
         )
     if residuals is not None and not binary:
@@ -262,8 +277,10 @@ def residual_loss_figure(
         title={"text": "loss of one residual", "x": 0.02, "font": {"size": 14}},
         xaxis={"title": "residual r = prediction − target", "range": [-lim, lim]},
         yaxis={"title": "loss", "range": [0, 1.05 * top]},
-        legend={"orientation": "h", "yanchor": "top", "y": -0.3, "x": 0},
-        margin={"l": 55, "r": 10, "t": 35, "b": 80},
+        # the legend at the panel's foot, below the axis title whatever the
+        # plot's height (at y = -0.3 of a short plot it sat on the title)
+        legend=_FOOT_LEGEND,
+        margin={"l": 55, "r": 10, "t": 35, "b": 90},
         font=_FONT,
         template="plotly_white",
     )

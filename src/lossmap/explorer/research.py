@@ -288,7 +288,11 @@ def register(app: Any, *, store_root: Any = None) -> None:
     )
     @guarded(2, 1)
     def research_figure(field: Any, value: Any) -> Any:
-        if value is None or field is None:
+        if value is None:  # the store cleared: no figure of the last one
+            from lossmap.explorer.layout import NO_STORE, placeholder_figure
+
+            return placeholder_figure(NO_STORE[root is not None]), ""
+        if field is None:
             return no_update, ""
         if is_embedding(value):
             return embedding_view(load_embedding(root, value))[0], ""

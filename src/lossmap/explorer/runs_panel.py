@@ -150,6 +150,20 @@ def register(app: Any) -> None:
         }
         return (*_run_request(settings, request, int(n_clicks or 0)), "")
 
+    # ---- a run setting edited: a refusal of the last press no longer
+    # stands (it named a value the box no longer holds); the next press
+    # checks again
+    app.clientside_callback(
+        "function() { return ''; }",
+        Output("run-message", "children", allow_duplicate=True),
+        Input("opt-steps", "value"),
+        Input("batch-size", "value"),
+        Input("schedule", "value"),
+        Input({"type": "opt-on", "name": ALL}, "value"),
+        Input(hyper_ids, "value"),
+        prevent_initial_call=True,
+    )
+
     # ---- runs -> the paths drawn and played in the browser; the slider
     app.clientside_callback(
         "function(r) { return window.dash_clientside.lossmap.runs(r); }",

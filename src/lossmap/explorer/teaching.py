@@ -304,15 +304,51 @@ def default_hyper(settings: Settings) -> dict[str, dict[str, float]]:
     return out
 
 
+#: Characters of a landscape title's line: a phone's panel holds about 55
+#: at the title's 15 px, a laptop's about 70.
+TITLE_LINE = 50
+
+
 def _title(settings: Settings) -> str:
+    """The landscape's title, broken into lines of at most
+    :data:`TITLE_LINE` characters (``<br>``) between its parts: Plotly never
+    wraps a title, and a long one (Huber, L2, edited data) ran off the
+    panel, on a laptop too."""
     land = landscape_for(settings)
     if isinstance(settings, FunctionSettings):
         return getattr(land, "title", "") or settings.function
     extra = f", δ = {settings.delta:g}" if settings.loss == "huber" else ""
-    l2 = f" + {settings.l2:g}·(w² + b²)" if settings.l2 else ""
-    return (
-        f"{land.loss_fn.label}{extra} of {land.model.formula}{l2} on {land.data.name}"
-    )
+    parts = [f"{land.loss_fn.label}{extra}", f"of {land.model.formula}"]
+    if settings.l2:
+        parts.append(f"+ {settings.l2:g}·(w² + b²)")
+    parts.append(f"on {land.data.name}")
+    lines = [parts[0]]
+    for part in parts[1:]:
+        if len(lines[-1]) + 1 + len(part) <= TITLE_LINE:
+            lines[-1] += " " + part
+        else:
+            lines.append(part)
+    return "<br>".join(lines)
+
+
+def _room_for_title(fig: Any, title: str) -> Any:
+    """A top margin that holds every line of ``title``."""
+    lines = title.count("<br>") + 1
+    if lines > 1:
+        # Plotly places a title by its first line and runs the others down
+        # (centred in the top margin, they ran over the plot): anchor it
+        # above the plot, lifted by the lines below the first
+        top = fig.layout.margin.t or 45
+        fig.update_layout(
+            margin={"t": max(top, 26 + 20 * lines)},
+            title={
+                "yref": "paper",
+                "y": 1,
+                "yanchor": "bottom",
+                "pad": {"b": 14 + 20 * (lines - 1)},
+            },
+        )
+    return fig
 
 
 def landscape_view(
@@ -327,9 +363,10 @@ def landscape_view(
     surface = surface_for(settings)
     theta, _ = minimum_for(settings)
     start = start if start is not None else default_start(settings)
+    title = _title(settings)
     if view in ("3d", "3d-linear"):
         land = landscape_for(settings)
-        return _plotly.surface3d_figure(
+        fig3 = _plotly.surface3d_figure(
             surface,
             log=None if view == "3d" else False,
             minimum=theta,
@@ -337,20 +374,22 @@ def landscape_view(
             current=current,
             paths=runs,
             values_at=land.loss_at,
-            title=_title(settings),
+            title=title,
         )
+        return _room_for_title(fig3, title)
     cps = (
         critical_points_for(settings) if isinstance(settings, FunctionSettings) else ()
     )
-    return _plotly.landscape_figure(
+    fig = _plotly.landscape_figure(
         surface,
         minimum=theta if not cps else None,
         start=start,
         current=current,
         critical_points=cps,
         paths=runs,
-        title=_title(settings),
+        title=title,
     )
+    return _room_for_title(fig, title)
 
 
 def readout(settings: Settings, point: tuple[float, float]) -> str:
@@ -589,9 +628,21 @@ def best_value(settings: Settings) -> float | None:
     return float(landscape_for(settings).loss(theta[0], theta[1]))
 
 
+#: Most labelled ticks on the loss-per-step axis (its plot is ~120 px tall).
+MAX_LOSS_TICKS = 7
+
+
 def loss_view(runs: list[RunRecord]) -> Any:
-    """Loss versus step for every run."""
-    return _plotly.loss_curves_figure(runs)
+    """Loss versus step for every run; on a log axis spanning many decades
+    (a run that reaches 1e-18) every k-th tick only, so at most
+    :data:`MAX_LOSS_TICKS` labels share the panel's short axis."""
+    fig = _plotly.loss_curves_figure(runs)
+    axis = fig.layout.yaxis
+    vals, text = axis.tickvals, axis.ticktext
+    if vals is not None and text is not None and len(vals) > MAX_LOSS_TICKS:
+        k = -(-len(vals) // MAX_LOSS_TICKS)
+        fig.update_yaxes(tickvals=list(vals)[::k], ticktext=list(text)[::k])
+    return fig
 
 
 def problem_spec(settings: Settings) -> dict[str, Any]:

@@ -64,8 +64,15 @@ def build_widget(
     from lossmap.toy.models import MODELS
 
     model = check_name("model", model, tuple(MODELS))
-    data = check_name("data", data, toy.preset_names())
-    task = toy.dataset(data).task
+    # the explorer's pairs: the logistic model on binary data, the others
+    # on regression data
+    task = "binary" if model == "logistic" else "regression"
+    if data in toy.preset_names() and data not in toy.preset_names(task):
+        raise InputError(
+            f"the {model} model needs {task} data "
+            f"({', '.join(toy.preset_names(task))}), got {data!r}"
+        )
+    data = check_name("data", data, toy.preset_names(task))
     losses = list(dict.fromkeys(losses))
     if not losses:
         raise InputError("choose at least one loss")
@@ -73,7 +80,7 @@ def build_widget(
         check_name("loss", name, loss_names(task))
     steps = int(check_number("steps", steps, minimum=1, maximum=2000, integer=True))
     grid = int(check_number("grid", grid, minimum=11, maximum=301, integer=True))
-    delta = check_number("δ", delta, minimum=0.0, maximum=100.0, strict_min=True)
+    delta = check_number("delta", delta, minimum=0.0, maximum=100.0, strict_min=True)
     region = toy.dataset(data).region
     views: dict[str, Any] = {}
     point = None

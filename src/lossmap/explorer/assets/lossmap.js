@@ -589,6 +589,24 @@
     pb.disabled = !on;
   }
 
+  /** Move the "start θ₀" marker (in the figure's data, drawn at the next
+   *  redraw) to the runs' start: the point they were run from. */
+  function placeStart(gd, stored, r0) {
+    const i = uidIndex(gd, "start");
+    const s = Array.isArray(stored.start) && stored.start.length === 2
+      ? stored.start : [r0.x[0], r0.y[0]];
+    if (i < 0 || s[0] === null || s[1] === null) return;
+    const t = gd.data[i];
+    t.x = [s[0]]; t.y = [s[1]];
+    if (!is2d(gd)) {
+      const meta = (gd.layout && gd.layout.meta) || {};
+      const v = r0.loss && r0.loss.length ? r0.loss[0] : null;
+      if (v === null || !isFinite(v)) { t.x = []; t.y = []; t.z = []; return; }
+      t.z = [heightOf(meta, v)];
+      t.customdata = [v];
+    }
+  }
+
   /** Put the runs onto the landscape (path traces found by uid). */
   L.drawRuns = function (stored, fig) {
     const gd = plot("landscape");
@@ -621,6 +639,9 @@
     state.runs = {key: stored.key, id: stored.id, runs: runs};
     state.maxStep = Math.max.apply(null, runs.map(function (r) { return r.n - 1; }));
     if (old.length) window.Plotly.deleteTraces(gd, old);
+    // θ₀ marks where these runs started (the server's figure has the
+    // default start); set before addTraces, whose redraw then draws it
+    placeStart(gd, stored, runs[0]);
     window.Plotly.addTraces(gd, pathTraces(gd, runs));
     enablePlay(true);
     if (fresh) {
@@ -676,6 +697,34 @@
     return window.dash_clientside.no_update;
   }
   L.share = share;
+
+  // ------------------------------------------ help on a touch screen
+  /** The "?" marks hold their help in ``title``, which only a hovering
+   *  mouse shows: a tap (or a click) opens it in a box under the mark; a
+   *  second tap, or one anywhere else, closes it. */
+  function helpClick(ev) {
+    const mark = ev.target && ev.target.closest ? ev.target.closest(".help") : null;
+    let pop = document.getElementById("help-pop");
+    if (!mark || !mark.title || (pop && pop.dataset.text === mark.title)) {
+      if (pop) pop.remove();
+      return;
+    }
+    if (!pop) {
+      pop = document.createElement("div");
+      pop.id = "help-pop";
+      pop.className = "help-pop";
+      pop.setAttribute("role", "tooltip");
+      document.body.appendChild(pop);
+    }
+    pop.textContent = pop.dataset.text = mark.title;
+    const r = mark.getBoundingClientRect();
+    const width = Math.min(280, document.documentElement.clientWidth - 16);
+    pop.style.width = width + "px";
+    pop.style.left = window.scrollX + Math.max(8, Math.min(r.left - 20,
+      document.documentElement.clientWidth - width - 8)) + "px";
+    pop.style.top = window.scrollY + r.bottom + 6 + "px";
+  }
+  L.helpClick = helpClick;
 
   // ----------------------------------------------- Dash clientside hooks
   window.dash_clientside = Object.assign({}, window.dash_clientside, {
@@ -773,5 +822,8 @@
   // graph's placeholder swapped for the graph, a tab mounted again), the
   // hosts get their handlers (not in the lesson widget: it has its own)
   const root = document.getElementById("react-entry-point");
-  if (root) new MutationObserver(L.attach).observe(root, {childList: true, subtree: true});
+  if (root) {
+    new MutationObserver(L.attach).observe(root, {childList: true, subtree: true});
+    document.addEventListener("click", helpClick);
+  }
 })();

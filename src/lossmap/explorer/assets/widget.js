@@ -6,6 +6,9 @@
   const D = JSON.parse(document.getElementById("lesson-data").textContent);
   const L = window.lossmap;
   const W = {loss: D.order[0], point: D.point.slice(), playing: false, curve: null};
+  // no zoom bar: clicks choose (w, b), and on a touch screen the bar is
+  // always shown, over the titles (the fit's title holds w, b and the loss)
+  const CONFIG = {displaylogo: false, displayModeBar: false, responsive: true};
   window.widget = W;
   const land = document.getElementById("landscape");
   const fit = document.getElementById("fit");
@@ -20,6 +23,17 @@
       if (typeof t.uid === "string" && t.uid.indexOf("path-") === 0) out.push(i);
     });
     return out;
+  }
+
+  /** (w, b) under a pointer event, or null outside the plot area. */
+  function pointerData(ev) {
+    const fl = land._fullLayout;
+    if (ev.changedTouches && ev.changedTouches.length) ev = ev.changedTouches[0];
+    if (!fl || !fl._size || !fl.xaxis || typeof ev.clientX !== "number") return null;
+    const r = land.getBoundingClientRect();
+    const px = ev.clientX - r.left - fl._size.l, py = ev.clientY - r.top - fl._size.t;
+    if (px < 0 || py < 0 || px > fl._size.w || py > fl._size.h) return null;
+    return [fl.xaxis.p2d(px), fl.yaxis.p2d(py)];
   }
 
   /** (w, b) chosen: marker, fit curve, residuals and readout, all local. */
@@ -48,13 +62,14 @@
   function showLoss(name) {
     W.loss = name;
     W.playing = false;
+    W.token = (W.token || 0) + 1;  // a replay under way stops
     const v = D.views[name];
     document.querySelectorAll("#losses button").forEach(function (b) {
       b.classList.toggle("on", b.dataset.loss === name);
     });
     document.getElementById("status").textContent =
       v.runs.map(function (r) { return r.status; }).join("\n");
-    return Plotly.react(land, v.figure.data, v.figure.layout, {displaylogo: false})
+    return Plotly.react(land, v.figure.data, v.figure.layout, CONFIG)
       .then(function () { setPoint(W.point[0], W.point[1]); });
   }
 
@@ -75,10 +90,15 @@
     const frames = Math.min(longest, 50);
     let f = 0;
     W.playing = true;
+    // one animation at a time: a second click restarts it (two chains of
+    // ticks drew over each other, and the first to end stopped the other)
+    const token = W.token = (W.token || 0) + 1;
+    W.ticks = 0;
     land.dataset.replay = "playing";
     const tick = function () {
-      if (!W.playing) return;
+      if (!W.playing || W.token !== token) return;
       f += 1;
+      W.ticks += 1;
       const k = Math.round(f * longest / frames);
       Plotly.restyle(land, {
         x: xs.map(function (x) { return x.slice(0, k); }),
@@ -101,11 +121,19 @@
     bar.appendChild(b);
   });
   document.getElementById("replay").addEventListener("click", replay);
-  Plotly.newPlot(fit, D.fit.data, D.fit.layout, {displaylogo: false}).then(function () {
+  Plotly.newPlot(fit, D.fit.data, D.fit.layout, CONFIG).then(function () {
     return showLoss(W.loss);
   }).then(function () {
     land.on("plotly_click", function (ev) {
-      if (ev && ev.points && ev.points.length) setPoint(ev.points[0].x, ev.points[0].y);
+      // the point under the pointer, as in the explorer: the clicked trace's
+      // point would be a heatmap cell's centre, or θ*, θ₀ or a path vertex
+      // when the click lands within Plotly's hover distance of one
+      const at = ev && ev.event ? pointerData(ev.event) : null;
+      if (at) {
+        setPoint(at[0], at[1]);
+      } else if (ev && ev.points && ev.points.length) {
+        setPoint(ev.points[0].x, ev.points[0].y);
+      }
     });
     document.body.dataset.ready = "1";
   });
