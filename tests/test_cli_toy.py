@@ -65,7 +65,18 @@ def test_toy_at_prints_the_loss_there(tmp_path, capsys):
     assert code == 0
     assert out.read_text().lstrip().startswith("<?xml")
     p = toy.problem("line", "two-points", "mse")
-    assert f"L(1, 0) = {float(p.loss(1.0, 0.0)):.6g}" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert f"L(1, 0) = {float(p.loss(1.0, 0.0)):.6g}" in captured.out
+    assert "outside the view" not in captured.err
+
+
+def test_toy_at_outside_the_view_warns(tmp_path, capsys):
+    out = tmp_path / "fit.png"
+    code = main(
+        ["toy", "--at", "9", "9", "--steps", "21", "--out", str(out)]
+    )  # fmt: skip
+    assert code == 0
+    assert "--at (9, 9) lies outside the view" in capsys.readouterr().err
 
 
 def test_toy_without_a_minimum_still_draws(tmp_path, capsys):

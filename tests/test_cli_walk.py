@@ -38,8 +38,17 @@ def test_race_still_on_toy_problem(tmp_path, capsys):
 def test_critical_himmelblau(capsys):
     assert main(["critical", "--function", "himmelblau"]) == 0
     text = capsys.readouterr().out
-    assert "9 stationary point(s): 4 minimum, 4 saddle, 1 maximum" in text
+    assert "9 stationary point(s) found from a 24×24 grid of starts" in text
+    assert ": 4 minimum, 4 saddle, 1 maximum" in text
     assert text.count("minimum (global)") == 4
+
+
+def test_critical_on_a_kinked_loss_says_why_none_are_found(capsys):
+    argv = ["critical", "--model", "line", "--data", "two-points", "--loss", "mae"]
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert "0 stationary point(s)" in text
+    assert "where the gradient jumps" in text
 
 
 def test_critical_toy_with_convexity_and_figure(tmp_path, capsys):

@@ -87,6 +87,16 @@ def toy(
     matplotlib.use("Agg")
     from lossmap import plot
 
+    if at is not None and not all(
+        lo <= v <= hi for v, (lo, hi) in zip(at, region, strict=True)
+    ):
+        typer.echo(
+            f"warning: --at ({at[0]:.4g}, {at[1]:.4g}) lies outside the view "
+            f"w ∈ [{region[0][0]:.4g}, {region[0][1]:.4g}], "
+            f"b ∈ [{region[1][0]:.4g}, {region[1][1]:.4g}]: no marker is drawn "
+            "(widen it with --w-range / --b-range)",
+            err=True,
+        )
     if at is None and minimum is None:
         best = problem.surface(region, steps=steps).argmin()
         at = (best.coords["w"], best.coords["b"])

@@ -173,8 +173,15 @@ def critical(
     counts: dict[str, int] = {}
     for p in points:
         counts[p.kind] = counts.get(p.kind, 0) + 1
-    summary = ", ".join(f"{n} {k}" for k, n in counts.items()) or "none found"
-    typer.echo(f"{land.title}: {len(points)} stationary point(s): {summary}")
+    summary = ", ".join(f"{n} {k}" for k, n in counts.items()) or (
+        "none (Newton's method looks for a zero gradient; a loss with kinks, "
+        "such as mae, has its minimum where the gradient jumps: `lossmap toy` "
+        "reports θ*)"
+    )
+    typer.echo(
+        f"{land.title}: {len(points)} stationary point(s) found from a "
+        f"{starts}×{starts} grid of starts (more starts may find more): {summary}"
+    )
     n0, n1 = land.param_names
     for p in points:
         flag = " (global)" if p.is_global else ""
