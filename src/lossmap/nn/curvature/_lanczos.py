@@ -283,6 +283,11 @@ def lanczos_edges(
     Qb, _ = _orthonormal_rows(start.to(work).to(op.device), Q[:0], gen, 1e-3)
     m, restarts, strict, checked = 0, 0, 1.0, 0
     result: dict[str, Eigen] | None = None
+    # Rows of a residual block that a truncated next block (max_iter or dim
+    # reached mid-block) left out of the basis, and the basis row of the
+    # first: they stay in the Lanczos relation ``M Q = Q T + R``.
+    left: torch.Tensor | None = None
+    left_at = 0
     while True:
         b = Qb.shape[0]
         Q[m : m + b] = Qb
@@ -301,10 +306,14 @@ def lanczos_edges(
         full = m >= max_iter or m >= n
         if m >= kmax and (full or m - checked >= max(1, checked // 50)):
             checked = m
-            G = torch.mm(W, W.T).to(torch.float64).cpu().numpy()
+            R, rows = W, np.arange(m - b, m)
+            if left is not None:
+                R = torch.cat([W, left])
+                rows = np.concatenate([rows, left_at + np.arange(left.shape[0])])
+            G = torch.mm(R, R.T).to(torch.float64).cpu().numpy()
 
-            def block_residuals(S: np.ndarray, G=G, b=b, m=m) -> np.ndarray:
-                last = S[m - b : m]
+            def block_residuals(S: np.ndarray, G=G, rows=rows) -> np.ndarray:
+                last = S[rows]
                 quad = np.einsum("bi,bc,ci->i", last, G, last)
                 return np.sqrt(np.maximum(quad, 0))
 
@@ -332,6 +341,12 @@ def lanczos_edges(
         nxt = min(p, max_iter - m, n - m)
         Qb, fresh = _next_block(W[:nxt], Q[:m], gen, tiny)
         restarts += fresh
+        if nxt < b and Qb.shape[0]:
+            # the rows left out still count in the residuals, less the part
+            # that the new block spans
+            rest = W[nxt:]
+            left = rest - torch.mm(torch.mm(rest, Qb.T), Qb)
+            left_at = m - b + nxt
         if Qb.shape[0] == 0:  # the whole space is spanned: M Q = Q T exactly
             result = _check(
                 op,
