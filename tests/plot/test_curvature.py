@@ -101,3 +101,34 @@ def test_sharpness_and_block_displays(pyplot):
     bd = BlockTraceDisplay(blocks).plot()
     heights = [b.get_height() for b in bd.trace_bars_]
     assert heights == [blocks[n].trace.value for n in blocks]
+
+
+@pytest.mark.parametrize("sign", [-1.0, 1.0])
+def test_curvature_map_lambda_min_colours_keep_their_sign(pyplot, sign):
+    # λmin of one sign everywhere (negative all over a saddle region): zero
+    # stays white, negative cells blue and positive cells red; the least
+    # negative cell used to be drawn in the red end of RdBu_r
+    from lossmap import Surface
+    from lossmap.plot import CurvatureMapDisplay
+
+    a = np.linspace(-1, 1, 3)
+    lam_min = sign * np.array([[0.5, 1.0, 1.5], [2.0, 2.5, 3.0], [0.8, 1.2, 2.7]])
+    s = Surface(
+        axes={"alpha": a, "beta": a},
+        fields={
+            "loss": np.zeros((3, 3)),
+            "lambda_max": np.full((3, 3), 4.0),
+            "lambda_min": lam_min,
+            "ratio": np.abs(lam_min) / 4.0,
+        },
+    )
+    mesh = CurvatureMapDisplay(s).plot().meshes_["lambda_min"]
+    rgba = mesh.cmap(mesh.norm(lam_min))
+    red, blue = rgba[..., 0], rgba[..., 2]
+    if sign < 0:
+        assert np.all(blue >= red)  # every cell on the blue side
+    else:
+        assert np.all(red >= blue)
+    # zero is the white middle of the diverging map
+    white = mesh.cmap(mesh.norm(0.0))
+    np.testing.assert_allclose(white[:3], pyplot.get_cmap("RdBu_r")(0.5)[:3], atol=0.02)

@@ -135,7 +135,6 @@ class CurvatureMapDisplay:
     ) -> CurvatureMapDisplay:
         """Draw into three axes (a new figure when None); returns self."""
         plt = require_matplotlib("CurvatureMapDisplay.plot")
-        from matplotlib.colors import TwoSlopeNorm
 
         if axes is None:
             _, axes = plt.subplots(1, 3, figsize=(13, 3.9), layout="constrained")
@@ -145,8 +144,8 @@ class CurvatureMapDisplay:
         for ax, (field, label, cmap) in zip(axes, self.FIELDS):
             z = np.asarray(self.surface.fields[field], dtype=float)
             norm = None
-            if field == "lambda_min" and np.nanmin(z) < 0 < np.nanmax(z):
-                norm = TwoSlopeNorm(0.0, float(np.nanmin(z)), float(np.nanmax(z)))
+            if field == "lambda_min":
+                norm, cmap = _signed_colours(z, cmap)
             mesh = ax.pcolormesh(a, b, z.T, shading="nearest", cmap=cmap, norm=norm)
             ax.figure.colorbar(mesh, ax=ax, shrink=0.9)
             ax.plot([0], [0], marker="*", color="white", mec="black", ms=11)
@@ -162,6 +161,30 @@ class CurvatureMapDisplay:
         name = _MATRIX_NAMES.get(matrix, matrix)
         self.figure_.suptitle(title or f"Curvature of the {name} over the plane")
         return self
+
+
+def _signed_colours(z: np.ndarray, cmap: str) -> tuple[Any, Any]:
+    """A norm and colormap for a signed field on a diverging ``cmap``: zero is
+    always the middle (white), negative values always the low (blue) side and
+    positive ones the high (red) side, also when every value has one sign
+    (λmin < 0 everywhere near a saddle: the least negative cell used to take
+    the red end, which reads as positive curvature)."""
+    import matplotlib as mpl
+    from matplotlib.colors import ListedColormap, Normalize, TwoSlopeNorm
+
+    if not np.isfinite(z).any():
+        return None, cmap
+    lo, hi = float(np.nanmin(z)), float(np.nanmax(z))
+    if lo < 0 < hi:
+        return TwoSlopeNorm(0.0, lo, hi), cmap
+    full = mpl.colormaps[cmap]
+    if hi <= 0:
+        if lo == 0:
+            lo = -1.0
+        half = ListedColormap(full(np.linspace(0.0, 0.5, 128)), name=f"{cmap}_neg")
+        return Normalize(lo, 0.0), half
+    half = ListedColormap(full(np.linspace(0.5, 1.0, 128)), name=f"{cmap}_pos")
+    return Normalize(0.0, hi), half
 
 
 class SharpnessDisplay:
