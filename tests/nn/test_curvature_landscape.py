@@ -261,6 +261,60 @@ def test_curvature_map_resumes_from_its_store(tmp_path):
     assert again.metadata["options"]["dtype"] == "torch.float64"
 
 
+def test_curvature_map_store_refuses_other_weights_data_or_directions(tmp_path):
+    # the store used to record only the settings: a rerun after training on
+    # (other weights), on other data or with other directions returned the old
+    # map silently as the new one
+    model, d = small(), data()
+    plane = random_plane(model, seed=3)
+    path = tmp_path / "curv"
+    first = curvature_map(model, F.cross_entropy, d, plane, steps=2, store=path)
+    moved = small()
+    with torch.no_grad():
+        moved[0].weight.add_(0.5)
+    x2 = (d[0] + 1.0, d[1])
+    others = [
+        (moved, d, plane),
+        (model, x2, plane),
+        (model, d, random_plane(model, seed=4)),
+    ]
+    for m, dd, pl in others:
+        with pytest.raises(ValueError, match="fingerprint"):
+            curvature_map(m, F.cross_entropy, dd, pl, steps=2, store=path)
+    # the refused store is untouched; the map on the moved model is its own
+    fresh = curvature_map(moved, F.cross_entropy, d, plane, steps=2)
+    assert not np.allclose(fresh.fields["lambda_max"], first.fields["lambda_max"])
+    again = curvature_map(model, F.cross_entropy, d, plane, steps=2, store=path)
+    np.testing.assert_array_equal(
+        again.fields["lambda_max"], first.fields["lambda_max"]
+    )
+
+
+def test_curvature_map_reads_an_iterable_of_batches_once():
+    model, (x, y) = small(), data()
+    plane = random_plane(model, seed=3)
+    whole = curvature_map(model, F.cross_entropy, (x, y), plane, steps=2)
+    batches = ((x[i : i + 10], y[i : i + 10]) for i in range(0, 30, 10))
+    got = curvature_map(model, F.cross_entropy, batches, plane, steps=2)
+    np.testing.assert_allclose(
+        got.fields["lambda_max"], whole.fields["lambda_max"], rtol=1e-9
+    )
+    np.testing.assert_allclose(got.fields["loss"], whole.fields["loss"], rtol=1e-12)
+    # sharpness along a recording, likewise (it raised "`data` yielded no
+    # batches" at the second snapshot)
+    flat = torch.cat([p.detach().reshape(-1) for p in model.parameters()])
+    rec = Recording(
+        torch.stack([flat, 1.1 * flat]),
+        np.array([0, 1]),
+        tuple(n for n, _ in model.named_parameters()),
+        tuple(tuple(p.shape) for p in model.parameters()),
+    )
+    batches = ((x[i : i + 10], y[i : i + 10]) for i in range(0, 30, 10))
+    sh = sharpness(rec, model, F.cross_entropy, batches)
+    ref = sharpness(rec, model, F.cross_entropy, (x, y))
+    np.testing.assert_allclose(sh.lambda_max, ref.lambda_max, rtol=1e-9)
+
+
 def test_sharpness_along_a_recording_equals_per_snapshot_computation():
     model, d = small(), data()
     names = tuple(n for n, _ in model.named_parameters())

@@ -253,10 +253,26 @@ def curvature_map(
         "beta": np.linspace(*spans[1], steps_[1]),
     }
     center = {n: p.detach() for n, p in model.named_parameters()}
+    from lossmap.nn import batch as nb
+    from lossmap.nn._prepare import _fingerprint
+
+    data = nb.materialise(data)  # read once: an iterable of batches serves every point
     meta = {
         "kind": "nn.curvature_map",
         "matrix": matrix,
         "directions": [dict(d.meta) for d in directions],
+        # what the values depend on beyond the settings, so that a store made
+        # for another model, other weights, data or directions is refused
+        # rather than silently returned
+        "fingerprint": {
+            "center": _fingerprint(
+                *center.values(), *(b.detach() for _, b in model.named_buffers())
+            ),
+            "directions": [
+                _fingerprint(*(d.tensors[n] for n in names)) for d in directions
+            ],
+            "data": data.fingerprint(),
+        },
         "span": [list(s) for s in spans],
         "steps": steps_,
         "seed": int(seed),
@@ -446,6 +462,9 @@ def sharpness(
         )
     n = len(recording)
     lrs = _learning_rates(recording, lr, n)
+    from lossmap.nn import batch as nb
+
+    data = nb.materialise(data)  # read once: an iterable of batches serves every step
     factor, formula = _stability(recording, momentum, nesterov, dampening)
     lam, loss, conv, products = np.empty(n), np.empty(n), np.zeros(n, bool), 0
     for i in range(n):
