@@ -485,3 +485,48 @@ def test_hessian_directions_are_eigenvectors():
 def test_bad_input(call, error, message):
     with pytest.raises(error, match=message):
         call(small(), data())
+
+
+def test_sharpness_gives_no_sgd_threshold_for_an_adaptive_optimizer(pyplot):
+    # a Recorder(optimizer=Adam) recording used to get the SGD threshold 2/η
+    # against the raw Hessian (for Adam the edge of stability bounds the
+    # preconditioned Hessian), drawn as a line in SharpnessDisplay
+    from lossmap.nn.trajectory import Recorder
+    from lossmap.plot import SharpnessDisplay
+
+    model, (x, y) = small(), data()
+    runs = {}
+    for opt in (
+        torch.optim.Adam(model.parameters(), lr=0.01),
+        torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.5),
+    ):
+        rec = Recorder(model, every=1, optimizer=opt)
+        for step in range(2):
+            opt.zero_grad()
+            F.cross_entropy(model(x), y).backward()
+            opt.step()
+            rec(step)
+        runs[type(opt).__name__] = rec.recording()
+    with pytest.warns(UserWarning, match="Adam, not SGD"):
+        adam = sharpness(runs["Adam"], model, F.cross_entropy, (x, y))
+    assert adam.adaptive == "Adam"
+    assert adam.threshold is None
+    np.testing.assert_allclose(adam.lr, [0.01, 0.01])
+    assert "threshold" not in adam.to_surface().fields
+    # the exact λmax is still given
+    direct = eigenvalues(
+        HessianOperator(model, F.cross_entropy, (x, y), at=runs["Adam"].params(1)), 1
+    )
+    assert adam.lambda_max[1] == pytest.approx(direct.values[0], rel=1e-8)
+    # the SGD settings given explicitly draw the SGD threshold anyway
+    forced = sharpness(runs["Adam"], model, F.cross_entropy, (x, y), momentum=0.0)
+    np.testing.assert_allclose(forced.threshold, [200.0, 200.0])
+    sgd = sharpness(runs["SGD"], model, F.cross_entropy, (x, y))
+    assert sgd.adaptive is None
+    np.testing.assert_allclose(sgd.threshold, [30.0, 30.0])  # 2(1+β)/η
+    disp = SharpnessDisplay({"adam": adam, "sgd": sgd}).plot()
+    assert set(disp.thresholds_) == {"sgd"}
+    assert "2(1+β)/η" in disp.ax_.get_title()
+    only = SharpnessDisplay({"adam": adam}).plot()
+    assert only.thresholds_ == {}
+    assert "η" not in only.ax_.get_title()

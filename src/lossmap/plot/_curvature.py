@@ -234,11 +234,19 @@ class SharpnessDisplay:
         if not ax.get_ylabel():
             ax.set_ylabel("top eigenvalue of the Hessian")
         if title is not None or not ax.get_title():
-            formulas = {getattr(sh, "formula", "2/η") for sh in self.runs.values()}
-            edge = formulas.pop() if len(formulas) == 1 else "stability threshold"
-            ax.set_title(
-                title or f"Sharpness along training (edge of stability: {edge})"
-            )
+            # only runs whose threshold is drawn (none without learning rates
+            # or for an adaptive optimizer) name it in the title
+            drawn = {
+                getattr(sh, "formula", "2/η")
+                for sh in self.runs.values()
+                if sh.threshold is not None
+            }
+            default = "Sharpness along training"
+            if len(drawn) == 1:
+                default += f" (edge of stability: {drawn.pop()})"
+            elif drawn:
+                default += " (edge of stability: stability threshold)"
+            ax.set_title(title or default)
         ax.legend(fontsize=8)
         self.ax_, self.figure_ = ax, ax.figure
         return self

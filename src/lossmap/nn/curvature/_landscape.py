@@ -21,6 +21,7 @@ everywhere, so a map's centre equals the direct computation at the centre.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -345,11 +346,18 @@ class Sharpness:
     products: int
     factor: float = 1.0
     formula: str = "2/η"
+    #: The optimizer the recording names when it is not SGD (Adam, RMSprop,
+    #: ...): the threshold ``2/η`` is then not one of this Hessian, and
+    #: :attr:`threshold` is None.
+    adaptive: str | None = None
 
     @property
     def threshold(self) -> np.ndarray | None:
-        """``2 · factor / η`` at each snapshot (None without learning rates)."""
-        return None if self.lr is None else 2.0 * self.factor / self.lr
+        """``2 · factor / η`` at each snapshot (None without learning rates,
+        or for an adaptive optimizer, see :attr:`adaptive`)."""
+        if self.lr is None or self.adaptive is not None:
+            return None
+        return 2.0 * self.factor / self.lr
 
     def to_surface(self) -> Any:
         """A 1-D :class:`~lossmap.Surface` over the steps."""
@@ -358,6 +366,7 @@ class Sharpness:
         fields = {"loss": self.loss, "lambda_max": self.lambda_max}
         if self.lr is not None:
             fields["lr"] = self.lr
+        if self.threshold is not None:
             fields["threshold"] = self.threshold
         return Surface(
             axes={"step": self.steps.astype(float)},
@@ -397,6 +406,29 @@ def _stability(
     if damp:
         return (1 + beta) / (1 - damp), f"2(1+β)/((1−d)η), β = {beta:g}, d = {damp:g}"
     return 1 + beta, f"2(1+β)/η, β = {beta:g}"
+
+
+def _adaptive(
+    recording: Any, momentum: Any, nesterov: Any, dampening: Any
+) -> str | None:
+    """The recorded optimizer's name when it is not SGD and no SGD setting
+    was given: its stability threshold is one of the preconditioned Hessian
+    (Cohen et al. 2022, "Adaptive Gradient Methods at the Edge of
+    Stability"), so ``2/η`` against this Hessian would mislead."""
+    if momentum is not None or nesterov is not None or dampening is not None:
+        return None
+    opt = (getattr(recording, "meta", None) or {}).get("optimizer") or {}
+    name = opt.get("name")
+    if name is None or name == "SGD":
+        return None
+    warnings.warn(
+        f"the recording was made with {name}, not SGD: sharpness gives λmax "
+        "without a stability threshold (2/η holds for gradient descent; for an "
+        "adaptive optimizer it bounds the preconditioned Hessian). Pass "
+        "`momentum=0.0` (or the SGD settings) to draw the SGD threshold anyway.",
+        stacklevel=3,
+    )
+    return str(name)
 
 
 def _learning_rates(recording: Any, lr: Any, n: int) -> np.ndarray | None:
@@ -466,6 +498,7 @@ def sharpness(
 
     data = nb.materialise(data)  # read once: an iterable of batches serves every step
     factor, formula = _stability(recording, momentum, nesterov, dampening)
+    adaptive = _adaptive(recording, momentum, nesterov, dampening)
     lam, loss, conv, products = np.empty(n), np.empty(n), np.zeros(n, bool), 0
     for i in range(n):
         at = {k: v.detach() for k, v in recording.params(i).items()}
@@ -477,5 +510,13 @@ def sharpness(
         lam[i], loss[i], conv[i] = top.values[0], op.loss(), top.converged
         products += op.products
     return Sharpness(
-        np.asarray(recording.steps), lam, loss, lrs, conv, products, factor, formula
+        np.asarray(recording.steps),
+        lam,
+        loss,
+        lrs,
+        conv,
+        products,
+        factor,
+        formula,
+        adaptive,
     )
