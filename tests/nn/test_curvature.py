@@ -571,3 +571,44 @@ def test_a_1210_parameter_network_in_float32():
     net32 = copy.deepcopy(net64).float()
     op = HessianOperator(net32, F.cross_entropy, (x.float(), y))
     check_spectrum(op, H, 1e-4)
+
+
+class _WithLoss(nn.Module):
+    """Returns an object with ``.loss`` and ``.logits``, as HuggingFace models."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(4, 3).double()
+
+    def forward(self, x, labels):
+        from types import SimpleNamespace
+
+        logits = self.lin(x)
+        return SimpleNamespace(loss=F.cross_entropy(logits, labels), logits=logits)
+
+
+@pytest.mark.parametrize("cls", [GGNOperator, EmpiricalFisherOperator, FisherOperator])
+def test_output_space_matrices_refuse_output_loss_with_a_way_out(cls):
+    # it used to fail only at the first product, with "needs the model to
+    # return one tensor, got SimpleNamespace" and no hint of `call=`
+    torch.manual_seed(0)
+    model = _WithLoss()
+    x = torch.randn(10, 4, dtype=torch.float64)
+    y = torch.randint(0, 3, (10,))
+    batch = {"x": x, "labels": y}
+    kw = {"likelihood": "categorical"} if cls is FisherOperator else {}
+    with pytest.raises(
+        ValueError, match=r"`loss_fn` as a function of the model's output.*call="
+    ):
+        cls(model, "output.loss", batch, **kw)
+    # the Hessian of the output's own loss is fine, and the way out works
+    h = HessianOperator(model, "output.loss", batch).dense()
+    g = GGNOperator(
+        model,
+        F.cross_entropy,
+        batch,
+        call=lambda m, b: m(b["x"], b["labels"]).logits,
+        targets="labels",
+    ).dense()
+    # a linear model: the GGN equals the Hessian
+    torch.testing.assert_close(g, h, rtol=1e-12, atol=1e-14)

@@ -123,12 +123,28 @@ class HessianOperator(CurvatureOperator):
 class _OutputSpace(CurvatureOperator):
     """Shared by the GGN and the Fishers: the Jacobian products ``J v``, ``Jᵀ u``."""
 
+    def _setup(self) -> None:
+        # the loss must be a function of the model's output tensor; the
+        # output's own .loss is not (refused here, not at the first product)
+        if any(t.fn == nb.OUTPUT_LOSS for t in self.objective.terms):
+            raise ValueError(
+                f"{type(self).__name__} needs `loss_fn` as a function of the "
+                f"model's output, got {nb.OUTPUT_LOSS!r}; pass `call=` returning "
+                "the logits, e.g. `call=lambda model, b: model(input_ids="
+                "b['input_ids'], attention_mask=b['attention_mask']).logits`, "
+                "with `targets='labels'` and `loss_fn=F.cross_entropy`"
+            )
+
     def _jacobian_state(self, tile: Any, t: int) -> tuple[Any, ...]:
         theta, out = self.leaves_and_output(t)
         if not isinstance(out, torch.Tensor):
             raise TypeError(
-                f"{type(self).__name__} needs the model to return one tensor, got "
-                f"{type(out).__name__}"
+                f"{type(self).__name__} needs the model to return one tensor (the "
+                f"output the loss is taken of), got {type(out).__name__}; pass "
+                "`call=` returning that tensor, e.g. for a HuggingFace model "
+                "`call=lambda model, b: model(input_ids=b['input_ids'], "
+                "attention_mask=b['attention_mask']).logits` with "
+                "`targets='labels'` and `loss_fn=F.cross_entropy`"
             )
         u = torch.zeros_like(out, requires_grad=True)
         jtu = _grad(out, theta, u, batched=False, create_graph=True)
@@ -187,6 +203,7 @@ class EmpiricalFisherOperator(_OutputSpace):
     kind = "empirical_fisher"
 
     def _setup(self) -> None:
+        super()._setup()
         if len(self.objective.terms) != 1:
             raise ValueError(
                 f"{type(self).__name__} needs one loss term (a per-sample "
