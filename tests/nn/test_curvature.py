@@ -612,3 +612,20 @@ def test_output_space_matrices_refuse_output_loss_with_a_way_out(cls):
     ).dense()
     # a linear model: the GGN equals the Hessian
     torch.testing.assert_close(g, h, rtol=1e-12, atol=1e-14)
+
+
+def test_trace_says_whether_target_se_was_met(mlp_exact):
+    # the estimate stopped at `probes` with a standard error far above the
+    # target and said nothing; meta now records it
+    op, exact = mlp_exact
+    for fn in (hutchinson, hutchpp):
+        kw = {"sketch": 4} if fn is hutchpp else {}
+        missed = fn(op, probes=12, target_se=1e-9, **kw)
+        assert missed.probes == 12
+        assert missed.stderr > 1e-9
+        assert missed.meta == {"target_se": 1e-9, "target_met": False}
+        met = fn(op, probes=400, target_se=0.5, **kw)
+        assert met.meta["target_met"]
+        assert met.stderr <= 0.5
+        assert abs(met.value - exact) < 5 * max(met.stderr, 1e-12)
+        assert fn(op, probes=12, **kw).meta == {}

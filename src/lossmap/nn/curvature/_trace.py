@@ -59,6 +59,8 @@ class Trace:
     products: int = 0
     exact_part: float = 0.0
     meta: dict[str, Any] = field(default_factory=dict)
+    """With ``target_se``: ``target_se`` and ``target_met`` (False when
+    ``probes`` ran out first: ``stderr`` is then above the target)."""
 
 
 def _rademacher(n: int, dim: int, gen: torch.Generator, op: Any) -> torch.Tensor:
@@ -87,6 +89,14 @@ def _sample_until(
             if se <= target_se:
                 break
     return np.asarray(samples)
+
+
+def _target(target_se: float | None, se: float) -> dict[str, Any]:
+    """``meta`` of a trace: whether ``target_se`` was met within ``probes``
+    (the estimate stops at ``probes`` either way)."""
+    if target_se is None:
+        return {}
+    return {"target_se": target_se, "target_met": bool(se <= target_se)}
 
 
 def _checked(
@@ -139,13 +149,15 @@ def hutchinson(
         batch=batch,
         gen=gen,
     )
+    se = float(s.std(ddof=1) / math.sqrt(s.size))
     return Trace(
         float(s.mean()),
-        float(s.std(ddof=1) / math.sqrt(s.size)),
+        se,
         int(s.size),
         s,
         "hutchinson",
         count(op) - before,
+        meta=_target(target_se, se),
     )
 
 
@@ -186,7 +198,16 @@ def hutchpp(
             E[:, i : i + E.shape[0]] = torch.eye(E.shape[0], dtype=op.dtype)
             exact += float(torch.diagonal(matmat(op, E)[:, i : i + E.shape[0]]).sum())
         samples = np.zeros(0)
-        return Trace(exact, 0.0, 0, samples, "exact", count(op) - before, exact)
+        return Trace(
+            exact,
+            0.0,
+            0,
+            samples,
+            "exact",
+            count(op) - before,
+            exact,
+            _target(target_se, 0.0),
+        )
     S = _rademacher(s, n, gen, op)
     MS = torch.cat([matmat(op, S[i : i + batch]) for i in range(0, s, batch)])
     Q, _ = torch.linalg.qr(MS.T.double())
@@ -207,12 +228,14 @@ def hutchpp(
         batch=batch,
         gen=gen,
     )
+    se = float(rest.std(ddof=1) / math.sqrt(rest.size))
     return Trace(
         exact + float(rest.mean()),
-        float(rest.std(ddof=1) / math.sqrt(rest.size)),
+        se,
         int(rest.size),
         rest,
         "hutch++",
         count(op) - before,
         exact,
+        _target(target_se, se),
     )
