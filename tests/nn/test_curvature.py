@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, grad, hessian, jacrev, vmap
 
+from lossmap.nn import curvature
 from lossmap.nn.curvature import (
     EmpiricalFisherOperator,
     FisherOperator,
@@ -629,3 +630,16 @@ def test_trace_says_whether_target_se_was_met(mlp_exact):
         assert met.stderr <= 0.5
         assert abs(met.value - exact) < 5 * max(met.stderr, 1e-12)
         assert fn(op, probes=12, **kw).meta == {}
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["HessianOperator", "GGNOperator", "FisherOperator", "EmpiricalFisherOperator"],
+)
+def test_a_loss_that_fails_on_the_batch_is_named_at_construction(name):
+    # a bare input tensor is its own "targets": cross-entropy fails on it, and
+    # the operator says which function failed on which shapes (not torch alone)
+    net = torch.nn.Sequential(torch.nn.Linear(4, 3))
+    x = torch.randn(10, 4)
+    with pytest.raises(ValueError, match=r"`loss_fn` failed on model outputs of shape"):
+        getattr(curvature, name)(net, F.cross_entropy, x)

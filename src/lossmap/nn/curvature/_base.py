@@ -319,7 +319,7 @@ class CurvatureOperator:
             for tile in self.tiles:
                 theta = self.leaves() if reuse else self.theta
                 out = self.forward(theta, tile)
-                parts = self.objective.read(out, tile)
+                parts = self.objective.read(out, tile, explain=True)
                 sums += [float(p[0].detach()) for p in parts]
                 counts += [float(p[1].detach()) for p in parts]
                 if reuse:
