@@ -108,15 +108,9 @@ def run_grid(
                 _run_local(ev, todo, coeffs_of, store_block, advance)
                 engine_info = ev.describe()
         else:
-            futures = []
-            for idx in todo:
-                c = coeffs_of(idx)
-                futures.append(executor.submit(run_chunk, spec, idx, c))
-            for fut in as_completed(futures):
-                idx, values, info = fut.result()
-                store_block(tuple(idx), values)
-                engine_info = info
-                advance(int(values["loss"].size))
+            engine_info = _run_executor(
+                executor, spec, todo, coeffs_of, store_block, advance
+            )
     if grid_store is not None:
         surface = grid_store.to_surface()
         surface = _checks.count_nonfinite(surface.with_metadata(engine=engine_info))
@@ -127,6 +121,51 @@ def run_grid(
     if spec.precision != "float":
         surface = surface.with_metadata(**precision_check(call, surface))
     return surface
+
+
+def _run_executor(
+    executor: Any,
+    spec: Any,
+    todo: list[tuple[int, ...]],
+    coeffs_of: Callable[[tuple[int, ...]], np.ndarray],
+    store_block: Callable[[tuple[int, ...], dict[str, np.ndarray]], None],
+    advance: Callable[[int], None],
+) -> dict[str, Any]:
+    """Evaluate the chunks ``todo`` as one job each on ``executor``.
+
+    Each chunk is stored as its result arrives. When the run stops early (a
+    chunk failed, Ctrl-C, the store could not be written), the jobs not yet
+    started are cancelled, so the user's executor does not go on computing
+    chunks nobody stores (a ``with ProcessPoolExecutor()`` block would wait
+    for all of them before the error reached the user), and every chunk that
+    has already finished is stored before the error is raised again.
+    """
+    futures = []
+    stored: set[int] = set()
+    info: dict[str, Any] = {}
+    try:
+        for idx in todo:
+            futures.append(executor.submit(run_chunk, spec, idx, coeffs_of(idx)))
+        for fut in as_completed(futures):
+            idx, values, info = fut.result()
+            store_block(tuple(idx), values)
+            stored.add(id(fut))
+            advance(int(values["loss"].size))
+    except BaseException:
+        for fut in futures:
+            fut.cancel()
+        for fut in futures:  # keep what is finished
+            if id(fut) in stored or not fut.done() or fut.cancelled():
+                continue
+            if fut.exception() is not None:
+                continue
+            try:
+                idx, values, _ = fut.result()
+                store_block(tuple(idx), values)
+            except BaseException:  # the first error is the one to report
+                break
+        raise
+    return info
 
 
 def _run_local(
