@@ -10,7 +10,9 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
+import sys
 import uuid
+import warnings
 from collections.abc import Callable, Sequence
 from concurrent.futures import as_completed
 from typing import Any
@@ -77,8 +79,11 @@ def run_grid(
             metadata=meta,
             overwrite=options.overwrite,
         )
-        todo = [tuple(i) for i in grid_store.todo()]  # missing or damaged
+        missing = [tuple(i) for i in grid_store.missing()]
+        problems = grid_store.verify()  # damaged chunks
+        todo = sorted(set(missing) | {p.chunk for p in problems})
         slices = grid_store.chunk_slices
+        _say_resuming(store, kind, shape, todo, problems, slices, enabled=progress)
 
     def coeffs_of(idx: tuple[int, ...]) -> np.ndarray:
         """Coordinates of a chunk's points, shape (n_points, ndim), "ij" order."""
@@ -121,6 +126,46 @@ def run_grid(
     if spec.precision != "float":
         surface = surface.with_metadata(**precision_check(call, surface))
     return surface
+
+
+def _say_resuming(
+    store: Any,
+    kind: str,
+    shape: tuple[int, ...],
+    todo: list[tuple[int, ...]],
+    problems: list[Any],
+    slices: Callable[[tuple[int, ...]], tuple[slice, ...]],
+    *,
+    enabled: bool,
+) -> None:
+    """Tell the user that a run resumes a store, and what it recomputes.
+
+    Damaged chunks are a warning (always shown): they were on disk and are
+    being replaced. The "resuming" line goes with the progress output.
+    """
+    damaged = sorted({p.chunk for p in problems})
+    if damaged:
+        where = ", ".join(str(i) for i in damaged[:8])
+        more = f" and {len(damaged) - 8} more" if len(damaged) > 8 else ""
+        warnings.warn(
+            f"{len(damaged)} damaged chunk(s) in the store {str(store)!r} are "
+            f"computed again: {where}{more} (first: {problems[0]})",
+            RuntimeWarning,
+            stacklevel=4,
+        )
+    n_all = math.prod(shape)
+    n_todo = sum(math.prod(s.stop - s.start for s in slices(i)) for i in todo)
+    if not enabled or n_todo == n_all:
+        return
+    if n_todo == 0:
+        text = f"{kind}: {store} holds all {n_all} points already; nothing to compute"
+    else:
+        text = (
+            f"{kind}: resuming {store}: {n_all - n_todo} of {n_all} points "
+            f"already saved, computing the other {n_todo}"
+        )
+    sys.stderr.write(text + "\n")
+    sys.stderr.flush()
 
 
 def _run_executor(
