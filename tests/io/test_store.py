@@ -187,6 +187,9 @@ def test_a_refusal_names_each_nested_value_that_differs():
         "m.directions[1].seed: the store has 0, this call 3"
     ]
     assert _leaf_diffs("k", [1], [1, 2]) == ["k: the store has [1], this call [1, 2]"]
+    assert _leaf_diffs("fingerprint", {"data": "ab12"}, {"data": "cd34"}) == [
+        "fingerprint.data: the store has 'ab12', this call 'cd34', so the data differ"
+    ]
 
 
 def test_refuses_a_file_naming_the_argument(tmp_path):

@@ -747,7 +747,17 @@ def _leaf_diffs(path: str, old: Any, new: Any) -> list[str]:
             if a != b:
                 out.extend(_leaf_diffs(f"{path}[{i}]", a, b))
         return out
-    return [f"{path}: the store has {_short_value(old)}, this call {_short_value(new)}"]
+    text = f"{path}: the store has {_short_value(old)}, this call {_short_value(new)}"
+    what = _FINGERPRINTED.get(path.split("[")[0])
+    return [f"{text}, so the {what} differ" if what else text]
+
+
+#: What each content fingerprint stands for, in a refusal's words.
+_FINGERPRINTED = {
+    "fingerprint.center": "weights at the centre",
+    "fingerprint.data": "data",
+    "fingerprint.directions": "directions",
+}
 
 
 def _short(exc: BaseException) -> str:
