@@ -3,6 +3,7 @@ in-process one; each call sends its evaluation spec once and releases it."""
 
 from __future__ import annotations
 
+import signal
 import time
 from concurrent.futures import Executor, Future
 
@@ -298,3 +299,19 @@ def test_other_jobs_pass_through(cluster):
     sent = cluster.specs_sent
     assert cluster.submit(len, b"abc").result() == 3
     assert cluster.specs_sent == sent
+
+
+@pytest.mark.slow
+def test_local_workers_leave_ctrl_c_to_the_client(cluster):
+    # Ctrl-C reaches every process of the terminal's foreground group; the
+    # workers printed a KeyboardInterrupt traceback each over the client's
+    # "N of M points are saved" message. They ignore it; the client does not.
+    def sigint_handler():
+        import signal as _signal
+
+        return repr(_signal.getsignal(_signal.SIGINT))
+
+    handlers = cluster._client.run(sigint_handler)
+    assert len(handlers) == 2
+    assert set(handlers.values()) == {repr(signal.SIG_IGN)}
+    assert signal.getsignal(signal.SIGINT) is not signal.SIG_IGN

@@ -73,6 +73,7 @@ Security
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import threading
 import warnings
@@ -266,6 +267,27 @@ def _environ_restored(keys: set[str]) -> Iterator[None]:
 
 
 @contextmanager
+def _sigint_ignored_by_children() -> Iterator[None]:
+    """Start processes that ignore SIGINT (Ctrl-C), this one's handler kept.
+
+    Ctrl-C in a terminal goes to every process of the foreground group, so
+    a local cluster's worker processes got it too: each printed a
+    ``KeyboardInterrupt`` traceback (some 70 lines for 2 workers) over the
+    run's own message. The client alone handles Ctrl-C; it closes the
+    cluster, which stops the workers. An ignored signal stays ignored in a
+    spawned child (and Python leaves it so). Only possible in the main thread.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, before)
+
+
+@contextmanager
 def dask_executor(
     address: str | None = None,
     *,
@@ -342,17 +364,18 @@ def dask_executor(
     ):
         cluster = None
         if address is None:
-            cluster = distributed.LocalCluster(
-                n_workers=n_workers,
-                threads_per_worker=threads_per_worker,
-                processes=processes,
-                host="127.0.0.1",
-                # never Dask's default :8787, even for the moment before the
-                # HTTP server is stopped below
-                dashboard_address="127.0.0.1:0",
-                silence_logs=40,
-                security=security,
-            )
+            with _sigint_ignored_by_children():
+                cluster = distributed.LocalCluster(
+                    n_workers=n_workers,
+                    threads_per_worker=threads_per_worker,
+                    processes=processes,
+                    host="127.0.0.1",
+                    # never Dask's default :8787, even for the moment before the
+                    # HTTP server is stopped below
+                    dashboard_address="127.0.0.1:0",
+                    silence_logs=40,
+                    security=security,
+                )
             if not dashboard:
                 cluster.scheduler.http_server.stop()
         try:

@@ -117,15 +117,22 @@ def test_chunk_counts_only_when_every_field_is_on_disk(tmp_path):
 @pytest.mark.parametrize(
     ("over", "message"),
     [
-        ({"axes": {"a": A, "b": np.linspace(0.0, 3.0, 5)}}, "axis 'b' coordinates"),
+        (
+            {"axes": {"a": A, "b": np.linspace(0.0, 3.0, 5)}},
+            "axis 'b': the store spans \\[0, 2\\], this call \\[0, 3\\]",
+        ),
         (
             {"axes": {"a": A, "b": np.linspace(0.0, 2.0, 6)}},
-            "axis 'b' has 5 points vs 6",
+            "axis 'b': the store has 5 points, this call 6",
         ),
-        ({"axes": {"x": A, "b": B}}, "axis names"),
+        ({"axes": {"x": A, "b": B}}, r"axes: the store has \['a', 'b'\], this call"),
         ({"fields": ["loss"]}, "fields"),
         ({"chunks": (2, 2)}, "chunks"),
-        ({"metadata": {**META, "seed": 4}}, r"metadata differs in \['seed'\]"),
+        (
+            {"metadata": {**META, "seed": 4}},
+            r"metadata differs in \['seed'\] \(seed: the store has 3, this call 4\)",
+        ),
+        ({"chunks": (2, 2)}, r"overwrite=True \(--overwrite in the shell\)"),
     ],
 )
 def test_different_settings_are_refused_and_store_untouched(tmp_path, over, message):
@@ -169,6 +176,33 @@ def test_refuses_a_folder_that_is_not_a_store(tmp_path):
         _open(path)
     assert (path / "precious.txt").read_text() == "keep me"
     assert sorted(p.name for p in path.iterdir()) == ["precious.txt"]
+
+
+def test_a_refusal_names_each_nested_value_that_differs():
+    from lossmap.io.store import _leaf_diffs
+
+    old = {"directions": [{"kind": "random", "seed": 0}, {"kind": "random", "seed": 0}]}
+    new = {"directions": [{"kind": "random", "seed": 0}, {"kind": "random", "seed": 3}]}
+    assert _leaf_diffs("m", old, new) == [
+        "m.directions[1].seed: the store has 0, this call 3"
+    ]
+    assert _leaf_diffs("k", [1], [1, 2]) == ["k: the store has [1], this call [1, 2]"]
+    assert _leaf_diffs("fingerprint", {"data": "ab12"}, {"data": "cd34"}) == [
+        "fingerprint.data: the store has 'ab12', this call 'cd34', so the data differ"
+    ]
+
+
+def test_refuses_a_file_naming_the_argument(tmp_path):
+    path = tmp_path / "s.zarr"
+    path.write_text("keep me")
+    for overwrite in (False, True):
+        with pytest.raises(
+            ValueError, match=r"`store` must be a folder.*which is a file"
+        ):
+            _open(path, overwrite=overwrite)
+    assert path.read_text() == "keep me"
+    with pytest.raises(ValueError, match="is a file, not a lossmap surface store"):
+        GridStore.attach(path)
 
 
 def test_missing_parent_folder(tmp_path):

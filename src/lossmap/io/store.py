@@ -174,6 +174,11 @@ class GridStore:
             raise TypeError(f"`overwrite` must be True or False, got {overwrite!r}")
         ax, fl, ch, meta = _validate(axes, fields, chunks, metadata)
         path = as_path(path)
+        if path.exists() and not path.is_dir():
+            raise ValueError(
+                f"`store` must be a folder (a lossmap store, or a path where one is "
+                f"created), got {str(path)!r}, which is a file; it was left untouched"
+            )
         if overwrite:
             cls.remove(path)
         signature = settings_signature(meta, volatile=volatile)
@@ -327,6 +332,11 @@ class GridStore:
         path = as_path(path)
         if not path.exists():
             raise FileNotFoundError(f"no store at {str(path)!r}")
+        if not path.is_dir():
+            raise ValueError(
+                f"{str(path)!r} is a file, not a lossmap surface store (a store is "
+                f"a folder)"
+            )
         meta_file = path / "zarr.json"
         try:
             doc = json.loads(meta_file.read_text())
@@ -375,23 +385,31 @@ class GridStore:
     ) -> None:
         diffs: list[str] = []
         if list(self.axes) != list(axes):
-            diffs.append(f"axis names {list(self.axes)} vs {list(axes)}")
+            diffs.append(
+                f"axes: the store has {list(self.axes)}, this call {list(axes)}"
+            )
         else:
             for name, coords in axes.items():
                 old = self.axes[name]
                 if old.shape != coords.shape:
                     diffs.append(
-                        f"axis {name!r} has {old.size} points vs {coords.size}"
+                        f"axis {name!r}: the store has {old.size} points, this "
+                        f"call {coords.size}"
                     )
                 elif not np.array_equal(old, coords):
                     diffs.append(
-                        f"axis {name!r} coordinates [{old[0]:.6g}, {old[-1]:.6g}] "
-                        f"vs [{coords[0]:.6g}, {coords[-1]:.6g}]"
+                        f"axis {name!r}: the store spans [{old[0]:.6g}, "
+                        f"{old[-1]:.6g}], this call [{coords[0]:.6g}, "
+                        f"{coords[-1]:.6g}]"
                     )
         if list(self.fields) != list(fields):
-            diffs.append(f"fields {list(self.fields)} vs {list(fields)}")
+            diffs.append(
+                f"fields: the store has {list(self.fields)}, this call {list(fields)}"
+            )
         if tuple(self.chunks) != tuple(chunks):
-            diffs.append(f"chunks {tuple(self.chunks)} vs {tuple(chunks)}")
+            diffs.append(
+                f"chunks: the store has {tuple(self.chunks)}, this call {tuple(chunks)}"
+            )
         if settings_signature(self.metadata, volatile=volatile) != signature:
             skip = set(volatile)
             keys = sorted(
@@ -401,12 +419,27 @@ class GridStore:
                 and not k.startswith("_")
                 and self.metadata.get(k, _MISSING) != metadata.get(k, _MISSING)
             )
-            diffs.append(f"metadata differs in {keys}")
+            # what the user set first (the kind of grid, seeds, spans...),
+            # then what follows from it (norms, fingerprints, chunk sizes)
+            derived = ("chunks", "direction_norms", "fingerprint", "steps", "span")
+            keys = sorted(keys, key=lambda k: (k != "kind", k in derived, k))
+            leaves: list[str] = []
+            for k in keys:
+                leaves.extend(
+                    _leaf_diffs(
+                        k, self.metadata.get(k, _MISSING), metadata.get(k, _MISSING)
+                    )
+                )
+            shown = "; ".join(leaves[:4])
+            if len(leaves) > 4:
+                shown += f"; and {len(leaves) - 4} more"
+            diffs.append(f"metadata differs in {keys} ({shown})")
         if diffs:
             raise ValueError(
                 f"the store at {str(self.path)!r} was made with different "
                 f"settings: {'; '.join(diffs)}. It was left untouched; use "
-                f"another path or delete it to start again."
+                f"another path, or overwrite=True (--overwrite in the shell) to "
+                f"start it again."
             )
 
     # ----------------------------------------------------------------- pickling
@@ -690,6 +723,41 @@ class GridStore:
 
 
 _MISSING = object()
+
+
+def _short_value(value: Any) -> str:
+    if value is _MISSING:
+        return "nothing"
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _leaf_diffs(path: str, old: Any, new: Any) -> list[str]:
+    """Where two metadata values differ: ``path: the store has X, this call Y``."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        out = []
+        for k in list(old) + [k for k in new if k not in old]:
+            a, b = old.get(k, _MISSING), new.get(k, _MISSING)
+            if a != b:
+                out.extend(_leaf_diffs(f"{path}.{k}", a, b))
+        return out
+    if isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
+        out = []
+        for i, (a, b) in enumerate(zip(old, new)):
+            if a != b:
+                out.extend(_leaf_diffs(f"{path}[{i}]", a, b))
+        return out
+    text = f"{path}: the store has {_short_value(old)}, this call {_short_value(new)}"
+    what = _FINGERPRINTED.get(path.split("[")[0])
+    return [f"{text}, so the {what} differ" if what else text]
+
+
+#: What each content fingerprint stands for, in a refusal's words.
+_FINGERPRINTED = {
+    "fingerprint.center": "weights at the centre",
+    "fingerprint.data": "data",
+    "fingerprint.directions": "directions",
+}
 
 
 def _short(exc: BaseException) -> str:

@@ -10,7 +10,9 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
+import sys
 import uuid
+import warnings
 from collections.abc import Callable, Sequence
 from concurrent.futures import as_completed
 from typing import Any
@@ -77,8 +79,11 @@ def run_grid(
             metadata=meta,
             overwrite=options.overwrite,
         )
-        todo = [tuple(i) for i in grid_store.todo()]  # missing or damaged
+        missing = [tuple(i) for i in grid_store.missing()]
+        problems = grid_store.verify()  # damaged chunks
+        todo = sorted(set(missing) | {p.chunk for p in problems})
         slices = grid_store.chunk_slices
+        _say_resuming(store, kind, shape, todo, problems, slices, enabled=progress)
 
     def coeffs_of(idx: tuple[int, ...]) -> np.ndarray:
         """Coordinates of a chunk's points, shape (n_points, ndim), "ij" order."""
@@ -108,15 +113,9 @@ def run_grid(
                 _run_local(ev, todo, coeffs_of, store_block, advance)
                 engine_info = ev.describe()
         else:
-            futures = []
-            for idx in todo:
-                c = coeffs_of(idx)
-                futures.append(executor.submit(run_chunk, spec, idx, c))
-            for fut in as_completed(futures):
-                idx, values, info = fut.result()
-                store_block(tuple(idx), values)
-                engine_info = info
-                advance(int(values["loss"].size))
+            engine_info = _run_executor(
+                executor, spec, todo, coeffs_of, store_block, advance
+            )
     if grid_store is not None:
         surface = grid_store.to_surface()
         surface = _checks.count_nonfinite(surface.with_metadata(engine=engine_info))
@@ -127,6 +126,91 @@ def run_grid(
     if spec.precision != "float":
         surface = surface.with_metadata(**precision_check(call, surface))
     return surface
+
+
+def _say_resuming(
+    store: Any,
+    kind: str,
+    shape: tuple[int, ...],
+    todo: list[tuple[int, ...]],
+    problems: list[Any],
+    slices: Callable[[tuple[int, ...]], tuple[slice, ...]],
+    *,
+    enabled: bool,
+) -> None:
+    """Tell the user that a run resumes a store, and what it recomputes.
+
+    Damaged chunks are a warning (always shown): they were on disk and are
+    being replaced. The "resuming" line goes with the progress output.
+    """
+    damaged = sorted({p.chunk for p in problems})
+    if damaged:
+        where = ", ".join(str(i) for i in damaged[:8])
+        more = f" and {len(damaged) - 8} more" if len(damaged) > 8 else ""
+        warnings.warn(
+            f"{len(damaged)} damaged chunk(s) in the store {str(store)!r} are "
+            f"computed again: {where}{more} (first: {problems[0]})",
+            RuntimeWarning,
+            stacklevel=4,
+        )
+    n_all = math.prod(shape)
+    n_todo = sum(math.prod(s.stop - s.start for s in slices(i)) for i in todo)
+    if not enabled or n_todo == n_all:
+        return
+    if n_todo == 0:
+        text = f"{kind}: {store} holds all {n_all} points already; nothing to compute"
+    else:
+        text = (
+            f"{kind}: resuming {store}: {n_all - n_todo} of {n_all} points "
+            f"already saved, computing the other {n_todo}"
+        )
+    sys.stderr.write(text + "\n")
+    sys.stderr.flush()
+
+
+def _run_executor(
+    executor: Any,
+    spec: Any,
+    todo: list[tuple[int, ...]],
+    coeffs_of: Callable[[tuple[int, ...]], np.ndarray],
+    store_block: Callable[[tuple[int, ...], dict[str, np.ndarray]], None],
+    advance: Callable[[int], None],
+) -> dict[str, Any]:
+    """Evaluate the chunks ``todo`` as one job each on ``executor``.
+
+    Each chunk is stored as its result arrives. When the run stops early (a
+    chunk failed, Ctrl-C, the store could not be written), the jobs not yet
+    started are cancelled, so the user's executor does not go on computing
+    chunks nobody stores (a ``with ProcessPoolExecutor()`` block would wait
+    for all of them before the error reached the user), and every chunk that
+    has already finished is stored before the error is raised again.
+    """
+    futures = []
+    stored: set[int] = set()
+    info: dict[str, Any] = {}
+    try:
+        for idx in todo:
+            futures.append(executor.submit(run_chunk, spec, idx, coeffs_of(idx)))
+        for fut in as_completed(futures):
+            idx, values, info = fut.result()
+            store_block(tuple(idx), values)
+            stored.add(id(fut))
+            advance(int(values["loss"].size))
+    except BaseException:
+        for fut in futures:
+            fut.cancel()
+        for fut in futures:  # keep what is finished
+            if id(fut) in stored or not fut.done() or fut.cancelled():
+                continue
+            if fut.exception() is not None:
+                continue
+            try:
+                idx, values, _ = fut.result()
+                store_block(tuple(idx), values)
+            except BaseException:  # the first error is the one to report
+                break
+        raise
+    return info
 
 
 def _run_local(
