@@ -15,17 +15,7 @@ pytest.importorskip("zarr")
 
 import lossmap.nn as lnn  # noqa: E402
 from lossmap.io import GridStore  # noqa: E402
-
-
-def _problem():
-    torch.manual_seed(0)
-    net = torch.nn.Sequential(
-        torch.nn.Linear(5, 8), torch.nn.Tanh(), torch.nn.Linear(8, 3)
-    )
-    gen = torch.Generator().manual_seed(1)
-    x = torch.randn(40, 5, generator=gen)
-    y = torch.randint(0, 3, (40,), generator=gen)
-    return net, (x, y), lnn.random_plane(net, seed=0)
+from tests.nn._small import small_problem as _problem  # noqa: E402
 
 
 def test_resume_says_what_is_saved_and_warns_of_damage(tmp_path, capsys):
