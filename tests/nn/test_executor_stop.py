@@ -21,7 +21,6 @@ pytest.importorskip("zarr")
 
 import lossmap.nn as lnn  # noqa: E402
 from lossmap.io import GridStore  # noqa: E402
-from tests.nn._small import small_problem as _problem  # noqa: E402
 
 
 class _FailingPool(Executor):
@@ -50,8 +49,8 @@ class _FailingPool(Executor):
         self.inner.shutdown(wait=wait, **kwargs)
 
 
-def test_failed_chunk_cancels_queued_chunks_and_keeps_finished(tmp_path):
-    net, data, dirs = _problem()
+def test_failed_chunk_cancels_queued_chunks_and_keeps_finished(tmp_path, small_problem):
+    net, data, dirs = small_problem
     loss = torch.nn.functional.cross_entropy
     path = tmp_path / "p.zarr"
     kw = dict(span=0.5, steps=9, chunk=3)  # 9 chunks

@@ -15,11 +15,10 @@ pytest.importorskip("zarr")
 
 import lossmap.nn as lnn  # noqa: E402
 from lossmap.io import GridStore  # noqa: E402
-from tests.nn._small import small_problem as _problem  # noqa: E402
 
 
-def test_resume_says_what_is_saved_and_warns_of_damage(tmp_path, capsys):
-    net, data, dirs = _problem()
+def test_resume_says_what_is_saved_and_warns_of_damage(tmp_path, capsys, small_problem):
+    net, data, dirs = small_problem
     loss = torch.nn.functional.cross_entropy
     path = tmp_path / "p.zarr"
     kw = dict(span=0.5, steps=9, chunk=3, metrics="accuracy")  # 9 chunks of 9
@@ -48,8 +47,8 @@ def test_resume_says_what_is_saved_and_warns_of_damage(tmp_path, capsys):
     assert "holds all 81 points already; nothing to compute" in capsys.readouterr().err
 
 
-def test_fresh_store_and_no_progress_say_nothing(tmp_path, capsys):
-    net, data, dirs = _problem()
+def test_fresh_store_and_no_progress_say_nothing(tmp_path, capsys, small_problem):
+    net, data, dirs = small_problem
     loss = torch.nn.functional.cross_entropy
     kw = dict(span=0.5, steps=9, chunk=3)
     lnn.plane(net, loss, data, dirs, store=tmp_path / "a.zarr", **kw)
