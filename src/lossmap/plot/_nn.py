@@ -43,6 +43,17 @@ CENTER_STYLE = {
 }
 LOSS_COLOR = "#1d3557"
 METRIC_COLOR = "#e76f51"
+#: A training path over a plane, and its first snapshot.
+PATH_COLOR = "#f1faee"
+START_STYLE = {
+    "marker": "o",
+    "s": 70,
+    "c": "white",
+    "edgecolors": "black",
+    "linewidths": 1.2,
+    "zorder": 8,
+    "label": "first snapshot",
+}
 _NORM_WORDS = {
     "filter": "filter-normalised",
     "layer": "layer-normalised",
@@ -123,10 +134,14 @@ def _stored_path(surface: Surface) -> np.ndarray | None:
     return coords if coords.ndim == 2 and coords.shape[1] == 2 else None
 
 
+def _halo() -> list[Any]:
+    from matplotlib import patheffects
+
+    return [patheffects.withStroke(linewidth=3.2, foreground="black", alpha=0.7)]
+
+
 def _draw_path(ax: Any, coords: np.ndarray) -> Any:
     """The path as a haloed line with a dot per snapshot; the first one white."""
-    from lossmap.plot._nn_path import PATH_COLOR, START_STYLE, _halo
-
     (line,) = ax.plot(
         coords[:, 0],
         coords[:, 1],

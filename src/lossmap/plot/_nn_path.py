@@ -16,21 +16,18 @@ import numpy as np
 
 from lossmap.plot import require_matplotlib
 from lossmap.plot._landscape import LandscapeDisplay, check_field, set_labels
-from lossmap.plot._nn import CENTER_STYLE, LOSS_COLOR, METRIC_COLOR, axis_label
+from lossmap.plot._nn import (
+    CENTER_STYLE,
+    LOSS_COLOR,
+    METRIC_COLOR,
+    PATH_COLOR,
+    START_STYLE,
+    _halo,
+    axis_label,
+)
 from lossmap.surface import Surface
 
 __all__ = ["TrajectoryDisplay"]
-
-PATH_COLOR = "#f1faee"
-START_STYLE = {
-    "marker": "o",
-    "s": 70,
-    "c": "white",
-    "edgecolors": "black",
-    "linewidths": 1.2,
-    "zorder": 8,
-    "label": "first snapshot",
-}
 
 
 class TrajectoryDisplay:
@@ -226,9 +223,3 @@ def _sparse_minor(value: float, _pos: Any) -> str:
         return ""
     mantissa = value / 10 ** np.floor(np.log10(value) + 1e-9)
     return f"{value:g}" if round(mantissa) in (2, 5) else ""
-
-
-def _halo() -> list[Any]:
-    from matplotlib import patheffects
-
-    return [patheffects.withStroke(linewidth=3.2, foreground="black", alpha=0.7)]
