@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from lossmap._validation import check_float
-from lossmap.plot import require_matplotlib
+from lossmap.plot import _style, require_matplotlib
 from lossmap.plot._landscape import (
     LandscapeDisplay,
     check_field,
@@ -45,15 +45,7 @@ LOSS_COLOR = "#1d3557"
 METRIC_COLOR = "#e76f51"
 #: A training path over a plane, and its first snapshot.
 PATH_COLOR = "#f1faee"
-START_STYLE = {
-    "marker": "o",
-    "s": 70,
-    "c": "white",
-    "edgecolors": "black",
-    "linewidths": 1.2,
-    "zorder": 8,
-    "label": "first snapshot",
-}
+START_STYLE = {**_style.START_STYLE, "zorder": 8, "label": "first snapshot"}
 _NORM_WORDS = {
     "filter": "filter-normalised",
     "layer": "layer-normalised",
