@@ -541,7 +541,14 @@ class GridStore:
 
     def todo(self) -> list[tuple[int, ...]]:
         """Chunks a computation must (re)compute: missing or damaged, in C order."""
-        return sorted(set(self.missing()) | set(self.damaged()))
+        return self.plan()[0]
+
+    def plan(self) -> tuple[list[tuple[int, ...]], list[ChunkProblem]]:
+        """:meth:`todo` and the :meth:`verify` problems behind it, from one
+        check pass (a resuming run reports the damage it recomputes)."""
+        problems = self.verify()
+        todo = sorted(set(self.missing()) | {p.chunk for p in problems})
+        return todo, problems
 
     def forget(self, chunks: Iterable[Sequence[int]]) -> None:
         """Delete chunks (record first, then each field's file): now missing."""

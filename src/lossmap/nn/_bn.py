@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import torch
@@ -134,3 +134,31 @@ def statistics_pass(model: nn.Module) -> Iterator[None]:
 
 def has_batchnorm(model: nn.Module) -> bool:
     return bool(bn_modules(model))
+
+
+@contextlib.contextmanager
+def buffers_swapped(
+    model: nn.Module, buffers: Mapping[str, torch.Tensor]
+) -> Iterator[nn.Module]:
+    """A module that reads ``buffers`` in place of ``model``'s own.
+
+    A working copy (new module objects over the same tensors) gets the
+    snapshot's buffer tensors registered in place of the model's; the user's
+    module and its tensors are never written. Only when the model cannot be
+    copied are its buffer slots swapped, and restored on exit.
+    """
+    work = working_copy(model)
+    swapped: list[tuple[Any, str, Any]] = []
+    try:
+        for name, value in buffers.items():
+            owner_name, _, leaf = name.rpartition(".")
+            owner = work.get_submodule(owner_name)
+            old = owner._buffers[leaf]
+            swapped.append((owner, leaf, old))
+            like = old if old is not None else value
+            owner._buffers[leaf] = value.to(device=like.device, dtype=like.dtype)
+        yield work
+    finally:
+        if work is model:
+            for owner, leaf, old in reversed(swapped):
+                owner._buffers[leaf] = old

@@ -79,9 +79,8 @@ def run_grid(
             metadata=meta,
             overwrite=options.overwrite,
         )
-        missing = [tuple(i) for i in grid_store.missing()]
-        problems = grid_store.verify()  # damaged chunks
-        todo = sorted(set(missing) | {p.chunk for p in problems})
+        todo, problems = grid_store.plan()  # missing or damaged
+        todo = [tuple(i) for i in todo]
         slices = grid_store.chunk_slices
         _say_resuming(store, kind, shape, todo, problems, slices, enabled=progress)
 

@@ -39,6 +39,7 @@ import torch
 from torch import nn
 
 from lossmap._validation import check_choice, check_float, check_int
+from lossmap.nn import _bn
 from lossmap.nn.trajectory import Recorder, Recording
 
 __all__ = ["METHODS", "Embedding", "embed"]
@@ -466,7 +467,6 @@ def _evaluate(
     kwargs: dict[str, Any],
 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     from lossmap.nn.evaluate import evaluate_params
-    from lossmap.nn.projection import _buffers_swapped
 
     own = dict(model.named_parameters())
     if [(n, tuple(own[n].shape)) for n in own] != list(layout):
@@ -492,7 +492,7 @@ def _evaluate(
             and isinstance(b, torch.Tensor)
             and tuple(b.shape) == tuple(known[n].shape)
         }
-        with _buffers_swapped(model, mine) as work:
+        with _bn.buffers_swapped(model, mine) as work:
             out = evaluate_params(
                 work, loss_fn, data, params, metrics=metrics, **kwargs
             )

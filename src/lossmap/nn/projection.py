@@ -19,9 +19,8 @@ recording has them.
 
 from __future__ import annotations
 
-import contextlib
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -173,34 +172,6 @@ def surface_at(surface: Surface, coords: Any, *, field: str = "loss") -> np.ndar
 PROJECT_BN = ("own", "eval", "batch", "recompute")
 
 
-@contextlib.contextmanager
-def _buffers_swapped(
-    model: nn.Module, buffers: Mapping[str, torch.Tensor]
-) -> Iterator[nn.Module]:
-    """A module that reads ``buffers`` in place of ``model``'s own.
-
-    A working copy (new module objects over the same tensors) gets the
-    snapshot's buffer tensors registered in place of the model's; the user's
-    module and its tensors are never written. Only when the model cannot be
-    copied are its buffer slots swapped, and restored on exit.
-    """
-    work = _bn.working_copy(model)
-    swapped: list[tuple[Any, str, Any]] = []
-    try:
-        for name, value in buffers.items():
-            owner_name, _, leaf = name.rpartition(".")
-            owner = work.get_submodule(owner_name)
-            old = owner._buffers[leaf]
-            swapped.append((owner, leaf, old))
-            like = old if old is not None else value
-            owner._buffers[leaf] = value.to(device=like.device, dtype=like.dtype)
-        yield work
-    finally:
-        if work is model:
-            for owner, leaf, old in reversed(swapped):
-                owner._buffers[leaf] = old
-
-
 def _true_values(
     rec: Recording,
     model: nn.Module,
@@ -228,7 +199,7 @@ def _true_values(
             for n, t in rec.params(i).items()
         }
         own = rec.buffers_at(i) if bn == "own" else {}
-        with _buffers_swapped(model, own) as work:
+        with _bn.buffers_swapped(model, own) as work:
             value = evaluate_params(work, loss_fn, data, snap, **kwargs)
         if isinstance(value, Mapping):
             losses.append(float(value["loss"]))
